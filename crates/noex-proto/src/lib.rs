@@ -1,0 +1,2 @@
+//! Sans-IO protocol core for noex-server.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! An embedded noex-server for tests.
+#![forbid(unsafe_code)]

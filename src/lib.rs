@@ -1,0 +1,2 @@
+//! Runnable examples for noex-rs live in `examples/`.
+#![forbid(unsafe_code)]
