@@ -1,0 +1,39 @@
+//! Numbers a caller can read to see what the core has done.
+
+/// Running totals since the core was made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counters {
+    /// Text frames received.
+    pub frames_in: u64,
+    /// Frames handed out to send (requests, pongs).
+    pub frames_out: u64,
+    /// Requests answered with a result.
+    pub requests_ok: u64,
+    /// Requests answered with a server error.
+    pub requests_server_error: u64,
+    /// Requests that reached their deadline.
+    pub requests_timed_out: u64,
+    /// Requests failed by a lost (or absent) connection.
+    pub requests_disconnected: u64,
+    /// Requests failed because the client was closed.
+    pub requests_closed: u64,
+    /// Requests withdrawn by the caller.
+    pub requests_cancelled: u64,
+    /// Retry-safe reads sent again after a reconnect.
+    pub requests_resent: u64,
+    /// Pushes delivered to a subscription.
+    pub pushes_delivered: u64,
+    /// Pushes held because their subscription's answer was still in flight.
+    pub pushes_held: u64,
+    /// Pushes that could not be delivered (unknown, unsubscribed or superseded).
+    pub pushes_dropped: u64,
+    /// Answers for requests that had already ended (timed out or cancelled).
+    pub late_answers: u64,
+    /// Connections that reached the connected state after the first one.
+    pub reconnects: u64,
+    /// Frames that could not be understood.
+    pub protocol_errors: u64,
+    /// Pings answered.
+    pub pings: u64,
+}

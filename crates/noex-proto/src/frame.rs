@@ -1,0 +1,316 @@
+//! The wire format: decoding server frames and encoding client frames.
+//!
+//! One WebSocket text frame holds one JSON object. Requests carry their payload fields at
+//! the top level beside `id` and `type`. Server frames are told apart by `type`; unknown
+//! fields are ignored, and anything that cannot be understood becomes a [`FrameError`]
+//! rather than a panic.
+
+use crate::error_code::ErrorCode;
+use crate::payload::Payload;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::time::Duration;
+
+/// The server's `welcome` frame: the first frame of every connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WelcomeInfo {
+    /// Protocol version, e.g. `"1.0.0"`.
+    pub version: String,
+    /// The server's clock at connection time, in milliseconds since the Unix epoch.
+    pub server_time: Option<i64>,
+    /// Whether requests need a login first.
+    pub requires_auth: bool,
+}
+
+/// An `error` answer from the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerError {
+    /// The error code.
+    pub code: ErrorCode,
+    /// The server's message.
+    pub message: String,
+    /// Structured details, when the server sent them (validation issues, `retryAfterMs`).
+    pub details: Option<Payload>,
+}
+
+impl ServerError {
+    /// For `RATE_LIMITED`: how long the server asks the client to wait.
+    pub fn retry_after(&self) -> Option<Duration> {
+        #[derive(Deserialize)]
+        struct Details {
+            #[serde(rename = "retryAfterMs")]
+            retry_after_ms: f64,
+        }
+        let details: Details = self.details.as_ref()?.deserialize().ok()?;
+        (details.retry_after_ms.is_finite() && details.retry_after_ms >= 0.0)
+            .then(|| Duration::from_secs_f64(details.retry_after_ms / 1000.0))
+    }
+}
+
+/// Which stream a `push` belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushChannel {
+    /// A store query result (`store.subscribe`).
+    Subscription,
+    /// A rules event (`rules.subscribe`).
+    Event,
+    /// A channel this crate does not know.
+    Other(String),
+}
+
+/// A `system` notice from the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SystemEvent {
+    /// The server is shutting down; connections close after the grace period.
+    Shutdown {
+        /// The grace period the server announced.
+        grace_period: Option<Duration>,
+    },
+    /// The session was revoked; the server closes with 4002 next.
+    SessionRevoked {
+        /// Why, as the server says.
+        reason: Option<String>,
+    },
+    /// An event this crate does not know.
+    Other {
+        /// The `event` field.
+        event: String,
+    },
+}
+
+/// A decoded server frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerFrame {
+    /// `welcome`.
+    Welcome(WelcomeInfo),
+    /// `result`: success for request `id`.
+    Result {
+        /// The request id.
+        id: u64,
+        /// The answer (`null` when absent).
+        data: Payload,
+    },
+    /// `error`: failure for request `id` (`0` when the server could not read a request).
+    Error {
+        /// The request id, `0` when none.
+        id: u64,
+        /// What went wrong.
+        error: ServerError,
+    },
+    /// `push`: a subscription update.
+    Push {
+        /// The channel.
+        channel: PushChannel,
+        /// The server's subscription id (`sub-N`).
+        subscription_id: String,
+        /// The pushed data.
+        data: Payload,
+    },
+    /// `ping`: must be answered with a `pong` echoing `timestamp`.
+    Ping {
+        /// The ping's timestamp, verbatim.
+        timestamp: Payload,
+    },
+    /// `system`.
+    System(SystemEvent),
+}
+
+/// Why a frame from the server could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// Not valid JSON, or not a JSON object.
+    #[error("frame is not a JSON object: {0}")]
+    NotJson(String),
+    /// No string `type` field.
+    #[error("frame has no \"type\"")]
+    MissingType,
+    /// A `type` this crate does not know.
+    #[error("unknown frame type {0:?}")]
+    UnknownType(String),
+    /// A field is missing or has the wrong type.
+    #[error("frame of type {kind:?}: field {field:?} is missing or invalid")]
+    BadField {
+        /// The frame's type.
+        kind: &'static str,
+        /// The field.
+        field: &'static str,
+    },
+    /// A binary frame, which the protocol does not use.
+    #[error("binary frame ({0} bytes); the protocol uses text frames only")]
+    Binary(usize),
+}
+
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    code: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    details: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    channel: Option<&'a RawValue>,
+    #[serde(rename = "subscriptionId", borrow, default)]
+    subscription_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    version: Option<&'a RawValue>,
+    #[serde(rename = "serverTime", borrow, default)]
+    server_time: Option<&'a RawValue>,
+    #[serde(rename = "requiresAuth", borrow, default)]
+    requires_auth: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    event: Option<&'a RawValue>,
+    #[serde(rename = "gracePeriodMs", borrow, default)]
+    grace_period_ms: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    reason: Option<&'a RawValue>,
+}
+
+fn field<'a, T: Deserialize<'a>>(
+    raw: Option<&'a RawValue>,
+    kind: &'static str,
+    name: &'static str,
+) -> Result<T, FrameError> {
+    let raw = raw.ok_or(FrameError::BadField { kind, field: name })?;
+    serde_json::from_str(raw.get()).map_err(|_| FrameError::BadField { kind, field: name })
+}
+
+fn optional<'a, T: Deserialize<'a>>(raw: Option<&'a RawValue>) -> Option<T> {
+    raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
+}
+
+fn string(
+    raw: Option<&RawValue>,
+    kind: &'static str,
+    name: &'static str,
+) -> Result<String, FrameError> {
+    field::<Cow<'_, str>>(raw, kind, name).map(Cow::into_owned)
+}
+
+fn request_id(raw: Option<&RawValue>, kind: &'static str) -> Result<u64, FrameError> {
+    field::<u64>(raw, kind, "id")
+}
+
+fn millis(raw: Option<&RawValue>) -> Option<Duration> {
+    let ms: f64 = optional(raw)?;
+    (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
+}
+
+/// Decodes one text frame from the server.
+///
+/// ```
+/// use noex_proto::frame::{decode, ServerFrame};
+/// let frame = decode(r#"{"id":4,"type":"result","data":{"name":"Alice"},"extra":1}"#).unwrap();
+/// match frame {
+///     ServerFrame::Result { id, data } => {
+///         assert_eq!(id, 4);
+///         assert_eq!(data.json(), r#"{"name":"Alice"}"#);
+///     }
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// assert!(decode("{not json").is_err());
+/// ```
+pub fn decode(text: &str) -> Result<ServerFrame, FrameError> {
+    let wire: Wire<'_> =
+        serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
+    let kind = wire.kind.as_deref().ok_or(FrameError::MissingType)?;
+    match kind {
+        "result" => Ok(ServerFrame::Result {
+            id: request_id(wire.id, "result")?,
+            data: Payload::from_raw(wire.data),
+        }),
+        "push" => {
+            let channel = match string(wire.channel, "push", "channel")?.as_str() {
+                "subscription" => PushChannel::Subscription,
+                "event" => PushChannel::Event,
+                other => PushChannel::Other(other.to_owned()),
+            };
+            Ok(ServerFrame::Push {
+                channel,
+                subscription_id: string(wire.subscription_id, "push", "subscriptionId")?,
+                data: Payload::from_raw(wire.data),
+            })
+        }
+        "error" => {
+            let code: Cow<'_, str> = field(wire.code, "error", "code")?;
+            Ok(ServerFrame::Error {
+                id: optional::<u64>(wire.id).unwrap_or(0),
+                error: ServerError {
+                    code: ErrorCode::parse(&code),
+                    message: optional::<String>(wire.message).unwrap_or_default(),
+                    details: wire
+                        .details
+                        .filter(|d| d.get() != "null")
+                        .map(|d| Payload::from_raw(Some(d))),
+                },
+            })
+        }
+        "ping" => {
+            let timestamp = wire.timestamp.ok_or(FrameError::BadField {
+                kind: "ping",
+                field: "timestamp",
+            })?;
+            Ok(ServerFrame::Ping {
+                timestamp: Payload::from_raw(Some(timestamp)),
+            })
+        }
+        "welcome" => Ok(ServerFrame::Welcome(WelcomeInfo {
+            version: optional::<String>(wire.version).unwrap_or_default(),
+            server_time: optional::<f64>(wire.server_time).map(|t| t as i64),
+            requires_auth: optional::<bool>(wire.requires_auth).unwrap_or(false),
+        })),
+        "system" => {
+            let event = string(wire.event, "system", "event")?;
+            Ok(ServerFrame::System(match event.as_str() {
+                "shutdown" => SystemEvent::Shutdown {
+                    grace_period: millis(wire.grace_period_ms),
+                },
+                "session_revoked" => SystemEvent::SessionRevoked {
+                    reason: optional(wire.reason),
+                },
+                _ => SystemEvent::Other { event },
+            }))
+        }
+        other => Err(FrameError::UnknownType(other.to_owned())),
+    }
+}
+
+/// Encodes a request: `{"id":N,"type":"…",<fields>}`.
+///
+/// `fields` is the payload's members already encoded as JSON without the surrounding
+/// braces (see [`crate::ops::Operation`]), so encoding is a concatenation.
+pub fn encode_request(id: u64, kind: &str, fields: &str) -> String {
+    let mut out = String::with_capacity(24 + kind.len() + fields.len());
+    out.push_str("{\"id\":");
+    out.push_str(&id.to_string());
+    out.push_str(",\"type\":\"");
+    out.push_str(kind);
+    out.push('"');
+    if !fields.is_empty() {
+        out.push(',');
+        out.push_str(fields);
+    }
+    out.push('}');
+    out
+}
+
+/// Encodes the answer to a ping, echoing its timestamp verbatim.
+///
+/// ```
+/// use noex_proto::{frame::encode_pong, Payload};
+/// let ts = Payload::from_json("1795739065397").unwrap();
+/// assert_eq!(encode_pong(&ts), r#"{"type":"pong","timestamp":1795739065397}"#);
+/// ```
+pub fn encode_pong(timestamp: &Payload) -> String {
+    format!("{{\"type\":\"pong\",\"timestamp\":{}}}", timestamp.json())
+}
