@@ -62,6 +62,7 @@ pub use crate::event::{
 pub use crate::frame::{
     FrameError, PushChannel, ServerError, ServerFrame, SystemEvent, WelcomeInfo,
 };
+pub use crate::ops::{OpKind, Operation};
 pub use crate::payload::Payload;
 pub use crate::secret::Secret;
 pub use crate::subscription::SubscriptionSpec;

@@ -1,0 +1,74 @@
+//! Token authentication (`auth.*`).
+
+use crate::client::Client;
+use crate::error::Result;
+use noex_proto::{ops, RequestOptions, Secret};
+use serde::Deserialize;
+
+/// The auth domain: `client.auth()`.
+#[derive(Debug, Clone)]
+pub struct AuthApi {
+    client: Client,
+}
+
+/// The session a login established.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSession {
+    /// The user.
+    pub user_id: String,
+    /// Their roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// When the session ends, ms since the epoch; `None` = never.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
+/// Who the connection is logged in as.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WhoAmI {
+    /// Whether logged in.
+    pub authenticated: bool,
+    /// The user, when logged in.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// Their roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// When the session ends.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
+impl AuthApi {
+    pub(crate) fn new(client: Client) -> AuthApi {
+        AuthApi { client }
+    }
+
+    /// Logs in with a token. The client remembers it and presents it again after a
+    /// reconnect.
+    pub async fn login(&self, token: impl Into<String>) -> Result<AuthSession> {
+        let token = Secret::new(token);
+        self.client
+            .call(ops::auth::login(&token), RequestOptions::default())
+            .await
+    }
+
+    /// Logs out (and forgets the remembered token).
+    pub async fn logout(&self) -> Result<()> {
+        let _: serde_json::Value = self
+            .client
+            .call(ops::auth::logout(), RequestOptions::default())
+            .await?;
+        Ok(())
+    }
+
+    /// Who the connection is logged in as.
+    pub async fn whoami(&self) -> Result<WhoAmI> {
+        self.client
+            .call(ops::auth::whoami(), RequestOptions::default())
+            .await
+    }
+}

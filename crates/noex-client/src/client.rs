@@ -1,0 +1,343 @@
+//! The client handle.
+
+use crate::driver::{Command, Driver, SubItem};
+use crate::error::{Error, Result};
+use crate::options::ClientOptions;
+use crate::runtime::Backend;
+use crate::shared::{ListenerGuard, Shared};
+use crate::slot::{slot, BufferPolicy, SlotReceiver, Taken};
+use futures::channel::{mpsc, oneshot};
+use futures::{FutureExt, Stream};
+use noex_proto::{
+    ConnectionState, Counters, Delivery, LifecycleEvent, Operation, Payload, RequestOptions,
+    SubscriptionId, SubscriptionSpec, WelcomeInfo,
+};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+/// A noex-server client. Cheap to clone (`Arc` inside), `Send + Sync`.
+///
+/// Dropping the last handle closes the connection cleanly. Subscriptions end with the
+/// client.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    shared: Arc<Shared>,
+    session: Mutex<Option<Session>>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Session {
+    pub(crate) commands: mpsc::UnboundedSender<Command>,
+    pub(crate) options: Arc<ClientOptions>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(session) = lock(&self.session).take() {
+            let _ = session
+                .commands
+                .unbounded_send(Command::Close { ack: None });
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+fn closed() -> Error {
+    Error::Closed {
+        delivery: Delivery::NotSent,
+    }
+}
+
+impl Client {
+    /// A client that is not connected yet; see [`Client::connect`].
+    pub fn new(backend: impl Into<Backend>) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                backend: backend.into(),
+                shared: Shared::new(),
+                session: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Connects (and logs in, when the options say so). Resolves with the server's
+    /// `welcome` once connected; fails when the first connection cannot be made (unless
+    /// [`ClientOptions::retry_initial_connect`]). A previous connection of this client is
+    /// closed first.
+    pub async fn connect(&self, url: &str, options: ClientOptions) -> Result<WelcomeInfo> {
+        self.disconnect().await;
+        let seed = options.seed.unwrap_or_else(seed_from_address);
+        let core = noex_proto::ClientCore::new(options.core_config(url), seed);
+        let (commands_tx, commands_rx) = mpsc::unbounded();
+        let (welcome_tx, welcome_rx) = oneshot::channel();
+        let driver = Driver::new(
+            core,
+            self.inner.backend.clone(),
+            options.tls.clone(),
+            self.inner.shared.clone(),
+            commands_rx,
+            welcome_tx,
+        );
+        *lock(&self.inner.session) = Some(Session {
+            commands: commands_tx,
+            options: Arc::new(options),
+        });
+        self.inner.backend.runtime.spawn(driver.run().boxed());
+        welcome_rx.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// Closes the connection on purpose: pending requests fail with [`Error::Closed`],
+    /// subscriptions end, no reconnect. Completes when the driver has stopped.
+    pub async fn disconnect(&self) {
+        let session = lock(&self.inner.session).take();
+        if let Some(session) = session {
+            let (ack, done) = oneshot::channel();
+            if session
+                .commands
+                .unbounded_send(Command::Close { ack: Some(ack) })
+                .is_ok()
+            {
+                let _ = done.await;
+            }
+        }
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> ConnectionState {
+        self.inner.shared.state()
+    }
+
+    /// Whether connected (logged in, subscriptions in place).
+    pub fn is_connected(&self) -> bool {
+        self.state() == ConnectionState::Connected
+    }
+
+    /// Calls `callback` for every lifecycle event until the guard is dropped. The callback
+    /// runs on the driver task: keep it short and never block in it.
+    pub fn on(&self, callback: impl Fn(&LifecycleEvent) + Send + Sync + 'static) -> ListenerGuard {
+        self.inner.shared.add_callback(Arc::new(callback))
+    }
+
+    /// Lifecycle events as a stream. An unread stream keeps at most
+    /// [`ClientOptions::event_buffer`] events (the oldest are dropped beyond that).
+    pub fn events(&self) -> EventStream {
+        let capacity = self
+            .session()
+            .map(|s| s.options.event_buffer)
+            .unwrap_or(1024);
+        EventStream {
+            rx: self.inner.shared.add_stream(capacity),
+        }
+    }
+
+    /// Running totals of the protocol core (frames, requests by outcome, pushes, reconnects).
+    pub async fn counters(&self) -> Result<Counters> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Counters { reply })?;
+        answer.await.map_err(|_| closed())
+    }
+
+    /// Sends any operation of the catalogue and returns the raw answer. The typed handles
+    /// ([`Client::store`], …) are built on this.
+    pub async fn request(&self, op: Operation) -> Result<Payload> {
+        self.request_with(op, RequestOptions::default()).await
+    }
+
+    /// [`Client::request`] with per-request options (deadline, retry-safe).
+    pub async fn request_with(&self, op: Operation, options: RequestOptions) -> Result<Payload> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Request { op, options, reply })?;
+        answer.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// Sends a request and deserializes its answer.
+    pub(crate) async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        op: Operation,
+        options: RequestOptions,
+    ) -> Result<T> {
+        let payload = self.request_with(op, options).await?;
+        payload
+            .deserialize()
+            .map_err(|e| Error::Serde(format!("{e} in answer {}", truncate(payload.json()))))
+    }
+
+    pub(crate) async fn subscribe_raw(
+        &self,
+        spec: SubscriptionSpec,
+        policy: BufferPolicy,
+    ) -> Result<RawSubscription> {
+        let (sink, rx) = slot(policy);
+        let (reply, answer) = oneshot::channel();
+        let session = self.session().ok_or_else(closed)?;
+        session
+            .commands
+            .unbounded_send(Command::Subscribe { spec, sink, reply })
+            .map_err(|_| closed())?;
+        let id = answer.await.unwrap_or_else(|_| Err(closed()))?;
+        Ok(RawSubscription {
+            id,
+            rx,
+            commands: Some(session.commands),
+        })
+    }
+
+    pub(crate) async fn unsubscribe_id(&self, id: SubscriptionId) -> Result<()> {
+        let (ack, done) = oneshot::channel();
+        self.send(Command::Unsubscribe { id, ack: Some(ack) })?;
+        done.await.map_err(|_| closed())
+    }
+
+    /// The store: buckets, queries, subscriptions, transactions, schema.
+    pub fn store(&self) -> crate::api::store::Store {
+        crate::api::store::Store::new(self.clone())
+    }
+    /// The rules engine: events, facts, rule subscriptions, rule administration.
+    pub fn rules(&self) -> crate::api::rules::Rules {
+        crate::api::rules::Rules::new(self.clone())
+    }
+    /// Token authentication.
+    pub fn auth(&self) -> crate::api::auth::AuthApi {
+        crate::api::auth::AuthApi::new(self.clone())
+    }
+    /// Built-in identity: sessions, users, roles, ACL, ownership.
+    pub fn identity(&self) -> crate::api::identity::Identity {
+        crate::api::identity::Identity::new(self.clone())
+    }
+    /// The audit log.
+    pub fn audit(&self) -> crate::api::audit::Audit {
+        crate::api::audit::Audit::new(self.clone())
+    }
+    /// Server-side procedures.
+    pub fn procedures(&self) -> crate::api::procedures::Procedures {
+        crate::api::procedures::Procedures::new(self.clone())
+    }
+    /// Server introspection.
+    pub fn server(&self) -> crate::api::server::ServerApi {
+        crate::api::server::ServerApi::new(self.clone())
+    }
+
+    pub(crate) fn options(&self) -> Option<Arc<ClientOptions>> {
+        self.session().map(|s| s.options)
+    }
+
+    pub(crate) fn spawn(&self, task: futures::future::BoxFuture<'static, ()>) {
+        self.inner.backend.runtime.spawn(task);
+    }
+
+    fn session(&self) -> Option<Session> {
+        lock(&self.inner.session).clone()
+    }
+
+    fn send(&self, command: Command) -> Result<()> {
+        let session = self.session().ok_or(Error::Disconnected {
+            delivery: Delivery::NotSent,
+        })?;
+        session
+            .commands
+            .unbounded_send(command)
+            .map_err(|_| closed())
+    }
+}
+
+fn truncate(text: &str) -> &str {
+    let mut end = text.len().min(200);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// A per-client seed for the reconnect jitter, so that many clients restarted together do
+/// not reconnect in lockstep. Derived from a fresh allocation's address and the clock; it
+/// needs to differ between clients, not to be unpredictable.
+fn seed_from_address() -> u64 {
+    let marker = Box::new(0u8);
+    let address = &*marker as *const u8 as usize as u64;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    address.rotate_left(17) ^ nanos
+}
+
+/// Lifecycle events as a stream; see [`Client::events`].
+pub struct EventStream {
+    rx: SlotReceiver<LifecycleEvent>,
+}
+
+impl Stream for EventStream {
+    type Item = LifecycleEvent;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            return match self.rx.poll_take(cx) {
+                Poll::Ready(Taken::Item(event)) => Poll::Ready(Some(event)),
+                Poll::Ready(Taken::Lagged(_)) => continue,
+                Poll::Ready(Taken::Ended) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+    }
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventStream")
+    }
+}
+
+/// A subscription's untyped core: its handle, its buffer, and the way to end it.
+pub(crate) struct RawSubscription {
+    pub(crate) id: SubscriptionId,
+    pub(crate) rx: SlotReceiver<SubItem>,
+    commands: Option<mpsc::UnboundedSender<Command>>,
+}
+
+impl RawSubscription {
+    pub(crate) async fn unsubscribe(mut self) {
+        if let Some(commands) = self.commands.take() {
+            let (ack, done) = oneshot::channel();
+            if commands
+                .unbounded_send(Command::Unsubscribe {
+                    id: self.id,
+                    ack: Some(ack),
+                })
+                .is_ok()
+            {
+                let _ = done.await;
+            }
+        }
+    }
+
+    pub(crate) fn buffered(&self) -> usize {
+        self.rx.buffered()
+    }
+}
+
+impl Drop for RawSubscription {
+    fn drop(&mut self) {
+        if let Some(commands) = self.commands.take() {
+            let _ = commands.unbounded_send(Command::Unsubscribe {
+                id: self.id,
+                ack: None,
+            });
+        }
+    }
+}

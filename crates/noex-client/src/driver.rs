@@ -1,0 +1,548 @@
+//! The driver: one task per connected client that owns the protocol core and moves frames
+//! between it, the transport and the API handles. Written once, against `futures`.
+
+use crate::error::{Error, Result};
+use crate::runtime::{
+    Backend, FrameSink, FrameStream, Incoming, Outgoing, TlsOptions, TransportError,
+};
+use crate::shared::Shared;
+use crate::slot::SlotSender;
+use futures::channel::{mpsc, oneshot};
+use futures::future::{AbortHandle, Abortable, BoxFuture};
+use futures::{FutureExt, SinkExt, StreamExt};
+use noex_proto::{
+    ClientCore, ConnectionId, ConnectionState, Counters, Delivery, DisconnectReason, Event, Input,
+    LifecycleEvent, Operation, Output, Payload, RequestId, RequestOptions, SubscriptionEvent,
+    SubscriptionId, SubscriptionSpec, WelcomeInfo,
+};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+use tracing::{debug, trace};
+
+/// What a subscription's stream receives.
+#[derive(Debug)]
+pub(crate) enum SubItem {
+    Data(Payload),
+    Failed(Error),
+}
+
+/// Requests from the API handles to the driver.
+pub(crate) enum Command {
+    Request {
+        op: Operation,
+        options: RequestOptions,
+        reply: oneshot::Sender<Result<Payload>>,
+    },
+    Subscribe {
+        spec: SubscriptionSpec,
+        sink: SlotSender<SubItem>,
+        reply: oneshot::Sender<Result<SubscriptionId>>,
+    },
+    Unsubscribe {
+        id: SubscriptionId,
+        ack: Option<oneshot::Sender<()>>,
+    },
+    Counters {
+        reply: oneshot::Sender<Counters>,
+    },
+    Close {
+        ack: Option<oneshot::Sender<()>>,
+    },
+}
+
+/// What the transport tasks report.
+enum Net {
+    Opened {
+        connection: ConnectionId,
+        result: std::result::Result<(FrameSink, FrameStream), TransportError>,
+    },
+    Frame {
+        connection: ConnectionId,
+        frame: Incoming,
+    },
+}
+
+/// One open (or opening) transport connection.
+struct Link {
+    id: ConnectionId,
+    writer: Option<mpsc::UnboundedSender<(u64, Outgoing)>>,
+    written: Arc<AtomicU64>,
+    reported_written: u64,
+    aborts: Vec<AbortHandle>,
+}
+
+struct SubEntry {
+    sink: SlotSender<SubItem>,
+    ready: Option<oneshot::Sender<Result<SubscriptionId>>>,
+}
+
+/// How long a closing connection may take to flush its close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Frames read from the transport that may wait for the driver.
+const NET_BUFFER: usize = 256;
+
+pub(crate) struct Driver {
+    core: ClientCore,
+    backend: Backend,
+    tls: TlsOptions,
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    net_tx: mpsc::Sender<Net>,
+    net_rx: mpsc::Receiver<Net>,
+    link: Option<Link>,
+    replies: HashMap<RequestId, oneshot::Sender<Result<Payload>>>,
+    subs: HashMap<SubscriptionId, SubEntry>,
+    connect_waiter: Option<oneshot::Sender<Result<WelcomeInfo>>>,
+    welcome: Option<WelcomeInfo>,
+    last_disconnect: Option<DisconnectReason>,
+    close_acks: Vec<oneshot::Sender<()>>,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        core: ClientCore,
+        backend: Backend,
+        tls: TlsOptions,
+        shared: Arc<Shared>,
+        commands: mpsc::UnboundedReceiver<Command>,
+        connect_waiter: oneshot::Sender<Result<WelcomeInfo>>,
+    ) -> Driver {
+        let (net_tx, net_rx) = mpsc::channel(NET_BUFFER);
+        Driver {
+            core,
+            backend,
+            tls,
+            shared,
+            commands,
+            net_tx,
+            net_rx,
+            link: None,
+            replies: HashMap::new(),
+            subs: HashMap::new(),
+            connect_waiter: Some(connect_waiter),
+            welcome: None,
+            last_disconnect: None,
+            close_acks: Vec::new(),
+        }
+    }
+
+    /// Runs until the client is closed (explicitly or by dropping every handle).
+    pub(crate) async fn run(mut self) {
+        self.core.connect(Instant::now());
+        self.process_outputs();
+        let mut timer: Option<(Instant, BoxFuture<'static, ()>)> = None;
+        let mut commands_first = true;
+        loop {
+            if self.core.is_closed() {
+                break;
+            }
+            let next = self.core.poll_timeout();
+            if next != timer.as_ref().map(|(at, _)| *at) {
+                timer = next.map(|at| {
+                    let wait = at.saturating_duration_since(Instant::now());
+                    (at, self.backend.runtime.sleep(wait))
+                });
+            }
+            enum Wake {
+                Command(Option<Command>),
+                Net(Net),
+                Timer,
+            }
+            let wake = poll_fn(|cx| {
+                commands_first = !commands_first;
+                if commands_first {
+                    if let Poll::Ready(c) = self.commands.poll_next_unpin(cx) {
+                        return Poll::Ready(Wake::Command(c));
+                    }
+                }
+                if let Poll::Ready(Some(n)) = self.net_rx.poll_next_unpin(cx) {
+                    return Poll::Ready(Wake::Net(n));
+                }
+                if !commands_first {
+                    if let Poll::Ready(c) = self.commands.poll_next_unpin(cx) {
+                        return Poll::Ready(Wake::Command(c));
+                    }
+                }
+                if let Some((_, sleep)) = timer.as_mut() {
+                    if sleep.poll_unpin(cx).is_ready() {
+                        return Poll::Ready(Wake::Timer);
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            self.report_written();
+            let now = Instant::now();
+            match wake {
+                Wake::Command(Some(command)) => self.handle_command(now, command),
+                Wake::Command(None) => self.core.close(now),
+                Wake::Net(net) => self.handle_net(now, net),
+                Wake::Timer => {
+                    timer = None;
+                    self.core.handle_timeout(now);
+                }
+            }
+            self.process_outputs();
+        }
+        self.process_outputs();
+        for ack in self.close_acks.drain(..) {
+            let _ = ack.send(());
+        }
+        debug!("driver stopped");
+    }
+
+    /// Tells the core which frames the writer may have transmitted.
+    fn report_written(&mut self) {
+        if let Some(link) = self.link.as_mut() {
+            let written = link.written.load(Ordering::Acquire);
+            if written > link.reported_written {
+                link.reported_written = written;
+                let id = link.id;
+                self.core
+                    .handle_input(Instant::now(), id, Input::Written { seq: written });
+            }
+        }
+    }
+
+    fn handle_command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Request { op, options, reply } => {
+                match self.core.request_with(now, op, options) {
+                    Ok(id) => {
+                        self.replies.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
+            Command::Subscribe { spec, sink, reply } => match self.core.subscribe(now, spec) {
+                Ok(id) => {
+                    self.subs.insert(
+                        id,
+                        SubEntry {
+                            sink,
+                            ready: Some(reply),
+                        },
+                    );
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
+            Command::Unsubscribe { id, ack } => {
+                self.subs.remove(&id);
+                self.core.unsubscribe(now, id);
+                if let Some(ack) = ack {
+                    let _ = ack.send(());
+                }
+            }
+            Command::Counters { reply } => {
+                let _ = reply.send(self.core.counters().clone());
+            }
+            Command::Close { ack } => {
+                if let Some(ack) = ack {
+                    self.close_acks.push(ack);
+                }
+                self.core.close(now);
+            }
+        }
+    }
+
+    fn handle_net(&mut self, now: Instant, net: Net) {
+        match net {
+            Net::Opened { connection, result } => {
+                let current = self.link.as_ref().is_some_and(|l| l.id == connection);
+                match result {
+                    Ok((sink, stream)) if current => {
+                        self.attach(connection, sink, stream);
+                        self.core.handle_input(now, connection, Input::Opened);
+                    }
+                    Ok(_) => trace!(connection = connection.0, "late connection dropped"),
+                    Err(e) => self.core.handle_input(
+                        now,
+                        connection,
+                        Input::ConnectFailed { reason: &e.0 },
+                    ),
+                }
+            }
+            Net::Frame { connection, frame } => match &frame {
+                Incoming::Text(text) => self.core.handle_input(now, connection, Input::Frame(text)),
+                Incoming::Binary(bytes) => {
+                    self.core
+                        .handle_input(now, connection, Input::Binary(bytes))
+                }
+                Incoming::Closed { code, reason } => {
+                    self.core.handle_input(
+                        now,
+                        connection,
+                        Input::Closed {
+                            code: *code,
+                            reason,
+                        },
+                    );
+                    self.drop_link(connection);
+                }
+            },
+        }
+    }
+
+    /// Starts the reader and writer tasks of a freshly opened connection.
+    fn attach(&mut self, connection: ConnectionId, sink: FrameSink, stream: FrameStream) {
+        let Some(link) = self.link.as_mut().filter(|l| l.id == connection) else {
+            return;
+        };
+        let (writer_tx, writer_rx) = mpsc::unbounded();
+        let (reader_abort, reader_reg) = AbortHandle::new_pair();
+        let (writer_abort, writer_reg) = AbortHandle::new_pair();
+        link.writer = Some(writer_tx);
+        link.aborts.push(reader_abort);
+        link.aborts.push(writer_abort);
+        let written = link.written.clone();
+        let runtime = &self.backend.runtime;
+        runtime.spawn(
+            Abortable::new(
+                read_frames(connection, stream, self.net_tx.clone()),
+                reader_reg,
+            )
+            .map(drop)
+            .boxed(),
+        );
+        runtime.spawn(
+            Abortable::new(write_frames(sink, writer_rx, written), writer_reg)
+                .map(drop)
+                .boxed(),
+        );
+    }
+
+    /// Forgets a connection; its tasks stop (the writer after a grace period to flush a
+    /// close frame).
+    fn drop_link(&mut self, connection: ConnectionId) {
+        if let Some(link) = self.link.take_if(|l| l.id == connection) {
+            let Link { writer, aborts, .. } = link;
+            drop(writer);
+            let sleep = self.backend.runtime.sleep(CLOSE_GRACE);
+            self.backend.runtime.spawn(
+                async move {
+                    sleep.await;
+                    for abort in aborts {
+                        abort.abort();
+                    }
+                }
+                .boxed(),
+            );
+        }
+    }
+
+    fn open(&mut self, connection: ConnectionId, url: String) {
+        if let Some(old) = self.link.as_ref().map(|l| l.id) {
+            self.drop_link(old);
+        }
+        self.link = Some(Link {
+            id: connection,
+            writer: None,
+            written: Arc::new(AtomicU64::new(0)),
+            reported_written: 0,
+            aborts: Vec::new(),
+        });
+        let connect = self.backend.connector.connect(&url, &self.tls);
+        let mut net = self.net_tx.clone();
+        self.backend.runtime.spawn(
+            async move {
+                let result = connect.await;
+                let _ = net.send(Net::Opened { connection, result }).await;
+            }
+            .boxed(),
+        );
+    }
+
+    fn process_outputs(&mut self) {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::Open { connection, url } => self.open(connection, url),
+                Output::Send {
+                    connection,
+                    seq,
+                    text,
+                } => {
+                    if let Some(writer) = self
+                        .link
+                        .as_ref()
+                        .filter(|l| l.id == connection)
+                        .and_then(|l| l.writer.as_ref())
+                    {
+                        let _ = writer.unbounded_send((seq, Outgoing::Text(text)));
+                    }
+                }
+                Output::Close {
+                    connection,
+                    code,
+                    reason,
+                } => {
+                    if let Some(writer) = self
+                        .link
+                        .as_ref()
+                        .filter(|l| l.id == connection)
+                        .and_then(|l| l.writer.as_ref())
+                    {
+                        let _ = writer.unbounded_send((0, Outgoing::Close { code, reason }));
+                    }
+                    self.drop_link(connection);
+                }
+                Output::Event(event) => self.dispatch(event),
+            }
+        }
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        match event {
+            Event::Response { id, result } => {
+                if let Some(reply) = self.replies.remove(&id) {
+                    let _ = reply.send(result.map_err(Error::from));
+                }
+            }
+            Event::Subscription(event) => self.dispatch_subscription(event),
+            Event::Lifecycle(event) => self.dispatch_lifecycle(event),
+        }
+    }
+
+    fn dispatch_subscription(&mut self, event: SubscriptionEvent) {
+        match event {
+            SubscriptionEvent::Ready { id, data } => {
+                if let Some(entry) = self.subs.get_mut(&id) {
+                    if let Some(data) = data {
+                        entry.sink.push(SubItem::Data(data));
+                    }
+                    if let Some(ready) = entry.ready.take() {
+                        let _ = ready.send(Ok(id));
+                    }
+                }
+            }
+            SubscriptionEvent::Restored {
+                id,
+                data: Some(data),
+            }
+            | SubscriptionEvent::Update { id, data } => {
+                if let Some(entry) = self.subs.get(&id) {
+                    entry.sink.push(SubItem::Data(data));
+                }
+            }
+            SubscriptionEvent::Restored { data: None, .. } => {}
+            SubscriptionEvent::Failed { id, error } => {
+                if let Some(mut entry) = self.subs.remove(&id) {
+                    let error = Error::from(error);
+                    match entry.ready.take() {
+                        Some(ready) => {
+                            let _ = ready.send(Err(error));
+                        }
+                        None => entry.sink.close(Some(SubItem::Failed(error))),
+                    }
+                }
+            }
+        }
+    }
+
+    fn dispatch_lifecycle(&mut self, event: LifecycleEvent) {
+        match &event {
+            LifecycleEvent::Welcome(info) => self.welcome = Some(info.clone()),
+            LifecycleEvent::Disconnected(reason) => self.last_disconnect = Some(reason.clone()),
+            LifecycleEvent::StateChanged(state) => {
+                self.shared.set_state(*state);
+                match state {
+                    ConnectionState::Connected => {
+                        if let (Some(waiter), Some(welcome)) =
+                            (self.connect_waiter.take(), self.welcome.clone())
+                        {
+                            let _ = waiter.send(Ok(welcome));
+                        }
+                    }
+                    ConnectionState::Disconnected => {
+                        if let Some(waiter) = self.connect_waiter.take() {
+                            let _ = waiter.send(Err(connect_error(self.last_disconnect.as_ref())));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        self.shared.notify(&event);
+    }
+}
+
+/// Why the first connection did not come up, as an error.
+fn connect_error(reason: Option<&DisconnectReason>) -> Error {
+    match reason {
+        Some(DisconnectReason::ConnectFailed(e)) => Error::Transport(e.clone()),
+        Some(DisconnectReason::ConnectTimeout) => Error::Timeout {
+            delivery: Delivery::NotSent,
+        },
+        Some(DisconnectReason::ClientClosed) => Error::Closed {
+            delivery: Delivery::NotSent,
+        },
+        Some(DisconnectReason::AuthRejected) => {
+            Error::Protocol("login rejected by the server".into())
+        }
+        Some(other) => Error::Transport(format!("{other:?}")),
+        None => Error::Disconnected {
+            delivery: Delivery::NotSent,
+        },
+    }
+}
+
+/// Forwards every frame of `stream` to the driver, then a `Closed` if the stream did not
+/// say how it ended.
+async fn read_frames(
+    connection: ConnectionId,
+    mut stream: FrameStream,
+    mut net: mpsc::Sender<Net>,
+) {
+    while let Some(frame) = stream.next().await {
+        let closed = matches!(frame, Incoming::Closed { .. });
+        if net.send(Net::Frame { connection, frame }).await.is_err() || closed {
+            return;
+        }
+    }
+    let frame = Incoming::Closed {
+        code: None,
+        reason: "connection ended".into(),
+    };
+    let _ = net.send(Net::Frame { connection, frame }).await;
+}
+
+/// Writes frames in order, batching what is queued into one flush. Before a frame is handed
+/// to the socket its sequence number is published, so the core knows it may have left.
+async fn write_frames(
+    mut sink: FrameSink,
+    mut frames: mpsc::UnboundedReceiver<(u64, Outgoing)>,
+    written: Arc<AtomicU64>,
+) {
+    while let Some((seq, frame)) = frames.next().await {
+        let mut batch = vec![(seq, frame)];
+        while let Ok(more) = frames.try_recv() {
+            batch.push(more);
+        }
+        for (seq, frame) in batch {
+            let closing = matches!(frame, Outgoing::Close { .. });
+            if seq > 0 {
+                written.fetch_max(seq, Ordering::AcqRel);
+            }
+            if sink.feed(frame).await.is_err() {
+                return;
+            }
+            if closing {
+                let _ = sink.flush().await;
+                let _ = sink.close().await;
+                return;
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}

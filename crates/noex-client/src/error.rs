@@ -1,0 +1,156 @@
+//! The client's one error type.
+
+use noex_proto::{Delivery, ErrorCode, Payload, RequestError, ServerError};
+use std::time::Duration;
+
+/// Everything a client call can fail with.
+///
+/// Failures caused by the connection say whether the request may have reached the server:
+/// see [`Error::may_have_been_applied`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server answered with an error.
+    #[error("{code}: {message}")]
+    Server {
+        /// The server's code (unknown codes kept as [`ErrorCode::Other`]).
+        code: ErrorCode,
+        /// The server's message.
+        message: String,
+        /// Structured details, when sent.
+        details: Option<serde_json::Value>,
+    },
+    /// No answer before the deadline.
+    #[error("request timed out")]
+    Timeout {
+        /// Whether the frame had left the client.
+        delivery: Delivery,
+    },
+    /// Not connected, or the connection was lost before the answer.
+    #[error("not connected")]
+    Disconnected {
+        /// Whether the frame had left the client.
+        delivery: Delivery,
+    },
+    /// The client was closed (disconnect, or every handle dropped).
+    #[error("client closed")]
+    Closed {
+        /// Whether the frame had left the client.
+        delivery: Delivery,
+    },
+    /// Too many requests are waiting for the connection.
+    #[error("too many requests queued while disconnected")]
+    QueueFull,
+    /// The transport failed (socket, TLS, WebSocket handshake).
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The server said something this client cannot understand.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// A value could not be turned into JSON, or an answer into the requested type.
+    #[error("serialization: {0}")]
+    Serde(String),
+    /// A slow consumer of a rules subscription missed this many events (its buffer is
+    /// bounded; see [`crate::ClientOptions::rules_buffer`]).
+    #[error("subscription lagged: {missed} events dropped")]
+    Lagged {
+        /// How many events were dropped.
+        missed: u64,
+    },
+    /// Configuration or argument problem.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+impl Error {
+    /// The server's error code, for server errors.
+    pub fn code(&self) -> Option<&ErrorCode> {
+        match self {
+            Error::Server { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// For `RATE_LIMITED`: how long the server asks to wait.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Server {
+                details: Some(details),
+                ..
+            } => {
+                let ms = details.get("retryAfterMs")?.as_f64()?;
+                (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the server may have applied the request although the call failed: the frame
+    /// had been handed to the transport and no answer came back (a timeout, or a connection
+    /// lost while waiting). For a write, re-read before retrying it. When this is `false`
+    /// for a connection failure, the request never left the client and is safe to retry.
+    ///
+    /// ```
+    /// use noex_client::Error;
+    /// use noex_proto::Delivery;
+    /// let e = Error::Disconnected { delivery: Delivery::OutcomeUnknown };
+    /// assert!(e.may_have_been_applied());
+    /// assert!(!Error::Disconnected { delivery: Delivery::NotSent }.may_have_been_applied());
+    /// ```
+    pub fn may_have_been_applied(&self) -> bool {
+        self.delivery() == Some(Delivery::OutcomeUnknown)
+    }
+
+    /// The delivery state of a connection-caused failure.
+    pub fn delivery(&self) -> Option<Delivery> {
+        match self {
+            Error::Timeout { delivery }
+            | Error::Disconnected { delivery }
+            | Error::Closed { delivery } => Some(*delivery),
+            Error::QueueFull => Some(Delivery::NotSent),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the server's error `code`.
+    pub fn is(&self, code: &ErrorCode) -> bool {
+        self.code() == Some(code)
+    }
+}
+
+fn details_value(details: Option<Payload>) -> Option<serde_json::Value> {
+    details.map(|d| d.to_value())
+}
+
+impl From<ServerError> for Error {
+    fn from(e: ServerError) -> Self {
+        Error::Server {
+            code: e.code,
+            message: e.message,
+            details: details_value(e.details),
+        }
+    }
+}
+
+impl From<RequestError> for Error {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::Server(e) => e.into(),
+            RequestError::Timeout { delivery } => Error::Timeout { delivery },
+            RequestError::Disconnected { delivery } => Error::Disconnected { delivery },
+            RequestError::Closed { delivery } => Error::Closed { delivery },
+            RequestError::QueueFull => Error::QueueFull,
+            RequestError::Malformed(m) => Error::Protocol(m),
+            other => Error::Protocol(other.to_string()),
+        }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Serde(e.to_string())
+    }
+}
+
+/// The client's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

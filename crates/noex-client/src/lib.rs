@@ -1,0 +1,61 @@
+//! Runtime-agnostic async client for [noex-server](https://github.com/hamicek/noex-server).
+//!
+//! This crate holds everything async that does not depend on a particular runtime: the
+//! [`Client`] handle, the typed API ([`Client::store`], [`Client::rules`], [`Client::auth`],
+//! [`Client::identity`], [`Client::audit`], [`Client::procedures`], [`Client::server`]),
+//! subscriptions as [`futures::Stream`]s and callbacks, lifecycle events, and the driver
+//! loop that runs the [`noex_proto`] core. It is written against two small traits,
+//! [`Runtime`] and [`Connector`]; `noex-tokio` and `noex-async-std` implement them, and so
+//! can you for another runtime or transport.
+//!
+//! Most users depend on an adapter instead:
+//!
+//! ```ignore
+//! let client = noex_tokio::connect("ws://127.0.0.1:8080", ClientOptions::new()).await?;
+//! let users = client.store().bucket("users");
+//! let alice = users.insert(&json!({"name": "Alice"})).await?;
+//! ```
+//!
+//! # Behaviour under faults
+//! - Requests fail with a typed [`Error`]; connection failures say whether the request may
+//!   have reached the server ([`Error::may_have_been_applied`]).
+//! - After a lost connection the client reconnects with backoff, logs in again, and makes
+//!   every subscription again in one pipelined burst; each subscription then yields fresh
+//!   data. Pending requests fail with [`Error::Disconnected`], except reads marked
+//!   retry-safe, which are sent again. Writes are never sent twice.
+//! - A silent server (no pings, no frames) is noticed by a watchdog and the connection is
+//!   replaced.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+mod client;
+mod driver;
+mod error;
+mod options;
+pub mod runtime;
+mod shared;
+mod slot;
+mod subscription;
+pub mod transport;
+
+pub use api::audit::{AuditEntry, AuditFilter};
+pub use api::auth::{AuthSession, WhoAmI};
+pub use api::bucket::Bucket;
+pub use api::identity::{IdentitySession, NewUser};
+pub use api::record::{Page, Record};
+pub use api::rules::{EmitOptions, Fact, RuleEvent, RuleMessage, Validation};
+pub use api::server::ConnectionInfo;
+pub use api::store::{BucketList, QueryInfo, Transaction, TxResult};
+pub use client::{Client, EventStream};
+pub use error::{Error, Result};
+pub use noex_proto::ops::identity::Grant;
+pub use noex_proto::{
+    self as proto, Backoff, ConnectionState, Counters, Delivery, DisconnectReason, ErrorCode,
+    LifecycleEvent, Payload, RequestOptions, SubscriptionId, WelcomeInfo,
+};
+pub use options::ClientOptions;
+pub use runtime::{Backend, Connector, Incoming, Outgoing, Runtime, TlsOptions, TransportError};
+pub use shared::ListenerGuard;
+pub use slot::BufferPolicy;
+pub use subscription::{CallbackHandle, Subscription};

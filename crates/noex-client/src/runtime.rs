@@ -1,0 +1,102 @@
+//! The few things the client needs from an async runtime and a transport.
+//!
+//! An adapter (`noex-tokio`, `noex-async-std`, or your own) implements [`Runtime`] (spawn a
+//! task, sleep) and [`Connector`] (open a WebSocket and hand back a text-frame
+//! `Sink` + `Stream`). Everything else — the driver loop, the typed API, subscriptions — is
+//! written once in this crate.
+
+use futures::future::BoxFuture;
+use futures::{Sink, Stream};
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Spawning and sleeping.
+pub trait Runtime: Send + Sync + 'static {
+    /// Runs `task` in the background.
+    fn spawn(&self, task: BoxFuture<'static, ()>);
+    /// Completes after `duration`.
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+}
+
+/// A frame from the transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A text frame.
+    Text(String),
+    /// A binary frame (the protocol does not use them; the core reports it).
+    Binary(Vec<u8>),
+    /// The connection closed, with the close frame's code and reason when one came.
+    Closed {
+        /// The close code.
+        code: Option<u16>,
+        /// The close reason.
+        reason: String,
+    },
+}
+
+/// A frame for the transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// A text frame.
+    Text(String),
+    /// A close frame, after which the transport shuts down.
+    Close {
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
+}
+
+/// A transport failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(pub String);
+
+/// The sending half of an open connection.
+pub type FrameSink = Pin<Box<dyn Sink<Outgoing, Error = TransportError> + Send>>;
+/// The receiving half of an open connection. It ends after [`Incoming::Closed`] (or without
+/// it when the socket just ended).
+pub type FrameStream = Pin<Box<dyn Stream<Item = Incoming> + Send>>;
+
+/// TLS settings for `wss://` URLs.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Extra trusted root certificates, DER-encoded, on top of the public web roots.
+    pub root_certificates: Vec<Vec<u8>>,
+}
+
+impl fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("root_certificates", &self.root_certificates.len())
+            .finish()
+    }
+}
+
+/// Opens WebSocket connections.
+pub trait Connector: Send + Sync + 'static {
+    /// Opens `url` (`ws://` or `wss://`) and returns its two halves.
+    fn connect(
+        &self,
+        url: &str,
+        tls: &TlsOptions,
+    ) -> BoxFuture<'static, Result<(FrameSink, FrameStream), TransportError>>;
+}
+
+/// What a [`crate::Client`] runs on: a runtime and a connector.
+#[derive(Clone)]
+pub struct Backend {
+    /// Spawning and sleeping.
+    pub runtime: Arc<dyn Runtime>,
+    /// Opening connections.
+    pub connector: Arc<dyn Connector>,
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Backend")
+    }
+}

@@ -1,0 +1,126 @@
+//! Subscriptions as streams (and callbacks) that survive reconnects.
+
+use crate::client::{Client, RawSubscription};
+use crate::driver::SubItem;
+use crate::error::{Error, Result};
+use crate::slot::Taken;
+use futures::future::{AbortHandle, Abortable};
+use futures::{FutureExt, Stream, StreamExt};
+use noex_proto::SubscriptionId;
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// A live subscription: a [`Stream`] of typed values, initial data first.
+///
+/// - Store query subscriptions yield the whole query result each time it changes. A slow
+///   consumer never makes memory grow: only the latest result is kept (older unread ones
+///   are superseded, which loses nothing since each carries the whole result).
+/// - Rules subscriptions yield `(topic, event)` values; an unread stream keeps at most
+///   [`crate::ClientOptions::rules_buffer`] events and reports dropped ones as
+///   [`Error::Lagged`].
+///
+/// The subscription survives reconnects: after each one it is made again and yields fresh
+/// data. It ends (after yielding the error) when it cannot be restored, and ends quietly
+/// when the client closes. Dropping it unsubscribes on the server; so does
+/// [`Subscription::unsubscribe`], which also waits until the client has processed it.
+pub struct Subscription<T> {
+    raw: RawSubscription,
+    client: Client,
+    ended: bool,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for Subscription<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.raw.id)
+            .finish()
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> Subscription<T> {
+    pub(crate) fn new(raw: RawSubscription, client: Client) -> Self {
+        Subscription {
+            raw,
+            client,
+            ended: false,
+            _type: PhantomData,
+        }
+    }
+
+    /// The client-side handle, stable across reconnects.
+    pub fn id(&self) -> SubscriptionId {
+        self.raw.id
+    }
+
+    /// Values received and not yet read (at most 1 for store queries).
+    pub fn buffered(&self) -> usize {
+        self.raw.buffered()
+    }
+
+    /// Unsubscribes and waits until the client has processed it. Nothing is sent when
+    /// disconnected.
+    pub async fn unsubscribe(self) {
+        self.raw.unsubscribe().await
+    }
+
+    /// Hands every value to `callback` on a background task instead of reading the stream.
+    /// Dropping the returned handle stops the task and unsubscribes.
+    pub fn on_update(self, mut callback: impl FnMut(Result<T>) + Send + 'static) -> CallbackHandle {
+        let (abort, registration) = AbortHandle::new_pair();
+        let client = self.client.clone();
+        let mut stream = self;
+        let task = async move {
+            while let Some(item) = stream.next().await {
+                callback(item);
+            }
+        };
+        client.spawn(Abortable::new(task, registration).map(drop).boxed());
+        CallbackHandle { abort }
+    }
+}
+
+impl<T: DeserializeOwned> Stream for Subscription<T> {
+    type Item = Result<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match self.raw.rx.poll_take(cx) {
+            Poll::Ready(Taken::Item(SubItem::Data(payload))) => {
+                Poll::Ready(Some(payload.deserialize().map_err(Error::from)))
+            }
+            Poll::Ready(Taken::Item(SubItem::Failed(error))) => {
+                self.ended = true;
+                Poll::Ready(Some(Err(error)))
+            }
+            Poll::Ready(Taken::Lagged(missed)) => Poll::Ready(Some(Err(Error::Lagged { missed }))),
+            Poll::Ready(Taken::Ended) => {
+                self.ended = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Keeps a callback subscription running; dropping it stops the callback and unsubscribes.
+#[must_use = "the callback stops when the handle is dropped"]
+#[derive(Debug)]
+pub struct CallbackHandle {
+    abort: AbortHandle,
+}
+
+impl CallbackHandle {
+    /// Stops the callback now (same as dropping the handle).
+    pub fn stop(self) {}
+}
+
+impl Drop for CallbackHandle {
+    fn drop(&mut self) {
+        self.abort.abort();
+    }
+}

@@ -1,0 +1,102 @@
+//! [noex-server](https://github.com/hamicek/noex-server) client for the tokio runtime.
+//!
+//! A thin adapter: it opens sockets with tokio and tokio-tungstenite (`wss://` through
+//! rustls) and runs the runtime-agnostic [`noex_client`] driver on tokio. The whole client
+//! API is re-exported.
+//!
+//! ```no_run
+//! use noex_tokio::ClientOptions;
+//! use serde_json::json;
+//!
+//! # async fn demo() -> noex_tokio::Result<()> {
+//! let client = noex_tokio::connect("ws://127.0.0.1:8080", ClientOptions::new()).await?;
+//! let users = client.store().bucket("users");
+//! let alice = users.insert(&json!({"name": "Alice", "age": 30})).await?;
+//! println!("inserted {} at version {}", alice.key, alice.version);
+//! client.disconnect().await;
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use noex_client::transport::{frame_sink, frame_stream, Target};
+pub use noex_client::*;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// The tokio backend: pass it to [`Client::new`], or use [`connect`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tokio;
+
+impl Runtime for Tokio {
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        tokio::spawn(task);
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        tokio::time::sleep(duration).boxed()
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+impl Connector for Tokio {
+    fn connect(
+        &self,
+        url: &str,
+        tls: &TlsOptions,
+    ) -> BoxFuture<'static, Result<(runtime::FrameSink, runtime::FrameStream), TransportError>>
+    {
+        let url = url.to_owned();
+        let tls = tls.clone();
+        async move {
+            let target = Target::parse(&url)?;
+            let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
+                .await
+                .map_err(|e| {
+                    TransportError(format!(
+                        "connecting to {}:{}: {e}",
+                        target.host, target.port
+                    ))
+                })?;
+            let _ = tcp.set_nodelay(true);
+            let io: Box<dyn Io> = if target.tls {
+                let connector = tokio_rustls::TlsConnector::from(transport::client_config(&tls)?);
+                let stream = connector
+                    .connect(transport::server_name(&target.host)?, tcp)
+                    .await
+                    .map_err(|e| TransportError(format!("TLS handshake: {e}")))?;
+                Box::new(stream)
+            } else {
+                Box::new(tcp)
+            };
+            let (ws, _) = tokio_tungstenite::client_async(url.as_str(), io)
+                .await
+                .map_err(transport::error)?;
+            let (sink, stream) = ws.split();
+            Ok((frame_sink(sink), frame_stream(stream)))
+        }
+        .boxed()
+    }
+}
+
+impl From<Tokio> for Backend {
+    fn from(tokio: Tokio) -> Backend {
+        Backend {
+            runtime: Arc::new(tokio),
+            connector: Arc::new(tokio),
+        }
+    }
+}
+
+/// Connects to `url` and returns a connected client. Must be called within a tokio runtime.
+pub async fn connect(url: &str, options: ClientOptions) -> Result<Client> {
+    let client = Client::new(Tokio);
+    client.connect(url, options).await?;
+    Ok(client)
+}
