@@ -1,2 +1,109 @@
-//! An embedded noex-server for tests.
+//! An embedded noex-server for tests, examples and users' own test suites.
+//!
+//! [`TestServer`] is a real WebSocket server, in process, speaking the noex-server 0.1.4
+//! protocol (JSON text frames, `welcome`, `result`/`error`, `push`, `ping`/`pong`,
+//! `system`) with real in-memory semantics, plus fault injection a real server cannot
+//! offer. It runs on its own thread with its own tokio runtime, so tests on any runtime
+//! (or none) can use it. It shares no code with the client crates: its wire handling is
+//! its own, so it can catch the client's parsing bugs instead of hiding them.
+//!
+//! ```
+//! use noex_testkit::{BucketDef, QueryDef, TestServer};
+//! use serde_json::json;
+//!
+//! let server = TestServer::builder()
+//!     .bucket(
+//!         BucketDef::new("users")
+//!             .field("name", json!({"type": "string", "required": true}))
+//!             .field("age", json!({"type": "number"})),
+//!     )
+//!     .query("all-users", QueryDef::all("users"))
+//!     .start()
+//!     .expect("server starts");
+//! assert!(server.url().starts_with("ws://127.0.0.1:"));
+//!
+//! // Direct access for assertions; a client's subscribers would get a push.
+//! let alice = server.insert("users", json!({"name": "Alice", "age": 30})).unwrap();
+//! assert_eq!(alice["_version"], 1);
+//! assert_eq!(server.records("users").len(), 1);
+//! assert!(server.insert("users", json!({"age": 1})).is_err()); // name is required
+//! server.stop();
+//! ```
+//!
+//! # What is implemented
+//!
+//! - **Framing and errors** exactly as the real server: `PARSE_ERROR`/`INVALID_REQUEST`
+//!   with id 0, binary frame → close 1003 `binary_not_supported`, 1 MiB max payload
+//!   (larger frames close the connection with 1009),
+//!   `UNKNOWN_OPERATION` for anything unknown (with the real per-domain messages).
+//! - **Store** (`store.*`): schemas with key field, `generated` (`uuid`, `cuid`,
+//!   `timestamp`, `autoincrement`), `required`, `default`, type checks, `enum`, `min`,
+//!   `max`, `minLength`, `maxLength`, `format` (simple email/url/iso-date checks),
+//!   `unique`, nested `properties`/`items`; `_version`, `_createdAt`, `_updatedAt`;
+//!   insert/get/update/delete/all/where/findOne/count/first/last/paginate/sum/avg/min/max/
+//!   clear/buckets/stats; filters with `$eq $neq $ne $gt $gte $lt $lte $in $nin $contains
+//!   $startsWith $endsWith $exists $between $or $and`; atomic `store.transaction`;
+//!   admin operations (defineBucket, updateBucket, getBucketSchema, dropBucket,
+//!   defineQuery, undefineQuery, listQueries). Not implemented: the `pattern` string
+//!   constraint (no regex engine), TTL expiry, `maxSize`, custom validators.
+//! - **Reactive queries**: after every change each subscribed query is re-run and, when
+//!   its result changed, the whole new result is pushed on channel `subscription`
+//!   (after the answer to the request that caused it, as the real server does).
+//! - **Rules** (`rules.*`): emit with event ids, timestamps, correlation/causation ids;
+//!   `event` pushes to subscribers whose pattern matches (`.`-separated segments, `*`
+//!   matches exactly one segment), sent before the emit's answer; facts with versions and
+//!   `:`-segment patterns; the rule registry with the real answer shapes. **Rule
+//!   execution is a subset**: rules with an `event` trigger (topic pattern) or a `fact`
+//!   trigger (key pattern) run in priority order; conditions with `source` of type
+//!   `event` (field) or `fact` (key) and operators `eq neq gt gte lt lte in not_in
+//!   contains exists not_exists`; actions `emit_event`, `set_fact`, `delete_fact`
+//!   (values may be `{"ref": "event.<field>"}` or `{"ref": "fact.<key>"}`). Timer and
+//!   temporal triggers, other actions (`call_service`, `log`, timers) and rule tracing
+//!   are not executed. `rules.validateRule` checks only the required fields (`id`, `name`,
+//!   `trigger`) and the trigger type.
+//! - **Auth**: static tokens ([`AuthMode::Tokens`]) with the real tier check
+//!   (`reader` < `writer` < `admin`), and built-in identity ([`AuthMode::Identity`]):
+//!   login, loginWithSecret, logout, whoami, refreshSession, users, roles, role
+//!   assignment, ACL grant/revoke/getAcl/myAccess, ownership, permission checks with the
+//!   system roles, and identity session tokens accepted by `auth.login` on a new
+//!   connection. No login rate limiting.
+//! - **Audit** (when on): entries for `admin` and `write` tier operations, `audit.query`
+//!   filters (`userId`, `operation`, `result`, `from`, `to`, `limit`).
+//! - **Procedures**: register/get/list/update/unregister/call with every step action of
+//!   the real server (`store.get/where/findOne/insert/update/delete/count`, `aggregate`,
+//!   `rules.emit/setFact/getFact`, `if`, `transform`, `return`) and `transaction: true`;
+//!   `timeoutMs` is stored but not enforced.
+//! - **server.stats**, **server.connections**, heartbeat with close 4001, per-IP limit
+//!   with close 4003, subscription limit per connection (`RATE_LIMITED`). The server-wide
+//!   subscription limit and request rate limiting are not implemented.
+//!
+//! # Fault injection
+//!
+//! See the methods of [`TestServer`]: [`TestServer::drop_connections`],
+//! [`TestServer::close_connections`], [`TestServer::stall`]/[`TestServer::resume`],
+//! [`TestServer::set_delay`], [`TestServer::send_raw_text`],
+//! [`TestServer::send_raw_binary`], [`TestServer::send_shutdown`],
+//! [`TestServer::revoke_sessions`], [`TestServer::restart`], and
+//! [`TestServer::received_frames`] for assertions.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod audit;
+mod config;
+mod connection;
+mod core;
+mod error;
+mod faults;
+mod filter;
+mod handle;
+mod identity;
+mod json;
+mod procedures;
+mod protocol;
+mod rules;
+mod server;
+mod store;
+
+pub use config::{AuthMode, BucketDef, QueryDef, TestServerBuilder, TokenSession};
+pub use error::TestkitError;
+pub use handle::{ConnectionLog, TestServer};

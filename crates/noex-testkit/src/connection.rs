@@ -1,0 +1,204 @@
+//! One client connection: welcome, reading requests, writing answers and pushes,
+//! heartbeat, close codes, and the per-connection side of fault injection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::core::{Ctl, Outbound, TextOutcome};
+use crate::faults::Shared;
+use crate::protocol;
+
+/// Max message size, as the real server's default payload limit (1 MiB).
+const MAX_PAYLOAD: usize = 1024 * 1024;
+/// How long to wait for the client's close reply after sending a close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+type Ws = WebSocketStream<TcpStream>;
+
+async fn close_with(ws: &mut Ws, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.to_string().into(),
+    };
+    let _ = ws.close(Some(frame)).await;
+}
+
+/// Wait briefly for the peer to finish the closing handshake.
+async fn linger(ws: &mut Ws) {
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}
+
+/// Serve one accepted TCP connection until it ends.
+pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, addr: SocketAddr) {
+    let _ = tcp.set_nodelay(true);
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_PAYLOAD))
+        .max_frame_size(Some(MAX_PAYLOAD));
+    let mut ws = match tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            tracing::debug!(%addr, error = %e, "websocket handshake failed");
+            return;
+        }
+    };
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
+    enum Admit {
+        Yes(u64, Duration),
+        ShuttingDown,
+        TooMany,
+    }
+    let admit = {
+        let mut core = shared.core();
+        if core.shutting_down {
+            Admit::ShuttingDown
+        } else {
+            match core.register(addr, out_tx.clone(), ctl_tx) {
+                None => Admit::TooMany,
+                Some(id) => {
+                    let _ = out_tx.send(Outbound::Text(protocol::welcome(core.requires_auth())));
+                    Admit::Yes(id, core.cfg.heartbeat)
+                }
+            }
+        }
+    };
+    let (id, heartbeat) = match admit {
+        Admit::Yes(id, hb) => (id, hb),
+        Admit::ShuttingDown => {
+            close_with(&mut ws, 1001, "server_shutting_down").await;
+            linger(&mut ws).await;
+            return;
+        }
+        Admit::TooMany => {
+            tracing::debug!(%addr, "per-IP connection limit reached");
+            close_with(&mut ws, 4003, "too_many_connections").await;
+            linger(&mut ws).await;
+            return;
+        }
+    };
+    tracing::debug!(%addr, id, "connection opened");
+    run(&shared, &mut ws, id, heartbeat, &mut out_rx, &mut ctl_rx).await;
+    shared.core().unregister(id);
+    tracing::debug!(id, "connection closed");
+}
+
+async fn run(
+    shared: &Shared,
+    ws: &mut Ws,
+    id: u64,
+    heartbeat: Duration,
+    out_rx: &mut mpsc::UnboundedReceiver<Outbound>,
+    ctl_rx: &mut mpsc::UnboundedReceiver<Ctl>,
+) {
+    let mut stall_rx = shared.stall_watch();
+    let mut stalled = *stall_rx.borrow_and_update();
+    let mut ticker = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut awaiting_pong = false;
+    // Set once we sent a close frame: then we only wait for the peer's reply.
+    let mut closing: Option<Instant> = None;
+    let far = Instant::now() + Duration::from_secs(86_400 * 365);
+
+    loop {
+        let deadline = closing.unwrap_or(far);
+        tokio::select! {
+            biased;
+            ctl = ctl_rx.recv() => match ctl {
+                Some(Ctl::Drop) => {
+                    tracing::debug!(id, "dropping connection abruptly");
+                    return;
+                }
+                None => return,
+            },
+            changed = stall_rx.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                stalled = *stall_rx.borrow_and_update();
+                if !stalled {
+                    awaiting_pong = false;
+                    ticker.reset();
+                }
+            }
+            _ = tokio::time::sleep_until(deadline), if closing.is_some() => return,
+            msg = ws.next(), if !stalled => match msg {
+                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(e))) => {
+                    tracing::debug!(id, error = %e, "frame too large");
+                    close_with(ws, 1009, "").await;
+                    return;
+                }
+                None | Some(Err(_)) => return,
+                Some(Ok(Message::Text(text))) => {
+                    if closing.is_some() {
+                        continue;
+                    }
+                    let delay = shared.delay();
+                    if !delay.is_zero() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            ctl = ctl_rx.recv() => {
+                                if matches!(ctl, Some(Ctl::Drop) | None) {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    let outcome = shared.core().on_text(id, text.as_str());
+                    if let TextOutcome::Pong = outcome {
+                        awaiting_pong = false;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    if closing.is_none() {
+                        close_with(ws, 1003, "binary_not_supported").await;
+                        closing = Some(Instant::now() + CLOSE_LINGER);
+                    }
+                }
+                Some(Ok(_)) => {}
+            },
+            out = out_rx.recv(), if !stalled && closing.is_none() => match out {
+                None => return,
+                Some(Outbound::Text(t)) => {
+                    if ws.send(Message::text(t)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Outbound::Binary(b)) => {
+                    if ws.send(Message::binary(b)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Outbound::Close(code, reason)) => {
+                    close_with(ws, code, &reason).await;
+                    closing = Some(Instant::now() + CLOSE_LINGER);
+                }
+            },
+            _ = ticker.tick(), if !stalled && closing.is_none() => {
+                if awaiting_pong {
+                    tracing::debug!(id, "heartbeat timeout");
+                    close_with(ws, 4001, "heartbeat_timeout").await;
+                    closing = Some(Instant::now() + CLOSE_LINGER);
+                } else {
+                    let ping = protocol::ping(crate::json::now_ms());
+                    if ws.send(Message::text(ping)).await.is_err() {
+                        return;
+                    }
+                    awaiting_pong = true;
+                }
+            }
+        }
+    }
+}

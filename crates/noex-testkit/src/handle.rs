@@ -1,0 +1,265 @@
+//! The public handle: start, fault injection, direct data access, stop.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use crate::config::{Config, TestServerBuilder};
+use crate::core::{Core, Outbound};
+use crate::error::TestkitError;
+use crate::faults::Shared;
+use crate::protocol;
+use crate::server::{self, Cmd};
+
+/// How long `restart`/`stop` wait for the server thread.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The text frames one connection sent to the server, in order.
+///
+/// Its `Debug` output shows only the frame count: frames may carry tokens or passwords.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectionLog {
+    /// The connection id as the server reports it (`conn-N`).
+    pub id: String,
+    /// Every text frame received from the client, verbatim, in arrival order (pongs
+    /// and unparsable frames included).
+    pub frames: Vec<String>,
+}
+
+impl std::fmt::Debug for ConnectionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionLog")
+            .field("id", &self.id)
+            .field("frames", &self.frames.len())
+            .finish()
+    }
+}
+
+/// A running test server. Dropping it stops the server.
+///
+/// Every method is synchronous, takes `&self`, and may be called from any thread, inside
+/// or outside any async runtime.
+#[derive(Debug)]
+pub struct TestServer {
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Handle,
+    cmds: mpsc::UnboundedSender<Cmd>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    port: u16,
+    stopped: AtomicBool,
+}
+
+impl TestServer {
+    /// A builder with the defaults (no buckets, rules on, no auth, heartbeat 30 s).
+    pub fn builder() -> TestServerBuilder {
+        TestServerBuilder::default()
+    }
+
+    pub(crate) fn start_with(config: Config) -> Result<TestServer, TestkitError> {
+        let core = Core::new(config)?;
+        let listener =
+            server::bind(core.cfg.port).map_err(|e| TestkitError::Start(e.to_string()))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| TestkitError::Start(e.to_string()))?
+            .port();
+        let shared = Arc::new(Shared::new(core));
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (rt_tx, rt_rx) = std::sync::mpsc::channel();
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("noex-testkit-{port}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = rt_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = rt_tx.send(Ok(rt.handle().clone()));
+                rt.block_on(server::main_loop(thread_shared, listener, cmd_rx));
+                rt.shutdown_timeout(Duration::from_millis(200));
+            })
+            .map_err(|e| TestkitError::Start(e.to_string()))?;
+        let runtime = rt_rx
+            .recv()
+            .map_err(|e| TestkitError::Start(e.to_string()))?
+            .map_err(TestkitError::Start)?;
+        tracing::debug!(port, "test server listening");
+        Ok(TestServer {
+            shared,
+            runtime,
+            cmds: cmd_tx,
+            thread: Mutex::new(Some(thread)),
+            port,
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    /// `ws://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// The listening port (stays the same across [`TestServer::restart`]).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Number of open (registered) connections.
+    pub fn connection_count(&self) -> usize {
+        self.shared.core().connection_count()
+    }
+
+    /// Per connection (also closed ones, oldest first): the text frames it received.
+    pub fn received_frames(&self) -> Vec<ConnectionLog> {
+        self.shared.core().logs()
+    }
+
+    /// Every record of `bucket` in insertion order (empty when the bucket does not exist).
+    pub fn records(&self, bucket: &str) -> Vec<Value> {
+        self.shared.core().records(bucket)
+    }
+
+    /// Insert a record as a client's `store.insert` would (same validation, same pushes
+    /// to subscribers).
+    pub fn insert(&self, bucket: &str, data: Value) -> Result<Value, TestkitError> {
+        self.shared.core().insert(bucket, data).map_err(Into::into)
+    }
+
+    /// Close every connection abruptly: no close frame, the TCP socket is just closed.
+    pub fn drop_connections(&self) {
+        self.shared.core().drop_all();
+    }
+
+    /// Send a close frame with `code` and `reason` to every client, then close. (While
+    /// stalled, this and the raw sends below are queued until [`TestServer::resume`];
+    /// [`TestServer::drop_connections`] acts immediately.)
+    pub fn close_connections(&self, code: u16, reason: &str) {
+        let reason = reason.to_string();
+        self.shared
+            .core()
+            .broadcast(|| Outbound::Close(code, reason.clone()));
+    }
+
+    /// Stop reading from and writing to every connection (sockets stay open; frames from
+    /// clients wait in the socket and are handled after [`TestServer::resume`]; no pings
+    /// while stalled). New connections are accepted but get no welcome until resumed.
+    pub fn stall(&self) {
+        self.shared.set_stalled(true);
+    }
+
+    /// End a [`TestServer::stall`]: queued frames are handled and sent, heartbeat restarts.
+    pub fn resume(&self) {
+        self.shared.set_stalled(false);
+    }
+
+    /// Delay the handling of every request by `delay` (`Duration::ZERO` turns it off).
+    pub fn set_delay(&self, delay: Duration) {
+        self.shared.set_delay(delay);
+    }
+
+    /// Send a raw text frame to every client.
+    pub fn send_raw_text(&self, text: &str) {
+        let text = text.to_string();
+        self.shared
+            .core()
+            .broadcast(|| Outbound::Text(text.clone()));
+    }
+
+    /// Send a raw binary frame to every client.
+    pub fn send_raw_binary(&self, data: Vec<u8>) {
+        self.shared
+            .core()
+            .broadcast(|| Outbound::Binary(data.clone()));
+    }
+
+    /// Behave like the real server's `stop({gracePeriodMs})`: a `system`/`shutdown` event
+    /// (when the grace period is positive), then after the grace period a close 1000
+    /// `server_shutdown`. Connections arriving meanwhile are closed with 1001
+    /// `server_shutting_down`. Afterwards the server accepts connections again.
+    pub fn send_shutdown(&self, grace_period_ms: u64) {
+        {
+            let mut core = self.shared.core();
+            core.shutting_down = true;
+            if grace_period_ms > 0 {
+                let mut fields = Map::new();
+                fields.insert("gracePeriodMs".into(), grace_period_ms.into());
+                let frame = protocol::system("shutdown", fields);
+                core.broadcast(|| Outbound::Text(frame.clone()));
+            }
+        }
+        let shared = self.shared.clone();
+        self.runtime.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(grace_period_ms)).await;
+            let mut core = shared.core();
+            core.broadcast(|| Outbound::Close(1000, "server_shutdown".into()));
+            core.shutting_down = false;
+        });
+    }
+
+    /// Send `system`/`session_revoked` to every client and close them with 4002
+    /// `session_revoked`. The real server always sends the reason "Session revoked by
+    /// administrator"; `reason` is only logged.
+    pub fn revoke_sessions(&self, reason: &str) {
+        tracing::debug!(reason, "revoking sessions");
+        self.shared.core().revoke_all();
+    }
+
+    /// Stop and start again on the same port, as a new server process: open connections
+    /// get close 1000 `server_shutdown`, subscription ids start again at `sub-1`, and the
+    /// data (buckets, records, facts, rules, procedures, users) is kept or reset to the
+    /// builder's configuration. Returns once the server listens again; a failure (the
+    /// port could not be bound again) is logged, see [`TestServer::try_restart`].
+    pub fn restart(&self, keep_data: bool) {
+        if let Err(e) = self.try_restart(keep_data) {
+            tracing::warn!(error = %e, "test server restart failed");
+        }
+    }
+
+    /// [`TestServer::restart`], reporting failure.
+    pub fn try_restart(&self, keep_data: bool) -> Result<(), TestkitError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.cmds
+            .send(Cmd::Restart {
+                keep_data,
+                done: tx,
+            })
+            .map_err(|_| TestkitError::Stopped)?;
+        match rx.recv_timeout(COMMAND_TIMEOUT) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(TestkitError::Start(e)),
+            Err(_) => Err(TestkitError::Stopped),
+        }
+    }
+
+    /// Stop the server (close 1000 `server_shutdown` to open connections) and join its
+    /// thread. Idempotent; also done on drop.
+    pub fn stop(&self) {
+        if self.stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.cmds.send(Cmd::Stop { done: tx }).is_ok() {
+            let _ = rx.recv_timeout(COMMAND_TIMEOUT);
+        }
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
