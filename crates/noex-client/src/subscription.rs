@@ -56,7 +56,7 @@ impl<T: DeserializeOwned + Send + 'static> Subscription<T> {
     }
 
     /// Values received and not yet read (at most 1 for store queries).
-    pub fn buffered(&self) -> usize {
+    pub fn unread(&self) -> usize {
         self.raw.buffered()
     }
 
