@@ -4,14 +4,22 @@
 //! rustls) and runs the runtime-agnostic [`noex_client`] driver on async-std. The whole
 //! client API is re-exported.
 //!
-//! ```no_run
+//! ```
 //! use noex_async_std::ClientOptions;
 //! use serde_json::json;
 //!
-//! # async fn demo() -> noex_async_std::Result<()> {
-//! let client = noex_async_std::connect("ws://127.0.0.1:8080", ClientOptions::new()).await?;
-//! let count = client.store().bucket("users").count(None).await?;
-//! println!("{count} users");
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = noex_testkit::TestServer::builder()
+//! #     .bucket_json("users", json!({"key": "id", "schema": {"id": {"type": "string", "generated": "uuid"}}}))
+//! #     .start()?;
+//! # let url = server.url();
+//! async_std::task::block_on(async {
+//!     let client = noex_async_std::connect(&url, ClientOptions::new()).await?;
+//!     let users = client.store().bucket("users");
+//!     users.insert(&json!({"name": "Alice"})).await?;
+//!     assert_eq!(users.count(None).await?, 1);
+//!     Ok::<_, noex_async_std::Error>(())
+//! })?;
 //! # Ok(())
 //! # }
 //! ```

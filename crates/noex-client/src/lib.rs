@@ -10,10 +10,41 @@
 //!
 //! Most users depend on an adapter instead:
 //!
-//! ```ignore
-//! let client = noex_tokio::connect("ws://127.0.0.1:8080", ClientOptions::new()).await?;
-//! let users = client.store().bucket("users");
-//! let alice = users.insert(&json!({"name": "Alice"})).await?;
+//! ```
+//! use noex_client::{Client, ClientOptions, Error, ErrorCode};
+//! use serde_json::json;
+//!
+//! /// Works on any adapter's client.
+//! async fn rename(client: &Client, key: &str, name: &str) -> Result<(), Error> {
+//!     let users = client.store().bucket("users");
+//!     match users.update(key, &json!({"name": name})).await {
+//!         Ok(record) => println!("now at version {}", record.version),
+//!         // The write may have reached the server: look before trying again.
+//!         Err(e) if e.may_have_been_applied() => {
+//!             let current = users.get(key).await?;
+//!             println!("unsure; the record is now {current:?}");
+//!         }
+//!         Err(e) if e.is(&ErrorCode::ValidationError) => println!("invalid: {e}"),
+//!         Err(e) => return Err(e),
+//!     }
+//!     Ok(())
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = noex_testkit::TestServer::builder()
+//! #     .bucket_json("users", json!({"key": "id", "schema": {"id": {"type": "string"}}}))
+//! #     .start()?;
+//! # let url = server.url();
+//! tokio::runtime::Runtime::new()?.block_on(async {
+//!     let client = Client::new(noex_tokio::Tokio);
+//!     let welcome = client.connect(&url, ClientOptions::new()).await?;
+//!     assert_eq!(welcome.version, "1.0.0");
+//!     client.store().bucket("users").insert(&json!({"id": "u1", "name": "Alice"})).await?;
+//!     rename(&client, "u1", "Alicia").await?;
+//!     Ok::<_, Error>(())
+//! })?;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! # Behaviour under faults

@@ -4,16 +4,29 @@
 //! rustls) and runs the runtime-agnostic [`noex_client`] driver on tokio. The whole client
 //! API is re-exported.
 //!
-//! ```no_run
-//! use noex_tokio::ClientOptions;
+//! ```
+//! use noex_tokio::{ClientOptions, Record};
+//! use futures::StreamExt;
 //! use serde_json::json;
 //!
-//! # async fn demo() -> noex_tokio::Result<()> {
-//! let client = noex_tokio::connect("ws://127.0.0.1:8080", ClientOptions::new()).await?;
-//! let users = client.store().bucket("users");
-//! let alice = users.insert(&json!({"name": "Alice", "age": 30})).await?;
-//! println!("inserted {} at version {}", alice.key, alice.version);
-//! client.disconnect().await;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = noex_testkit::TestServer::builder()
+//! #     .bucket_json("users", json!({"key": "id", "schema": {"id": {"type": "string", "generated": "uuid"}}}))
+//! #     .query("all-users", noex_testkit::QueryDef::all("users"))
+//! #     .start()?;
+//! # let url = server.url();
+//! tokio::runtime::Runtime::new()?.block_on(async {
+//!     let client = noex_tokio::connect(&url, ClientOptions::new()).await?;
+//!     let users = client.store().bucket("users");
+//!     let mut live = client.store().subscribe::<Vec<Record>>("all-users", None).await?;
+//!     assert!(live.next().await.unwrap()?.is_empty());
+//!
+//!     let alice = users.insert(&json!({"name": "Alice", "age": 30})).await?;
+//!     assert_eq!(alice.version, 1);
+//!     assert_eq!(live.next().await.unwrap()?.len(), 1);
+//!     client.disconnect().await;
+//!     Ok::<_, noex_tokio::Error>(())
+//! })?;
 //! # Ok(())
 //! # }
 //! ```

@@ -49,6 +49,10 @@ impl AuthApi {
 
     /// Logs in with a token. The client remembers it and presents it again after a
     /// reconnect.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn login(&self, token: impl Into<String>) -> Result<AuthSession> {
         let token = Secret::new(token);
         self.client
@@ -57,6 +61,10 @@ impl AuthApi {
     }
 
     /// Logs out (and forgets the remembered token).
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn logout(&self) -> Result<()> {
         let _: serde_json::Value = self
             .client

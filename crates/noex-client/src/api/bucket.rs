@@ -121,6 +121,10 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// Inserts a record; returns it with its generated fields and metadata.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn insert(&self, data: &(impl Serialize + ?Sized)) -> Result<Record<T>> {
         let value = self
             .value(ops::store::insert(&self.name, to_json(data)?))
@@ -137,6 +141,10 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// Merges `patch` into the record; returns the new record (version bumped).
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn update(
         &self,
         key: impl Serialize,
@@ -153,6 +161,10 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// Deletes the record; returns whether the server reports it deleted.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn delete(&self, key: impl Serialize) -> Result<bool> {
         let flag: Flag = self
             .client
@@ -282,6 +294,10 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// Deletes every record of the bucket.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn clear(&self) -> Result<()> {
         self.value(ops::store::clear(&self.name)).await.map(drop)
     }

@@ -88,14 +88,26 @@ impl Identity {
     }
 
     /// Logs in with a user name and password.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn login(&self, username: &str, password: &str) -> Result<IdentitySession> {
         self.call(op::login(username, &Secret::new(password))).await
     }
     /// Logs in as the superadmin with the server's admin secret.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn login_with_secret(&self, secret: &str) -> Result<IdentitySession> {
         self.call(op::login_with_secret(&Secret::new(secret))).await
     }
     /// Logs out.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn logout(&self) -> Result<Value> {
         self.call(op::logout()).await
     }
@@ -104,10 +116,18 @@ impl Identity {
         self.call(op::whoami()).await
     }
     /// A fresh session token (the old one stops working).
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn refresh_session(&self) -> Result<IdentitySession> {
         self.call(op::refresh_session()).await
     }
     /// Creates a user; returns it.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn create_user(&self, user: &NewUser) -> Result<Value> {
         let mut extra = to_object(user)?;
         extra.remove("username");
@@ -119,6 +139,10 @@ impl Identity {
         self.call(op::get_user(user_id)).await
     }
     /// Changes a user's fields (e.g. `{"displayName": "…"}`); returns the user.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn update_user(
         &self,
         user_id: &str,
@@ -128,6 +152,10 @@ impl Identity {
             .await
     }
     /// Deletes a user.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn delete_user(&self, user_id: &str) -> Result<Value> {
         self.call(op::delete_user(user_id)).await
     }
@@ -136,14 +164,26 @@ impl Identity {
         self.call(op::list_users(page, page_size)).await
     }
     /// Enables a user.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn enable_user(&self, user_id: &str) -> Result<Value> {
         self.call(op::enable_user(user_id)).await
     }
     /// Disables a user.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn disable_user(&self, user_id: &str) -> Result<Value> {
         self.call(op::disable_user(user_id)).await
     }
     /// Changes a password, given the current one.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn change_password(&self, user_id: &str, current: &str, new: &str) -> Result<Value> {
         self.call(op::change_password(
             user_id,
@@ -153,11 +193,19 @@ impl Identity {
         .await
     }
     /// Sets a new password (admin).
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn reset_password(&self, user_id: &str, new: &str) -> Result<Value> {
         self.call(op::reset_password(user_id, &Secret::new(new)))
             .await
     }
     /// Creates a role with permissions (e.g. `[{"allow": ["store.get"], "buckets": ["docs"]}]`).
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn create_role(
         &self,
         name: &str,
@@ -168,6 +216,10 @@ impl Identity {
             .await
     }
     /// Changes a role's fields.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn update_role(
         &self,
         role_id: &str,
@@ -177,6 +229,10 @@ impl Identity {
             .await
     }
     /// Deletes a role.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn delete_role(&self, role_id: &str) -> Result<Value> {
         self.call(op::delete_role(role_id)).await
     }
@@ -185,10 +241,18 @@ impl Identity {
         self.call(op::list_roles()).await
     }
     /// Gives a user a role.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn assign_role(&self, user_id: &str, role_name: &str) -> Result<Value> {
         self.call(op::assign_role(user_id, role_name)).await
     }
     /// Takes a role from a user.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn remove_role(&self, user_id: &str, role_name: &str) -> Result<Value> {
         self.call(op::remove_role(user_id, role_name)).await
     }
@@ -197,10 +261,18 @@ impl Identity {
         self.call(op::get_user_roles(user_id)).await
     }
     /// Grants operations on a resource to a user or role.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn grant(&self, grant: &Grant) -> Result<Value> {
         self.call(op::grant(grant)).await
     }
     /// Revokes operations on a resource from a user or role.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn revoke(&self, grant: &Grant) -> Result<Value> {
         self.call(op::revoke(grant)).await
     }
@@ -217,6 +289,10 @@ impl Identity {
         self.call(op::get_owner(resource_type, resource_name)).await
     }
     /// Hands a resource to another user.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn transfer_owner(
         &self,
         resource_type: &str,

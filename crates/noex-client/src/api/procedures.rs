@@ -29,15 +29,27 @@ impl Procedures {
     }
 
     /// Registers a procedure (`name`, `description`, `input`, `steps`, …).
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn register(&self, procedure: &(impl Serialize + ?Sized)) -> Result<Value> {
         self.call_op(ops::procedures::register(&to_json(procedure)?))
             .await
     }
     /// Removes a procedure.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn unregister(&self, name: &str) -> Result<Value> {
         self.call_op(ops::procedures::unregister(name)).await
     }
     /// Changes a procedure.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn update(&self, name: &str, updates: &(impl Serialize + ?Sized)) -> Result<Value> {
         self.call_op(ops::procedures::update(name, &to_json(updates)?))
             .await
@@ -51,7 +63,11 @@ impl Procedures {
         let list: List = self.call_op(ops::procedures::list()).await?;
         Ok(list.procedures)
     }
-    /// Runs a procedure: `{success, result, …}`. A write: never re-sent automatically.
+    /// Runs a procedure: `{success, result, …}`.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn call(&self, name: &str, input: &(impl Serialize + ?Sized)) -> Result<Value> {
         self.call_op(ops::procedures::call(name, &to_json(input)?))
             .await

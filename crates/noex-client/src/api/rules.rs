@@ -107,12 +107,20 @@ impl Rules {
         self.client.call(op, RequestOptions::default()).await
     }
 
-    /// Emits an event. A write: never re-sent automatically.
+    /// Emits an event.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn emit(&self, topic: &str, data: &(impl Serialize + ?Sized)) -> Result<RuleEvent> {
         self.emit_with(topic, data, EmitOptions::default()).await
     }
 
     /// Emits an event with correlation and causation ids.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn emit_with(
         &self,
         topic: &str,
@@ -128,7 +136,11 @@ impl Rules {
         self.call(op).await
     }
 
-    /// Sets a fact. A write: never re-sent automatically.
+    /// Sets a fact.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn set_fact(&self, key: &str, value: &(impl Serialize + ?Sized)) -> Result<Fact> {
         self.call(ops::rules::set_fact(key, &to_json(value)?)).await
     }
@@ -139,6 +151,10 @@ impl Rules {
     }
 
     /// Deletes a fact; returns whether it existed.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn delete_fact(&self, key: &str) -> Result<bool> {
         let answer: Deleted = self.call(ops::rules::delete_fact(key)).await?;
         Ok(answer.deleted)
@@ -170,14 +186,26 @@ impl Rules {
     }
 
     /// Registers a rule.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn register_rule(&self, rule: &(impl Serialize + ?Sized)) -> Result<Value> {
         self.call(ops::rules::register_rule(&to_json(rule)?)).await
     }
     /// Removes a rule.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn unregister_rule(&self, rule_id: &str) -> Result<Value> {
         self.call(ops::rules::unregister_rule(rule_id)).await
     }
     /// Changes a rule.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn update_rule(
         &self,
         rule_id: &str,
@@ -187,10 +215,18 @@ impl Rules {
             .await
     }
     /// Enables a rule.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn enable_rule(&self, rule_id: &str) -> Result<Value> {
         self.call(ops::rules::enable_rule(rule_id)).await
     }
     /// Disables a rule.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn disable_rule(&self, rule_id: &str) -> Result<Value> {
         self.call(ops::rules::disable_rule(rule_id)).await
     }

@@ -168,6 +168,10 @@ impl Store {
 
     /// Runs the operations atomically. A transaction is a write: it is never re-sent
     /// automatically (see [`crate::Error::may_have_been_applied`]).
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn transaction(&self, transaction: Transaction) -> Result<Vec<TxResult>> {
         let answer: TxAnswer = self.call(ops::store::transaction(&transaction.ops)).await?;
         Ok(answer.results)
@@ -178,6 +182,10 @@ impl Store {
     }
 
     /// Defines a bucket (`config`: `key`, `schema`, `indexes`, …).
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn define_bucket(
         &self,
         name: &str,
@@ -187,6 +195,10 @@ impl Store {
             .await
     }
     /// Changes a bucket's definition (`addFields`, …).
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn update_bucket(
         &self,
         name: &str,
@@ -200,10 +212,18 @@ impl Store {
         self.call(ops::store::get_bucket_schema(name)).await
     }
     /// Drops a bucket and its records.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn drop_bucket(&self, name: &str) -> Result<Value> {
         self.call(ops::store::drop_bucket(name)).await
     }
     /// Defines a declarative query (`bucket`, `filter`, `sort`, `limit`, …).
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn define_query(
         &self,
         name: &str,
@@ -213,6 +233,10 @@ impl Store {
             .await
     }
     /// Removes a query.
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
     pub async fn undefine_query(&self, name: &str) -> Result<Value> {
         self.call(ops::store::undefine_query(name)).await
     }

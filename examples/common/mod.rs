@@ -1,0 +1,60 @@
+//! What every example shares: where the server is, and the demo data it needs.
+//!
+//! With `NOEX_URL` set the examples talk to that server (no auth, rules enabled) and create
+//! what they need through the admin operations. Without it they start the embedded test
+//! server, so they run on a fresh machine with no setup.
+
+#![allow(dead_code)]
+
+use noex_testkit::TestServer;
+use serde_json::json;
+
+/// The server an example talks to. Keep it alive for the example's duration.
+pub struct Server {
+    /// Its URL.
+    pub url: String,
+    /// The embedded server, when no `NOEX_URL` was given.
+    pub embedded: Option<TestServer>,
+}
+
+/// `NOEX_URL`, or a fresh embedded server.
+pub fn server() -> Server {
+    match std::env::var("NOEX_URL") {
+        Ok(url) if !url.is_empty() => {
+            println!("using the server at {url}");
+            Server {
+                url,
+                embedded: None,
+            }
+        }
+        _ => {
+            let embedded = TestServer::builder()
+                .start()
+                .expect("the embedded server starts");
+            println!("started the embedded test server at {}", embedded.url());
+            Server {
+                url: embedded.url(),
+                embedded: Some(embedded),
+            }
+        }
+    }
+}
+
+/// The `users` bucket definition the examples use.
+pub fn users_bucket() -> serde_json::Value {
+    json!({"key": "id", "schema": {
+        "id": {"type": "string", "generated": "uuid"},
+        "name": {"type": "string", "required": true},
+        "age": {"type": "number", "min": 0},
+        "role": {"type": "string", "default": "user"}
+    }})
+}
+
+/// A name unique to this run, so examples can run against a shared server.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}", nanos % 1_000_000_000)
+}

@@ -1,0 +1,50 @@
+//! The quick start on async-std: connect, insert, count, subscribe to a count, clean up.
+//!
+//! ```text
+//! cargo run --example quickstart_async_std
+//! ```
+
+mod common;
+
+use futures::StreamExt;
+use noex_async_std::ClientOptions;
+use serde_json::json;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    async_std::task::block_on(async {
+        let server = common::server();
+        let client = noex_async_std::connect(&server.url, ClientOptions::new()).await?;
+        let bucket = common::unique("users");
+        let query = format!("{bucket}-all");
+        client
+            .store()
+            .define_bucket(&bucket, &common::users_bucket())
+            .await?;
+        client
+            .store()
+            .define_query(&query, &json!({"bucket": bucket}))
+            .await?;
+
+        let mut live = client
+            .store()
+            .subscribe::<Vec<serde_json::Value>>(&query, None)
+            .await?;
+        println!(
+            "initially {} users",
+            live.next().await.expect("initial")?.len()
+        );
+        let users = client.store().bucket(&bucket);
+        users.insert(&json!({"name": "Alice", "age": 30})).await?;
+        println!(
+            "after an insert: {} users",
+            live.next().await.expect("update")?.len()
+        );
+        println!("count(): {}", users.count(None).await?);
+
+        live.unsubscribe().await;
+        client.store().undefine_query(&query).await?;
+        client.store().drop_bucket(&bucket).await?;
+        client.disconnect().await;
+        Ok(())
+    })
+}

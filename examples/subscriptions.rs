@@ -1,0 +1,80 @@
+//! Subscriptions: a live query as a stream, a count query, the callback form, and what a
+//! slow reader sees.
+//!
+//! ```text
+//! cargo run --example subscriptions
+//! ```
+
+mod common;
+
+use futures::StreamExt;
+use noex_tokio::{ClientOptions, Record};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let server = common::server();
+    let client = noex_tokio::connect(&server.url, ClientOptions::new()).await?;
+    let bucket = common::unique("users");
+    let admins = format!("{bucket}-admins");
+    client
+        .store()
+        .define_bucket(&bucket, &common::users_bucket())
+        .await?;
+    client
+        .store()
+        .define_query(
+            &admins,
+            &json!({"bucket": bucket, "filter": {"role": "admin"}}),
+        )
+        .await?;
+    let users = client.store().bucket(&bucket);
+
+    // A stream of whole query results, initial data first.
+    let mut live = client
+        .store()
+        .subscribe::<Vec<Record>>(&admins, None)
+        .await?;
+    println!(
+        "admins at first: {}",
+        live.next().await.expect("initial")?.len()
+    );
+
+    // The callback form: runs on a background task until the handle is dropped.
+    let handle = client
+        .store()
+        .subscribe::<Vec<Record>>(&admins, None)
+        .await?
+        .on_update(|result| match result {
+            Ok(admins) => println!("  callback: {} admins", admins.len()),
+            Err(e) => println!("  callback: subscription ended: {e}"),
+        });
+
+    users
+        .insert(&json!({"name": "Alice", "role": "admin"}))
+        .await?;
+    users.insert(&json!({"name": "Bob"})).await?;
+    println!(
+        "stream: {} admins",
+        live.next().await.expect("update")?.len()
+    );
+
+    // A slow reader never makes memory grow: only the latest result is kept.
+    for i in 0..50 {
+        users
+            .insert(&json!({"name": format!("admin-{i}"), "role": "admin"}))
+            .await?;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    println!("unread results held: {} (only the latest)", live.unread());
+    let latest: Vec<Record<Value>> = live.next().await.expect("latest")?;
+    println!("the latest result has {} admins", latest.len());
+
+    drop(handle); // unsubscribes on the server
+    live.unsubscribe().await;
+    client.store().undefine_query(&admins).await?;
+    client.store().drop_bucket(&bucket).await?;
+    client.disconnect().await;
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! Transactions: several operations applied atomically, and a failing one that changes
+//! nothing.
+//!
+//! ```text
+//! cargo run --example transactions
+//! ```
+
+mod common;
+
+use noex_tokio::{ClientOptions, Transaction};
+use serde_json::json;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let server = common::server();
+    let client = noex_tokio::connect(&server.url, ClientOptions::new()).await?;
+    let bucket = common::unique("accounts");
+    client
+        .store()
+        .define_bucket(&bucket, &common::users_bucket())
+        .await?;
+    let accounts = client.store().bucket(&bucket);
+    let alice = accounts
+        .insert(&json!({"name": "Alice", "age": 30}))
+        .await?;
+
+    let tx = Transaction::new()
+        .insert(&bucket, &json!({"name": "Eve", "age": 22}))?
+        .update(&bucket, &alice.key, &json!({"age": 31}))?
+        .get(&bucket, &alice.key)?
+        .count(&bucket, None)?;
+    for result in client.store().transaction(tx).await? {
+        println!("op {}: {}", result.index, result.data);
+    }
+
+    // The second insert is invalid (no name): nothing of this transaction is applied.
+    let failing = Transaction::new()
+        .insert(&bucket, &json!({"name": "Mallory"}))?
+        .insert(&bucket, &json!({"age": 5}))?;
+    match client.store().transaction(failing).await {
+        Ok(_) => println!("unexpected success"),
+        Err(e) => println!(
+            "failed as expected: {e} (may have been applied: {})",
+            e.may_have_been_applied()
+        ),
+    }
+    println!("records now: {}", accounts.count(None).await?);
+
+    client.store().drop_bucket(&bucket).await?;
+    client.disconnect().await;
+    Ok(())
+}
