@@ -34,6 +34,9 @@ pub struct Counters {
     pub reconnects: u64,
     /// Frames that could not be understood.
     pub protocol_errors: u64,
-    /// Pings answered.
+    /// Pings received.
     pub pings: u64,
+    /// Pings not answered separately because an earlier pong was still waiting for the
+    /// socket (a server flooding pings cannot grow the send queue).
+    pub pongs_coalesced: u64,
 }

@@ -42,6 +42,9 @@ pub enum Input<'a> {
     Binary(&'a [u8]),
     /// Every frame up to and including `seq` of this connection may have left the client:
     /// report it as soon as the transport may have transmitted any byte of the frame.
+    /// Transports must report it: it decides whether a failed request was "not sent" or
+    /// "outcome unknown", and when the socket is backed up by 64 frames or more, pongs
+    /// wait for it instead of piling up.
     Written {
         /// The highest [`Output::Send`] sequence number handed to the socket.
         seq: u64,

@@ -17,6 +17,9 @@ use tracing::{debug, trace, warn};
 /// Close codes after which the server must not be contacted again.
 const PERMANENT_CLOSE_CODES: [u16; 3] = [1003, 4002, 4003];
 
+/// Frames waiting for the socket beyond which pongs are coalesced.
+const PONG_BACKLOG: u64 = 64;
+
 /// The close code the client uses when it gives up on a connection itself.
 const CLIENT_ABORT_CODE: u16 = 4000;
 
@@ -80,6 +83,7 @@ impl ClientCore {
             last_ping: None,
             ping_interval: None,
             written_upto: None,
+            last_pong: None,
         });
         self.phase = Phase::Opening;
         debug!(connection = id.0, "opening connection");
@@ -208,7 +212,28 @@ impl ClientCore {
             link.last_ping = Some(now);
         }
         self.counters.pings += 1;
-        self.send_frame(frame::encode_pong(timestamp));
+        // A server that floods pings while not reading must not make the send queue grow:
+        // when the socket is backed up and an earlier pong still waits for it, that one
+        // answers for both.
+        let next_seq = self.next_seq;
+        let waiting = self
+            .link
+            .as_ref()
+            .and_then(|l| {
+                let written = l.written_upto.unwrap_or(0);
+                let backlog = next_seq.saturating_sub(written + 1);
+                l.last_pong
+                    .map(|pong| written < pong && backlog >= PONG_BACKLOG)
+            })
+            .unwrap_or(false);
+        if waiting {
+            self.counters.pongs_coalesced += 1;
+            return;
+        }
+        let sent = self.send_frame(frame::encode_pong(timestamp));
+        if let (Some(link), Some((_, seq))) = (self.link.as_mut(), sent) {
+            link.last_pong = Some(seq);
+        }
     }
 
     /// When the liveness watchdog fires for `link`, if it is armed.

@@ -60,6 +60,8 @@ struct Link {
     ping_interval: Option<Duration>,
     /// Highest sequence number the transport may have transmitted.
     written_upto: Option<u64>,
+    /// The last pong handed out, to send at most one that is still waiting for the socket.
+    last_pong: Option<u64>,
 }
 
 /// Why a request is in the pending table.
