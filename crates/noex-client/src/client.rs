@@ -238,8 +238,8 @@ impl Client {
         self.session().map(|s| s.options)
     }
 
-    pub(crate) fn spawn(&self, task: futures::future::BoxFuture<'static, ()>) {
-        self.inner.backend.runtime.spawn(task);
+    pub(crate) fn runtime(&self) -> Arc<dyn crate::runtime::Runtime> {
+        self.inner.backend.runtime.clone()
     }
 
     fn session(&self) -> Option<Session> {

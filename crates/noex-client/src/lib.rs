@@ -90,3 +90,19 @@ pub use runtime::{Backend, Connector, Incoming, Outgoing, Runtime, TlsOptions, T
 pub use shared::ListenerGuard;
 pub use slot::BufferPolicy;
 pub use subscription::{CallbackHandle, Subscription};
+
+#[cfg(test)]
+mod tests {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    fn sendable<T: Send + 'static>() {}
+
+    #[test]
+    fn handles_can_be_shared_across_tasks() {
+        shareable::<crate::Client>();
+        shareable::<crate::Bucket>();
+        shareable::<crate::api::store::Store>();
+        shareable::<crate::Error>();
+        sendable::<crate::Subscription<serde_json::Value>>();
+        sendable::<crate::EventStream>();
+    }
+}

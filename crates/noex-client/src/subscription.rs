@@ -3,6 +3,7 @@
 use crate::client::{Client, RawSubscription};
 use crate::driver::SubItem;
 use crate::error::{Error, Result};
+use crate::runtime::Runtime;
 use crate::slot::Taken;
 use futures::future::{AbortHandle, Abortable};
 use futures::{FutureExt, Stream, StreamExt};
@@ -10,6 +11,7 @@ use noex_proto::SubscriptionId;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// A live subscription: a [`Stream`] of typed values, initial data first.
@@ -27,7 +29,9 @@ use std::task::{Context, Poll};
 /// [`Subscription::unsubscribe`], which also waits until the client has processed it.
 pub struct Subscription<T> {
     raw: RawSubscription,
-    client: Client,
+    /// Only the runtime, never the client: a live subscription must not keep the client
+    /// (and its connection) alive after the last client handle is dropped.
+    runtime: Arc<dyn Runtime>,
     ended: bool,
     _type: PhantomData<fn() -> T>,
 }
@@ -44,7 +48,7 @@ impl<T: DeserializeOwned + Send + 'static> Subscription<T> {
     pub(crate) fn new(raw: RawSubscription, client: Client) -> Self {
         Subscription {
             raw,
-            client,
+            runtime: client.runtime(),
             ended: false,
             _type: PhantomData,
         }
@@ -70,14 +74,14 @@ impl<T: DeserializeOwned + Send + 'static> Subscription<T> {
     /// Dropping the returned handle stops the task and unsubscribes.
     pub fn on_update(self, mut callback: impl FnMut(Result<T>) + Send + 'static) -> CallbackHandle {
         let (abort, registration) = AbortHandle::new_pair();
-        let client = self.client.clone();
+        let runtime = self.runtime.clone();
         let mut stream = self;
         let task = async move {
             while let Some(item) = stream.next().await {
                 callback(item);
             }
         };
-        client.spawn(Abortable::new(task, registration).map(drop).boxed());
+        runtime.spawn(Abortable::new(task, registration).map(drop).boxed());
         CallbackHandle { abort }
     }
 }
