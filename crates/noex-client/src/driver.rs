@@ -17,8 +17,8 @@ use noex_proto::{
 };
 use std::collections::HashMap;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use tracing::{debug, trace};
@@ -66,11 +66,24 @@ enum Net {
     },
 }
 
+/// Between the driver and a connection's writer: which frames may have left, and whether
+/// the connection was given up.
+///
+/// The writer publishes a frame's sequence number under the lock before handing the frame
+/// to the socket, and only while the link is not cut. The driver holds the lock while the
+/// core runs and cuts the link before letting go, so a frame the core declared "not sent"
+/// can never be written afterwards.
+#[derive(Default)]
+struct Gate {
+    written: Mutex<u64>,
+    cut: AtomicBool,
+}
+
 /// One open (or opening) transport connection.
 struct Link {
     id: ConnectionId,
     writer: Option<mpsc::UnboundedSender<(u64, Outgoing)>>,
-    written: Arc<AtomicU64>,
+    gate: Arc<Gate>,
     reported_written: u64,
     aborts: Vec<AbortHandle>,
 }
@@ -175,7 +188,10 @@ impl Driver {
                 Poll::Pending
             })
             .await;
-            self.report_written();
+            // Hold the current link's gate while the core decides: see `Gate`.
+            let gate = self.link.as_ref().map(|l| l.gate.clone());
+            let written = gate.as_deref().map(lock_gate);
+            self.report_written(written.as_deref().copied());
             let now = Instant::now();
             match wake {
                 Wake::Command(Some(command)) => self.handle_command(now, command),
@@ -187,6 +203,7 @@ impl Driver {
                 }
             }
             self.process_outputs();
+            drop(written);
         }
         self.process_outputs();
         for ack in self.close_acks.drain(..) {
@@ -196,9 +213,8 @@ impl Driver {
     }
 
     /// Tells the core which frames the writer may have transmitted.
-    fn report_written(&mut self) {
-        if let Some(link) = self.link.as_mut() {
-            let written = link.written.load(Ordering::Acquire);
+    fn report_written(&mut self, written: Option<u64>) {
+        if let (Some(link), Some(written)) = (self.link.as_mut(), written) {
             if written > link.reported_written {
                 link.reported_written = written;
                 let id = link.id;
@@ -302,7 +318,7 @@ impl Driver {
         link.writer = Some(writer_tx);
         link.aborts.push(reader_abort);
         link.aborts.push(writer_abort);
-        let written = link.written.clone();
+        let gate = link.gate.clone();
         let runtime = &self.backend.runtime;
         runtime.spawn(
             Abortable::new(
@@ -313,7 +329,7 @@ impl Driver {
             .boxed(),
         );
         runtime.spawn(
-            Abortable::new(write_frames(sink, writer_rx, written), writer_reg)
+            Abortable::new(write_frames(sink, writer_rx, gate), writer_reg)
                 .map(drop)
                 .boxed(),
         );
@@ -323,6 +339,8 @@ impl Driver {
     /// close frame).
     fn drop_link(&mut self, connection: ConnectionId) {
         if let Some(link) = self.link.take_if(|l| l.id == connection) {
+            // No data frame may leave after this; a queued close frame still may.
+            link.gate.cut.store(true, Ordering::Release);
             let Link { writer, aborts, .. } = link;
             drop(writer);
             let sleep = self.backend.runtime.sleep(CLOSE_GRACE);
@@ -345,7 +363,7 @@ impl Driver {
         self.link = Some(Link {
             id: connection,
             writer: None,
-            written: Arc::new(AtomicU64::new(0)),
+            gate: Arc::new(Gate::default()),
             reported_written: 0,
             aborts: Vec::new(),
         });
@@ -514,12 +532,17 @@ async fn read_frames(
     let _ = net.send(Net::Frame { connection, frame }).await;
 }
 
-/// Writes frames in order, batching what is queued into one flush. Before a frame is handed
-/// to the socket its sequence number is published, so the core knows it may have left.
+fn lock_gate(gate: &Gate) -> MutexGuard<'_, u64> {
+    gate.written.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes frames in order, batching what is queued into one flush. Before a data frame is
+/// handed to the socket its sequence number is published through the gate (so the core
+/// knows it may have left); once the link is cut, data frames are no longer written.
 async fn write_frames(
     mut sink: FrameSink,
     mut frames: mpsc::UnboundedReceiver<(u64, Outgoing)>,
-    written: Arc<AtomicU64>,
+    gate: Arc<Gate>,
 ) {
     while let Some((seq, frame)) = frames.next().await {
         let mut batch = vec![(seq, frame)];
@@ -528,8 +551,12 @@ async fn write_frames(
         }
         for (seq, frame) in batch {
             let closing = matches!(frame, Outgoing::Close { .. });
-            if seq > 0 {
-                written.fetch_max(seq, Ordering::AcqRel);
+            if !closing {
+                let mut written = lock_gate(&gate);
+                if gate.cut.load(Ordering::Acquire) {
+                    continue;
+                }
+                *written = (*written).max(seq);
             }
             if sink.feed(frame).await.is_err() {
                 return;

@@ -79,7 +79,8 @@ impl Error {
                 ..
             } => {
                 let ms = details.get("retryAfterMs")?.as_f64()?;
-                (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
+                // `try_`: a negative, NaN or huge value from the network must not panic.
+                Duration::try_from_secs_f64(ms / 1000.0).ok()
             }
             _ => None,
         }

@@ -43,8 +43,8 @@ impl ServerError {
             retry_after_ms: f64,
         }
         let details: Details = self.details.as_ref()?.deserialize().ok()?;
-        (details.retry_after_ms.is_finite() && details.retry_after_ms >= 0.0)
-            .then(|| Duration::from_secs_f64(details.retry_after_ms / 1000.0))
+        // `try_`: a huge value from the network must not panic.
+        Duration::try_from_secs_f64(details.retry_after_ms / 1000.0).ok()
     }
 }
 
@@ -203,7 +203,8 @@ fn request_id(raw: Option<&RawValue>, kind: &'static str) -> Result<u64, FrameEr
 
 fn millis(raw: Option<&RawValue>) -> Option<Duration> {
     let ms: f64 = optional(raw)?;
-    (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
+    // `try_`: negative, NaN or huge values from the network must not panic.
+    Duration::try_from_secs_f64(ms / 1000.0).ok()
 }
 
 /// Decodes one text frame from the server.

@@ -106,6 +106,19 @@ struct Pending {
     op: Option<Operation>,
     /// `auth.login` token, remembered on success for later connections.
     login_token: Option<Secret>,
+    /// For a retry-safe read sent again after a reconnect: whether an earlier copy may
+    /// have reached the server. It then stays "outcome unknown" whatever happens later.
+    earlier: crate::error::Delivery,
+}
+
+impl Pending {
+    /// `delivery`, unless an earlier copy may already have reached the server.
+    fn delivery(&self, delivery: crate::error::Delivery) -> crate::error::Delivery {
+        match self.earlier {
+            crate::error::Delivery::OutcomeUnknown => crate::error::Delivery::OutcomeUnknown,
+            crate::error::Delivery::NotSent => delivery,
+        }
+    }
 }
 
 #[derive(Debug)]

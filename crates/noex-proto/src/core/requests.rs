@@ -68,6 +68,9 @@ impl ClientCore {
             | Phase::Backoff { .. }
                 if self.config.queue_while_disconnected =>
             {
+                // Requests that timed out or were cancelled no longer hold a place.
+                let pending = &self.pending;
+                self.outbox.retain(|id| pending.contains_key(id));
                 if self.outbox.len() >= self.config.max_queued {
                     return Err(RequestError::QueueFull);
                 }
@@ -125,6 +128,7 @@ impl ClientCore {
                 sent: Sent::No,
                 op: Some(op),
                 login_token,
+                earlier: Delivery::NotSent,
             },
         );
         self.deadlines.insert((deadline, id));
@@ -236,7 +240,14 @@ impl ClientCore {
                 self.deadlines.remove(&(deadline, id));
                 continue;
             };
-            let delivery = Self::delivery_of(self.link.as_ref(), entry.sent);
+            // A frame handed out on the live connection may still be written after the
+            // deadline, so only a frame never handed out is "not sent".
+            let delivery = entry.delivery(match (self.link.as_ref(), entry.sent) {
+                (Some(link), Sent::Yes { connection, .. }) if connection == link.id => {
+                    Delivery::OutcomeUnknown
+                }
+                _ => Delivery::NotSent,
+            });
             let error = RequestError::Timeout { delivery };
             match entry.purpose {
                 Purpose::User => self.respond(id, Err(error)),
@@ -264,7 +275,9 @@ impl ClientCore {
                 if entry.sent != Sent::No {
                     self.counters.requests_resent += 1;
                 }
+                let delivered = Self::delivery_of(Some(link), entry.sent);
                 if let Some(entry) = self.pending.get_mut(&id) {
+                    entry.earlier = entry.delivery(delivered);
                     entry.sent = Sent::No;
                 }
                 kept.push(id);
@@ -273,7 +286,7 @@ impl ClientCore {
             let Some(entry) = self.take_pending(id) else {
                 continue;
             };
-            let delivery = Self::delivery_of(Some(link), entry.sent);
+            let delivery = entry.delivery(Self::delivery_of(Some(link), entry.sent));
             match entry.purpose {
                 Purpose::User => self.respond(id, Err(RequestError::Disconnected { delivery })),
                 Purpose::Subscribe { sub, .. } if !will_reconnect => {
@@ -317,7 +330,7 @@ impl ClientCore {
             let Some(entry) = self.take_pending(id) else {
                 continue;
             };
-            let delivery = Self::delivery_of(link, entry.sent);
+            let delivery = entry.delivery(Self::delivery_of(link, entry.sent));
             if entry.purpose == Purpose::User {
                 self.respond(id, Err(error(delivery)));
             } else if let Purpose::Subscribe { sub, .. } = entry.purpose {
