@@ -22,6 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     rules
         .register_rule(&json!({
             "id": rule_id, "name": "Paid orders are ready", "priority": 10, "enabled": true,
+            "tags": [], // noex-rules needs the field (it fails with "rule.tags is not iterable")
             "trigger": {"type": "event", "topic": format!("{topic}.paid")},
             "conditions": [],
             "actions": [{"type": "emit_event", "topic": format!("{topic}.ready"), "data": {"by": "rule"}}]
