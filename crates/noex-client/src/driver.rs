@@ -86,6 +86,8 @@ struct Link {
     gate: Arc<Gate>,
     reported_written: u64,
     aborts: Vec<AbortHandle>,
+    /// Resolves when the writer task has ended.
+    writer_done: Option<oneshot::Receiver<()>>,
 }
 
 struct SubEntry {
@@ -113,6 +115,8 @@ pub(crate) struct Driver {
     welcome: Option<WelcomeInfo>,
     last_disconnect: Option<DisconnectReason>,
     close_acks: Vec<oneshot::Sender<()>>,
+    /// Writers still flushing a close frame when the client closed.
+    closing_writers: Vec<oneshot::Receiver<()>>,
 }
 
 impl Driver {
@@ -140,6 +144,7 @@ impl Driver {
             welcome: None,
             last_disconnect: None,
             close_acks: Vec::new(),
+            closing_writers: Vec::new(),
         }
     }
 
@@ -206,6 +211,12 @@ impl Driver {
             drop(written);
         }
         self.process_outputs();
+        // Let the close frame reach the server before saying the client is closed.
+        if !self.closing_writers.is_empty() {
+            let writers = futures::future::join_all(std::mem::take(&mut self.closing_writers));
+            let grace = self.backend.runtime.sleep(CLOSE_GRACE);
+            futures::future::select(writers, grace).await;
+        }
         for ack in self.close_acks.drain(..) {
             let _ = ack.send(());
         }
@@ -319,6 +330,8 @@ impl Driver {
         link.aborts.push(reader_abort);
         link.aborts.push(writer_abort);
         let gate = link.gate.clone();
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        link.writer_done = Some(done_rx);
         let runtime = &self.backend.runtime;
         runtime.spawn(
             Abortable::new(
@@ -329,9 +342,15 @@ impl Driver {
             .boxed(),
         );
         runtime.spawn(
-            Abortable::new(write_frames(sink, writer_rx, gate), writer_reg)
-                .map(drop)
-                .boxed(),
+            Abortable::new(
+                async move {
+                    write_frames(sink, writer_rx, gate).await;
+                    drop(done_tx);
+                },
+                writer_reg,
+            )
+            .map(drop)
+            .boxed(),
         );
     }
 
@@ -341,8 +360,16 @@ impl Driver {
         if let Some(link) = self.link.take_if(|l| l.id == connection) {
             // No data frame may leave after this; a queued close frame still may.
             link.gate.cut.store(true, Ordering::Release);
-            let Link { writer, aborts, .. } = link;
+            let Link {
+                writer,
+                aborts,
+                writer_done,
+                ..
+            } = link;
             drop(writer);
+            if self.core.is_closed() {
+                self.closing_writers.extend(writer_done);
+            }
             let sleep = self.backend.runtime.sleep(CLOSE_GRACE);
             self.backend.runtime.spawn(
                 async move {
@@ -366,6 +393,7 @@ impl Driver {
             gate: Arc::new(Gate::default()),
             reported_written: 0,
             aborts: Vec::new(),
+            writer_done: None,
         });
         let connect = self.backend.connector.connect(&url, &self.tls);
         let mut net = self.net_tx.clone();
