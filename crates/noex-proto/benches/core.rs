@@ -1,0 +1,122 @@
+//! The core's own cost beside JSON parsing.
+//!
+//! - `result/core`: one request through a connected core: `request` → the `Send` drained →
+//!   a `result` frame carrying a typical record → the `Response` event drained.
+//! - `push100/core`: one `push` carrying 100 records through a registered subscription → the
+//!   `Update` event drained.
+//!
+//! Each is paired with `serde_json::from_str::<serde_json::Value>` on the same bytes
+//! (`…/serde_json_value`), the baseline the issue asks the ratio against.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use noex_proto::{ops, ClientCore, Config, ConnectionId, Event, Input, Output, SubscriptionSpec};
+use serde_json::json;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+fn record(i: usize) -> serde_json::Value {
+    json!({
+        "name": format!("User {i}"), "age": 20 + (i % 50), "role": "user",
+        "email": format!("user{i}@example.com"),
+        "id": "d3d56717-a2d4-4dc3-aba3-5b24ff8818fc",
+        "_version": 3, "_createdAt": 1795739063897_u64, "_updatedAt": 1795739063901_u64
+    })
+}
+
+fn connected_core(now: Instant) -> (ClientCore, ConnectionId) {
+    let mut core = ClientCore::new(Config::new("ws://bench"), 1);
+    core.connect(now);
+    let conn = ConnectionId(1);
+    core.handle_input(now, conn, Input::Opened);
+    core.handle_input(
+        now,
+        conn,
+        Input::Frame(r#"{"type":"welcome","version":"1.0.0","serverTime":1,"requiresAuth":false}"#),
+    );
+    while core.poll_output().is_some() {}
+    (core, conn)
+}
+
+fn result_frame(id: u64) -> String {
+    json!({"id": id, "type": "result", "data": record(1)}).to_string()
+}
+
+fn bench_result(c: &mut Criterion) {
+    let mut group = c.benchmark_group("result");
+    let now = Instant::now();
+    let (mut core, conn) = connected_core(now);
+    let key = json!("d3d56717-a2d4-4dc3-aba3-5b24ff8818fc");
+    let mut next_id = 1_u64;
+    group.bench_function("core", |b| {
+        b.iter_custom(|iters| {
+            // Frames are prepared outside the measurement: each answers the next id.
+            let frames: Vec<String> = (0..iters).map(|i| result_frame(next_id + i)).collect();
+            let start = Instant::now();
+            for frame in &frames {
+                let id = core.request(now, ops::store::get("users", &key)).unwrap();
+                let Some(Output::Send { text, .. }) = core.poll_output() else {
+                    panic!("no send")
+                };
+                black_box(text);
+                core.handle_input(now, conn, Input::Frame(frame));
+                let Some(Output::Event(Event::Response { id: got, result })) = core.poll_output()
+                else {
+                    panic!("no response")
+                };
+                assert_eq!(got, id);
+                black_box(result.unwrap());
+            }
+            let elapsed = start.elapsed();
+            next_id += iters;
+            elapsed
+        })
+    });
+    let sample = result_frame(123_456);
+    group.bench_function("serde_json_value", |b| {
+        b.iter(|| black_box(serde_json::from_str::<serde_json::Value>(black_box(&sample)).unwrap()))
+    });
+    group.finish();
+}
+
+fn bench_push(c: &mut Criterion) {
+    let mut group = c.benchmark_group("push100");
+    let now = Instant::now();
+    let (mut core, conn) = connected_core(now);
+    core.subscribe(now, SubscriptionSpec::query("all-users", None))
+        .unwrap();
+    let Some(Output::Send { text, .. }) = core.poll_output() else {
+        panic!("no subscribe")
+    };
+    let req: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let answer = json!({"id": req["id"], "type": "result",
+                        "data": {"subscriptionId": "sub-1", "data": []}})
+    .to_string();
+    core.handle_input(now, conn, Input::Frame(&answer));
+    while core.poll_output().is_some() {}
+    let records: Vec<_> = (0..100).map(record).collect();
+    let push = json!({"type": "push", "channel": "subscription", "subscriptionId": "sub-1",
+                      "data": records})
+    .to_string();
+    group.bench_function("core", |b| {
+        b.iter(|| {
+            core.handle_input(now, conn, Input::Frame(black_box(&push)));
+            let Some(Output::Event(event)) = core.poll_output() else {
+                panic!("no update")
+            };
+            black_box(event)
+        })
+    });
+    group.bench_function("serde_json_value", |b| {
+        b.iter(|| black_box(serde_json::from_str::<serde_json::Value>(black_box(&push)).unwrap()))
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = bench_result, bench_push
+}
+criterion_main!(benches);

@@ -1,0 +1,759 @@
+//! A reusable test harness for `ClientCore`: a virtual clock, an output recorder split by
+//! kind, and helpers that play the server's part. Time only moves when a test moves it.
+#![allow(dead_code)]
+
+use noex_proto::{
+    ClientCore, Config, ConnectionId, ConnectionState, CoreError, DisconnectReason, Event, Input,
+    LifecycleEvent, Output, Payload, RequestError, RequestId, SubscriptionEvent, SubscriptionId,
+};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Virtual time: a fixed base plus an offset that only tests advance.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    base: Instant,
+    offset: Duration,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock {
+            base: Instant::now(),
+            offset: Duration::ZERO,
+        }
+    }
+    pub fn now(&self) -> Instant {
+        self.base + self.offset
+    }
+    /// Time since the clock started.
+    pub fn elapsed(&self) -> Duration {
+        self.offset
+    }
+    pub fn advance(&mut self, by: Duration) {
+        self.offset += by;
+    }
+    /// Moves to `at` (never backwards).
+    pub fn set(&mut self, at: Instant) {
+        let offset = at.saturating_duration_since(self.base);
+        if offset > self.offset {
+            self.offset = offset;
+        }
+    }
+}
+
+/// One `Output::Send`, with its text parsed.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub connection: ConnectionId,
+    pub seq: u64,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Sent {
+    /// The request id, when the frame is a request.
+    pub fn id(&self) -> Option<u64> {
+        self.json.get("id").and_then(Value::as_u64)
+    }
+    /// The `type` field.
+    pub fn kind(&self) -> &str {
+        self.json.get("type").and_then(Value::as_str).unwrap_or("")
+    }
+}
+
+/// Drives one core with explicit time and records everything it hands out.
+pub struct Harness {
+    pub core: ClientCore,
+    pub clock: Clock,
+    /// `Output::Open` in order.
+    pub opens: Vec<(ConnectionId, String)>,
+    /// `Output::Send` in order.
+    pub sends: Vec<Sent>,
+    /// `Output::Close` in order.
+    pub closes: Vec<(ConnectionId, u16, String)>,
+    /// `Output::Event` in order.
+    pub events: Vec<Event>,
+    /// Every output in order (for determinism checks).
+    pub log: Vec<Output>,
+    /// The connection the server side talks on (the latest opened).
+    pub conn: Option<ConnectionId>,
+    /// Server subscription ids handed out (`sub-N`), per process.
+    next_server_sub: u64,
+}
+
+impl Harness {
+    pub fn new(config: Config) -> Harness {
+        Harness::with_seed(config, 7)
+    }
+
+    pub fn with_seed(config: Config, seed: u64) -> Harness {
+        Harness {
+            core: ClientCore::new(config, seed),
+            clock: Clock::new(),
+            opens: Vec::new(),
+            sends: Vec::new(),
+            closes: Vec::new(),
+            events: Vec::new(),
+            log: Vec::new(),
+            conn: None,
+            next_server_sub: 1,
+        }
+    }
+
+    /// A default config pointing at a dummy URL.
+    pub fn config() -> Config {
+        Config::new("ws://test.invalid:1")
+    }
+
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// Moves every pending output into the recorded lists.
+    pub fn drain(&mut self) {
+        while let Some(out) = self.core.poll_output() {
+            self.log.push(out.clone());
+            match out {
+                Output::Open { connection, url } => {
+                    self.conn = Some(connection);
+                    self.opens.push((connection, url));
+                }
+                Output::Send {
+                    connection,
+                    seq,
+                    text,
+                } => {
+                    let json: Value = serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("core sent invalid JSON {text:?}: {e}"));
+                    self.sends.push(Sent {
+                        connection,
+                        seq,
+                        text,
+                        json,
+                    });
+                }
+                Output::Close {
+                    connection,
+                    code,
+                    reason,
+                } => self.closes.push((connection, code, reason)),
+                Output::Event(event) => self.events.push(event),
+            }
+        }
+    }
+
+    /// Forgets what was recorded so far (the core is untouched).
+    pub fn clear(&mut self) {
+        self.opens.clear();
+        self.sends.clear();
+        self.closes.clear();
+        self.events.clear();
+    }
+
+    /// Forgets the recorded events only.
+    pub fn clear_events_only(&mut self) {
+        self.events.clear();
+    }
+
+    /// The current connection (panics when none was opened).
+    pub fn conn(&self) -> ConnectionId {
+        self.conn.expect("no connection was opened")
+    }
+
+    // ---- intents -------------------------------------------------------------------------
+
+    pub fn connect(&mut self) {
+        let now = self.now();
+        self.core.connect(now);
+        self.drain();
+    }
+
+    pub fn close(&mut self) {
+        let now = self.now();
+        self.core.close(now);
+        self.drain();
+    }
+
+    pub fn request(&mut self, op: noex_proto::ops::Operation) -> RequestId {
+        self.try_request(op).expect("request refused")
+    }
+
+    pub fn try_request(
+        &mut self,
+        op: noex_proto::ops::Operation,
+    ) -> Result<RequestId, RequestError> {
+        let now = self.now();
+        let r = self.core.request(now, op);
+        self.drain();
+        r
+    }
+
+    pub fn request_with(
+        &mut self,
+        op: noex_proto::ops::Operation,
+        options: noex_proto::RequestOptions,
+    ) -> RequestId {
+        let now = self.now();
+        let r = self
+            .core
+            .request_with(now, op, options)
+            .expect("request refused");
+        self.drain();
+        r
+    }
+
+    pub fn subscribe(&mut self, spec: noex_proto::SubscriptionSpec) -> SubscriptionId {
+        let now = self.now();
+        let r = self.core.subscribe(now, spec).expect("subscribe refused");
+        self.drain();
+        r
+    }
+
+    pub fn unsubscribe(&mut self, id: SubscriptionId) -> bool {
+        let now = self.now();
+        let r = self.core.unsubscribe(now, id);
+        self.drain();
+        r
+    }
+
+    // ---- the transport's and the server's part -------------------------------------------
+
+    pub fn input(&mut self, input: Input<'_>) {
+        let now = self.now();
+        let conn = self.conn();
+        self.core.handle_input(now, conn, input);
+        self.drain();
+    }
+
+    pub fn input_on(&mut self, conn: ConnectionId, input: Input<'_>) {
+        let now = self.now();
+        self.core.handle_input(now, conn, input);
+        self.drain();
+    }
+
+    pub fn opened(&mut self) {
+        self.input(Input::Opened);
+    }
+
+    pub fn welcome(&mut self, requires_auth: bool) {
+        self.frame_json(json!({
+            "type": "welcome", "version": "1.0.0", "serverTime": 1795739063895_u64,
+            "requiresAuth": requires_auth
+        }));
+    }
+
+    /// Opens the connection the core last asked for and sends `welcome`.
+    pub fn open_and_welcome(&mut self, requires_auth: bool) {
+        self.opened();
+        self.welcome(requires_auth);
+    }
+
+    /// `connect` + open + welcome without auth: a connected core.
+    pub fn connected(config: Config) -> Harness {
+        let mut h = Harness::new(config);
+        h.connect();
+        h.open_and_welcome(false);
+        assert_eq!(h.core.state(), ConnectionState::Connected);
+        h
+    }
+
+    pub fn frame(&mut self, text: &str) {
+        self.input(Input::Frame(text));
+    }
+
+    pub fn frame_json(&mut self, value: Value) {
+        let text = value.to_string();
+        self.frame(&text);
+    }
+
+    /// A `result` for request `id`.
+    pub fn answer(&mut self, id: u64, data: Value) {
+        self.frame_json(json!({"id": id, "type": "result", "data": data}));
+    }
+
+    /// An `error` for request `id`.
+    pub fn answer_error(&mut self, id: u64, code: &str, message: &str) {
+        self.frame_json(json!({"id": id, "type": "error", "code": code, "message": message}));
+    }
+
+    /// A `push` on channel `subscription`.
+    pub fn push(&mut self, server_sub: &str, data: Value) {
+        self.frame_json(json!({
+            "type": "push", "channel": "subscription", "subscriptionId": server_sub, "data": data
+        }));
+    }
+
+    pub fn ping(&mut self, timestamp: u64) {
+        self.frame_json(json!({"type": "ping", "timestamp": timestamp}));
+    }
+
+    /// The server (or the network) closes the current connection.
+    pub fn server_close(&mut self, code: Option<u16>, reason: &str) {
+        self.input(Input::Closed { code, reason });
+    }
+
+    /// The transport reports every frame handed out so far on the current connection as
+    /// written.
+    pub fn written_all(&mut self) {
+        let conn = self.conn();
+        if let Some(seq) = self
+            .sends
+            .iter()
+            .filter(|s| s.connection == conn)
+            .map(|s| s.seq)
+            .max()
+        {
+            self.input(Input::Written { seq });
+        }
+    }
+
+    /// A fresh `sub-N` id, as the server process would hand out.
+    pub fn next_server_sub(&mut self) -> String {
+        let id = format!("sub-{}", self.next_server_sub);
+        self.next_server_sub += 1;
+        id
+    }
+
+    /// Answers every unanswered subscribe sent on the current connection with a fresh
+    /// `sub-N` (and `data` for store queries). Returns the ids handed out in order.
+    pub fn answer_subscribes(&mut self, data: Value) -> Vec<(u64, String)> {
+        let conn = self.conn();
+        let answered = self.answered_ids();
+        let subs: Vec<(u64, String)> = self
+            .sends
+            .iter()
+            .filter(|s| s.connection == conn && s.kind().ends_with(".subscribe"))
+            .filter_map(|s| s.id().map(|id| (id, s.kind().to_owned())))
+            .filter(|(id, _)| !answered.contains(id))
+            .collect();
+        let mut out = Vec::new();
+        for (id, kind) in subs {
+            let sub = self.next_server_sub();
+            if kind == "store.subscribe" {
+                self.answer(id, json!({"subscriptionId": sub, "data": data}));
+            } else {
+                self.answer(id, json!({"subscriptionId": sub}));
+            }
+            out.push((id, sub));
+        }
+        out
+    }
+
+    fn answered_ids(&self) -> Vec<u64> {
+        self.log
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(Event::Response { id, .. }) => Some(id.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    // ---- time ----------------------------------------------------------------------------
+
+    /// Moves time forward by `by`, calling `handle_timeout` at every deadline the core
+    /// announces on the way (in order), and once more at the end.
+    pub fn advance(&mut self, by: Duration) {
+        let target = self.now() + by;
+        let mut guard = 0;
+        while let Some(at) = self.core.poll_timeout() {
+            if at > target {
+                break;
+            }
+            guard += 1;
+            assert!(guard < 100_000, "the core never settles: deadline {at:?}");
+            self.clock.set(at);
+            let now = self.now();
+            self.core.handle_timeout(now);
+            self.drain();
+        }
+        self.clock.set(target);
+        let now = self.now();
+        self.core.handle_timeout(now);
+        self.drain();
+    }
+
+    /// Waits (stepping through deadlines) until the core asks for a new connection, then
+    /// opens it and says welcome. Returns the time waited.
+    pub fn reopen(&mut self, requires_auth: bool) -> Duration {
+        let started = self.clock.elapsed();
+        let before = self.opens.len();
+        let mut guard = 0;
+        while self.opens.len() == before {
+            guard += 1;
+            assert!(guard < 10_000, "the core never reconnected");
+            assert!(
+                self.step(),
+                "no deadline pending: the core will not reconnect"
+            );
+        }
+        self.open_and_welcome(requires_auth);
+        self.clock.elapsed() - started
+    }
+
+    /// Moves time to the core's next deadline (if any) and fires it.
+    pub fn step(&mut self) -> bool {
+        let Some(at) = self.core.poll_timeout() else {
+            return false;
+        };
+        self.clock.set(at);
+        let now = self.now();
+        self.core.handle_timeout(now);
+        self.drain();
+        true
+    }
+
+    // ---- looking at what came out ---------------------------------------------------------
+
+    /// Sends on connection `conn`.
+    pub fn sends_on(&self, conn: ConnectionId) -> Vec<&Sent> {
+        self.sends.iter().filter(|s| s.connection == conn).collect()
+    }
+
+    /// The last frame sent.
+    pub fn last_send(&self) -> &Sent {
+        self.sends.last().expect("nothing was sent")
+    }
+
+    /// The request sent with wire id `id` (the last one, if sent more than once).
+    pub fn sent_request(&self, id: u64) -> Option<&Sent> {
+        self.sends.iter().rev().find(|s| s.id() == Some(id))
+    }
+
+    /// How often a request with this id was handed out.
+    pub fn times_sent(&self, id: u64) -> usize {
+        self.sends.iter().filter(|s| s.id() == Some(id)).count()
+    }
+
+    /// Every response event for `id`.
+    pub fn responses(&self, id: RequestId) -> Vec<&Result<Payload, RequestError>> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Response { id: rid, result } if *rid == id => Some(result),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The one response for `id` (panics unless exactly one came).
+    pub fn response(&self, id: RequestId) -> &Result<Payload, RequestError> {
+        let r = self.responses(id);
+        assert_eq!(
+            r.len(),
+            1,
+            "expected exactly one response for {id:?}, got {r:?}"
+        );
+        r[0]
+    }
+
+    /// The error of the one response for `id`.
+    pub fn error_of(&self, id: RequestId) -> &RequestError {
+        match self.response(id) {
+            Err(e) => e,
+            Ok(p) => panic!("expected an error for {id:?}, got Ok({})", p.json()),
+        }
+    }
+
+    /// The lifecycle events, in order.
+    pub fn lifecycle(&self) -> Vec<&LifecycleEvent> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Lifecycle(l) => Some(l),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The subscription events, in order.
+    pub fn sub_events(&self) -> Vec<&SubscriptionEvent> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Subscription(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Core errors reported as lifecycle events.
+    pub fn core_errors(&self) -> Vec<&CoreError> {
+        self.lifecycle()
+            .into_iter()
+            .filter_map(|l| match l {
+                LifecycleEvent::Error(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `Disconnected` reasons, in order.
+    pub fn disconnects(&self) -> Vec<&DisconnectReason> {
+        self.lifecycle()
+            .into_iter()
+            .filter_map(|l| match l {
+                LifecycleEvent::Disconnected(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `Reconnecting` (attempt, delay) pairs, in order.
+    pub fn reconnecting(&self) -> Vec<(u32, Duration)> {
+        self.lifecycle()
+            .into_iter()
+            .filter_map(|l| match l {
+                LifecycleEvent::Reconnecting { attempt, delay } => Some((*attempt, *delay)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// State changes, in order.
+    pub fn states(&self) -> Vec<ConnectionState> {
+        self.lifecycle()
+            .into_iter()
+            .filter_map(|l| match l {
+                LifecycleEvent::StateChanged(s) => Some(*s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Updates delivered per subscription, data as JSON.
+    pub fn updates(&self) -> BTreeMap<SubscriptionId, Vec<Value>> {
+        let mut out: BTreeMap<SubscriptionId, Vec<Value>> = BTreeMap::new();
+        for e in self.sub_events() {
+            if let SubscriptionEvent::Update { id, data } = e {
+                out.entry(*id).or_default().push(data.to_value());
+            }
+        }
+        out
+    }
+
+    /// The number of lifecycle events matching `pred`.
+    pub fn count_lifecycle(&self, pred: impl Fn(&LifecycleEvent) -> bool) -> usize {
+        self.lifecycle().into_iter().filter(|l| pred(l)).count()
+    }
+}
+
+/// Parses a payload into JSON.
+pub fn value(p: &Payload) -> Value {
+    p.to_value()
+}
+
+/// A typical stored record as the server returns it.
+pub fn record(name: &str, age: u64) -> Value {
+    json!({
+        "name": name, "age": age, "role": "user",
+        "id": "d3d56717-a2d4-4dc3-aba3-5b24ff8818fc",
+        "_version": 1, "_createdAt": 1795739063897_u64, "_updatedAt": 1795739063897_u64
+    })
+}
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// The recorded transcripts, as `(dir, frame)` pairs.
+pub fn transcript(name: &str) -> Vec<(String, Value)> {
+    let path = format!(
+        "{}/../../fixtures/transcripts/{name}.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{path}: {e}"));
+            (
+                v["dir"].as_str().unwrap_or_default().to_owned(),
+                v["frame"].clone(),
+            )
+        })
+        .collect()
+}
+
+pub const TRANSCRIPTS: [&str; 3] = ["basic", "identity", "procedures-audit"];
+
+/// Rebuilds a recorded client request with the typed catalogue constructors (never the
+/// generic field API), or `None` when the recording is not a well-formed request of a known
+/// operation (the transcripts also hold deliberate garbage).
+pub fn recorded_op(frame: &Value) -> Option<noex_proto::ops::Operation> {
+    use noex_proto::ops::{self, audit::AuditFilter, identity::Grant, store::TxOp};
+    use noex_proto::Secret;
+    let f = frame.as_object()?;
+    f.get("id")?.as_u64()?;
+    let kind = f.get("type")?.as_str()?;
+    let s = |name: &str| f.get(name).and_then(Value::as_str);
+    let v = |name: &str| f.get(name);
+    let u = |name: &str| f.get(name).and_then(Value::as_u64);
+    let map_without = |skip: &[&str]| {
+        let mut m = serde_json::Map::new();
+        for (k, val) in f {
+            if k != "id" && k != "type" && !skip.contains(&k.as_str()) {
+                m.insert(k.clone(), val.clone());
+            }
+        }
+        m
+    };
+    let grant = || -> Option<Grant> {
+        Some(Grant {
+            subject_type: s("subjectType")?.into(),
+            subject_id: s("subjectId")?.into(),
+            resource_type: s("resourceType")?.into(),
+            resource_name: s("resourceName")?.into(),
+            operations: v("operations")?
+                .as_array()?
+                .iter()
+                .map(|o| o.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()?,
+        })
+    };
+    let op = match kind {
+        "store.insert" => ops::store::insert(s("bucket")?, v("data")?.clone()),
+        "store.get" => ops::store::get(s("bucket")?, v("key")?),
+        "store.update" => ops::store::update(s("bucket")?, v("key")?, v("data")?.clone()),
+        "store.delete" => ops::store::delete(s("bucket")?, v("key")?),
+        "store.all" => ops::store::all(s("bucket")?),
+        "store.where" => ops::store::where_(s("bucket")?, v("filter")?),
+        "store.findOne" => ops::store::find_one(s("bucket")?, v("filter")?),
+        "store.count" => ops::store::count(s("bucket")?, v("filter")),
+        "store.first" => ops::store::first(s("bucket")?, u("n")?),
+        "store.last" => ops::store::last(s("bucket")?, u("n")?),
+        "store.paginate" => ops::store::paginate(s("bucket")?, u("limit")?, v("after")),
+        "store.sum" => ops::store::sum(s("bucket")?, s("field")?, v("filter")),
+        "store.avg" => ops::store::avg(s("bucket")?, s("field")?, v("filter")),
+        "store.min" => ops::store::min(s("bucket")?, s("field")?, v("filter")),
+        "store.max" => ops::store::max(s("bucket")?, s("field")?, v("filter")),
+        "store.clear" => ops::store::clear(s("bucket")?),
+        "store.subscribe" => ops::store::subscribe(s("query")?, v("params")),
+        "store.unsubscribe" => ops::store::unsubscribe(s("subscriptionId")?),
+        "store.transaction" => {
+            let mut tx = Vec::new();
+            for o in v("operations")?.as_array()? {
+                let b = o.get("bucket")?.as_str()?;
+                let key = || o.get("key").cloned();
+                let data = || o.get("data").cloned();
+                let filter = || o.get("filter").cloned();
+                tx.push(match o.get("op")?.as_str()? {
+                    "get" => TxOp::get(b, key()?),
+                    "insert" => TxOp::insert(b, data()?),
+                    "update" => TxOp::update(b, key()?, data()?),
+                    "delete" => TxOp::delete(b, key()?),
+                    "where" => TxOp::where_(b, filter()?),
+                    "findOne" => TxOp::find_one(b, filter()?),
+                    "count" => TxOp::count(b, filter()),
+                    _ => return None,
+                });
+            }
+            ops::store::transaction(&tx)
+        }
+        "store.buckets" => ops::store::buckets(),
+        "store.stats" => ops::store::stats(),
+        "store.defineBucket" => ops::store::define_bucket(s("name")?, v("config")?),
+        "store.updateBucket" => ops::store::update_bucket(s("name")?, v("updates")?),
+        "store.getBucketSchema" => ops::store::get_bucket_schema(s("name")?),
+        "store.dropBucket" => ops::store::drop_bucket(s("name")?),
+        "store.defineQuery" => ops::store::define_query(s("name")?, v("config")?),
+        "store.undefineQuery" => ops::store::undefine_query(s("name")?),
+        "store.listQueries" => ops::store::list_queries(),
+        "rules.emit" => ops::rules::emit(
+            s("topic")?,
+            v("data")?,
+            s("correlationId"),
+            s("causationId"),
+        ),
+        "rules.setFact" => ops::rules::set_fact(s("key")?, v("value")?),
+        "rules.getFact" => ops::rules::get_fact(s("key")?),
+        "rules.deleteFact" => ops::rules::delete_fact(s("key")?),
+        "rules.queryFacts" => ops::rules::query_facts(s("pattern")?),
+        "rules.getAllFacts" => ops::rules::get_all_facts(),
+        "rules.stats" => ops::rules::stats(),
+        "rules.subscribe" => ops::rules::subscribe(s("pattern")?),
+        "rules.unsubscribe" => ops::rules::unsubscribe(s("subscriptionId")?),
+        "rules.registerRule" => ops::rules::register_rule(v("rule")?),
+        "rules.unregisterRule" => ops::rules::unregister_rule(s("ruleId")?),
+        "rules.updateRule" => ops::rules::update_rule(s("ruleId")?, v("updates")?),
+        "rules.enableRule" => ops::rules::enable_rule(s("ruleId")?),
+        "rules.disableRule" => ops::rules::disable_rule(s("ruleId")?),
+        "rules.getRule" => ops::rules::get_rule(s("ruleId")?),
+        "rules.getRules" => ops::rules::get_rules(),
+        "rules.validateRule" => ops::rules::validate_rule(v("rule")?),
+        "auth.login" => ops::auth::login(&Secret::new(s("token")?)),
+        "auth.logout" => ops::auth::logout(),
+        "auth.whoami" => ops::auth::whoami(),
+        "identity.login" => ops::identity::login(s("username")?, &Secret::new(s("password")?)),
+        "identity.loginWithSecret" => ops::identity::login_with_secret(&Secret::new(s("secret")?)),
+        "identity.logout" => ops::identity::logout(),
+        "identity.whoami" => ops::identity::whoami(),
+        "identity.refreshSession" => ops::identity::refresh_session(),
+        "identity.createUser" => ops::identity::create_user(
+            s("username")?,
+            &Secret::new(s("password")?),
+            &map_without(&["username", "password"]),
+        ),
+        "identity.getUser" => ops::identity::get_user(s("userId")?),
+        "identity.updateUser" => {
+            ops::identity::update_user(s("userId")?, &map_without(&["userId"]))
+        }
+        "identity.deleteUser" => ops::identity::delete_user(s("userId")?),
+        "identity.listUsers" => ops::identity::list_users(u("page"), u("pageSize")),
+        "identity.enableUser" => ops::identity::enable_user(s("userId")?),
+        "identity.disableUser" => ops::identity::disable_user(s("userId")?),
+        "identity.changePassword" => ops::identity::change_password(
+            s("userId")?,
+            &Secret::new(s("currentPassword")?),
+            &Secret::new(s("newPassword")?),
+        ),
+        "identity.resetPassword" => {
+            ops::identity::reset_password(s("userId")?, &Secret::new(s("newPassword")?))
+        }
+        "identity.createRole" => {
+            ops::identity::create_role(s("name")?, s("description"), v("permissions")?)
+        }
+        "identity.updateRole" => {
+            ops::identity::update_role(s("roleId")?, &map_without(&["roleId"]))
+        }
+        "identity.deleteRole" => ops::identity::delete_role(s("roleId")?),
+        "identity.listRoles" => ops::identity::list_roles(),
+        "identity.assignRole" => ops::identity::assign_role(s("userId")?, s("roleName")?),
+        "identity.removeRole" => ops::identity::remove_role(s("userId")?, s("roleName")?),
+        "identity.getUserRoles" => ops::identity::get_user_roles(s("userId")?),
+        "identity.grant" => ops::identity::grant(&grant()?),
+        "identity.revoke" => ops::identity::revoke(&grant()?),
+        "identity.getAcl" => ops::identity::get_acl(s("resourceType")?, s("resourceName")?),
+        "identity.myAccess" => ops::identity::my_access(),
+        "identity.getOwner" => ops::identity::get_owner(s("resourceType")?, s("resourceName")?),
+        "identity.transferOwner" => {
+            ops::identity::transfer_owner(s("resourceType")?, s("resourceName")?, s("newOwnerId")?)
+        }
+        "audit.query" => ops::audit::query(&AuditFilter {
+            user_id: s("userId").map(str::to_owned),
+            operation: s("operation").map(str::to_owned),
+            result: s("result").map(str::to_owned),
+            from: v("from").and_then(Value::as_i64),
+            to: v("to").and_then(Value::as_i64),
+            limit: u("limit"),
+        }),
+        "procedures.register" => ops::procedures::register(v("procedure")?),
+        "procedures.unregister" => ops::procedures::unregister(s("name")?),
+        "procedures.update" => ops::procedures::update(s("name")?, v("updates")?),
+        "procedures.get" => ops::procedures::get(s("name")?),
+        "procedures.list" => ops::procedures::list(),
+        "procedures.call" => ops::procedures::call(s("name")?, v("input")?),
+        "server.stats" => ops::server::stats(),
+        "server.connections" => ops::server::connections(),
+        _ => return None,
+    };
+    Some(op)
+}

@@ -1,0 +1,146 @@
+//! Behaviour 9: heartbeat and liveness. Every ping gets a pong with the same timestamp; a
+//! silent connection is closed and replaced after about 2× the ping interval plus a margin
+//! (or a fixed timeout).
+
+mod common;
+
+use common::*;
+use noex_proto::{ConnectionState, DisconnectReason, Liveness};
+use serde_json::json;
+use std::time::Duration;
+
+#[test]
+fn pong_echoes_the_timestamp_verbatim() {
+    let mut h = Harness::connected(Harness::config());
+    for ts in [
+        "1795739065397",
+        "1.5e3",
+        "-0",
+        "123456789012345678901234567890",
+        "\"t\"",
+    ] {
+        h.frame(&format!(r#"{{"type":"ping","timestamp":{ts}}}"#));
+        assert_eq!(
+            h.last_send().text,
+            format!(r#"{{"type":"pong","timestamp":{ts}}}"#)
+        );
+        assert_eq!(h.last_send().id(), None, "a pong is not a request");
+    }
+    assert_eq!(h.core.counters().pings, 5);
+}
+
+#[test]
+fn pings_are_answered_before_the_connection_is_ready() {
+    let mut h = Harness::new(Harness::config().auth(noex_proto::Auth::Token("t".into())));
+    h.connect();
+    h.opened();
+    h.ping(1);
+    assert_eq!(h.last_send().json, json!({"type": "pong", "timestamp": 1}));
+    h.welcome(true);
+    h.ping(2);
+    assert_eq!(h.last_send().json, json!({"type": "pong", "timestamp": 2}));
+}
+
+#[test]
+fn no_watchdog_before_the_first_ping() {
+    let mut h = Harness::connected(Harness::config());
+    assert_eq!(h.core.poll_timeout(), None);
+    h.advance(Duration::from_secs(3_600));
+    assert_eq!(h.core.state(), ConnectionState::Connected);
+    assert!(h.closes.is_empty());
+}
+
+#[test]
+fn silence_after_pings_closes_and_reconnects() {
+    // Server heartbeat every 1.5 s (as in basic.jsonl), margin 1 s: 2 × 1.5 + 1 = 4 s.
+    let mut h = Harness::connected(Harness::config());
+    let conn = h.conn();
+    h.advance(ms(1_500));
+    h.ping(1);
+    assert_eq!(h.core.poll_timeout(), Some(h.now() + ms(4_000)));
+    h.advance(ms(3_999));
+    assert!(h.closes.is_empty());
+    h.clear();
+    h.advance(ms(1));
+    assert_eq!(h.closes, vec![(conn, 4000, "liveness_timeout".to_owned())]);
+    assert_eq!(h.disconnects(), vec![&DisconnectReason::LivenessTimeout]);
+    assert_eq!(h.core.state(), ConnectionState::Reconnecting);
+    h.reopen(false);
+    assert_eq!(h.core.state(), ConnectionState::Connected);
+    assert_ne!(h.conn(), conn);
+}
+
+#[test]
+fn any_frame_proves_the_server_alive() {
+    let mut h = Harness::connected(Harness::config());
+    h.advance(ms(1_500));
+    h.ping(1);
+    for _ in 0..10 {
+        h.advance(ms(3_000));
+        h.push("sub-x", json!(1)); // even a push nobody wants
+    }
+    assert!(h.closes.is_empty());
+    assert_eq!(h.core.state(), ConnectionState::Connected);
+}
+
+#[test]
+fn interval_is_estimated_from_the_pings_seen() {
+    let mut h = Harness::connected(Harness::config());
+    for i in 0..3 {
+        h.advance(Duration::from_secs(30));
+        h.ping(i);
+    }
+    // 2 × 30 s + 1 s.
+    assert_eq!(
+        h.core.poll_timeout(),
+        Some(h.now() + Duration::from_secs(61))
+    );
+    h.advance(Duration::from_secs(60));
+    assert!(h.closes.is_empty());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.disconnects(), vec![&DisconnectReason::LivenessTimeout]);
+}
+
+#[test]
+fn custom_margin() {
+    let mut h = Harness::connected(Harness::config().liveness(Liveness::Auto { margin: ms(200) }));
+    h.advance(ms(1_000));
+    h.ping(1);
+    assert_eq!(h.core.poll_timeout(), Some(h.now() + ms(2_200)));
+}
+
+#[test]
+fn fixed_liveness_needs_no_ping() {
+    let mut h = Harness::connected(Harness::config().liveness(Liveness::Fixed(ms(5_000))));
+    h.advance(ms(4_000));
+    h.frame(r#"{"type":"system","event":"noop"}"#);
+    h.advance(ms(4_999));
+    assert!(h.closes.is_empty());
+    h.advance(ms(1));
+    assert_eq!(h.disconnects(), vec![&DisconnectReason::LivenessTimeout]);
+    assert_eq!(h.closes.len(), 1);
+}
+
+#[test]
+fn liveness_off_never_fires() {
+    let mut h = Harness::connected(Harness::config().liveness(Liveness::Off));
+    h.advance(ms(1_000));
+    h.ping(1);
+    assert_eq!(h.core.poll_timeout(), None);
+    h.advance(Duration::from_secs(3_600));
+    assert_eq!(h.core.state(), ConnectionState::Connected);
+}
+
+#[test]
+fn pending_requests_on_a_dead_connection_fail_with_the_watchdog() {
+    let mut h = Harness::connected(Harness::config().liveness(Liveness::Fixed(ms(2_000))));
+    let id = h.request(noex_proto::ops::store::insert("u", json!({})));
+    h.written_all();
+    h.advance(ms(2_000));
+    assert_eq!(
+        h.error_of(id),
+        &noex_proto::RequestError::Disconnected {
+            delivery: noex_proto::Delivery::OutcomeUnknown
+        }
+    );
+}
