@@ -120,7 +120,11 @@ impl Error {
 }
 
 fn details_value(details: Option<Payload>) -> Option<serde_json::Value> {
-    details.map(|d| d.to_value())
+    // Details a JSON tree cannot hold are kept as their text rather than dropped.
+    details.map(|d| {
+        d.to_value()
+            .unwrap_or_else(|_| serde_json::Value::String(d.json().to_owned()))
+    })
 }
 
 impl From<ServerError> for Error {

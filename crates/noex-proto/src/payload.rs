@@ -64,10 +64,10 @@ impl Payload {
         serde_json::from_str(self.0.get())
     }
 
-    /// The payload as an untyped JSON tree.
-    pub fn to_value(&self) -> serde_json::Value {
-        // A RawValue always holds valid JSON, so this cannot fail.
-        serde_json::from_str(self.0.get()).unwrap_or(serde_json::Value::Null)
+    /// The payload as an untyped JSON tree. Fails only for JSON that `serde_json::Value`
+    /// cannot hold (a number beyond `f64`, such as `1e400`).
+    pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_str(self.0.get())
     }
 }
 

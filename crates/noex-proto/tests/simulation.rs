@@ -200,18 +200,20 @@ impl Sim {
     fn record(&mut self, event: Event) {
         match event {
             Event::Response { id, result } => {
-                let result = result.map(|p| p.to_value());
+                let result = result.map(|p| p.to_value().expect("JSON value"));
                 self.outcomes.entry(id).or_default().push(result);
             }
             Event::Subscription(
                 SubscriptionEvent::Ready { id, data } | SubscriptionEvent::Restored { id, data },
             ) => {
                 if let Some(data) = data {
-                    self.last_value.insert(id, data.to_value());
+                    self.last_value
+                        .insert(id, data.to_value().expect("JSON value"));
                 }
             }
             Event::Subscription(SubscriptionEvent::Update { id, data }) => {
-                self.last_value.insert(id, data.to_value());
+                self.last_value
+                    .insert(id, data.to_value().expect("JSON value"));
             }
             Event::Subscription(SubscriptionEvent::Failed { id, .. }) => {
                 self.live_subs.remove(&id);

@@ -77,7 +77,7 @@ impl ClientCore {
         self.next_connection += 1;
         self.link = Some(Link {
             id,
-            connect_deadline: Some(now + self.config.connect_timeout),
+            connect_deadline: Some(super::later(now, self.config.connect_timeout)),
             opened_at: None,
             last_rx: now,
             last_ping: None,
@@ -241,11 +241,14 @@ impl ClientCore {
         link.opened_at?;
         match &self.config.liveness {
             Liveness::Off => None,
-            Liveness::Fixed(timeout) => Some(link.last_rx + *timeout),
+            Liveness::Fixed(timeout) => Some(super::later(link.last_rx, *timeout)),
             Liveness::Auto { margin } => {
                 link.last_ping?;
                 let interval = link.ping_interval?;
-                Some(link.last_rx + interval * 2 + *margin)
+                Some(super::later(
+                    link.last_rx,
+                    interval.saturating_mul(2).saturating_add(*margin),
+                ))
             }
         }
     }
@@ -318,7 +321,9 @@ impl ClientCore {
         if will_reconnect {
             self.attempt += 1;
             let delay = self.backoff_delay(self.attempt);
-            self.phase = Phase::Backoff { until: now + delay };
+            self.phase = Phase::Backoff {
+                until: super::later(now, delay),
+            };
             self.lifecycle(LifecycleEvent::Reconnecting {
                 attempt: self.attempt,
                 delay,

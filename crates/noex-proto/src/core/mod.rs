@@ -25,6 +25,13 @@ use std::time::{Duration, Instant};
 
 pub use requests::RequestOptions;
 
+/// `at + duration`, saturating far in the future instead of panicking on a huge duration.
+fn later(at: Instant, duration: Duration) -> Instant {
+    at.checked_add(duration)
+        .or_else(|| at.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(at)
+}
+
 /// Where the core is in a connection's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {

@@ -84,7 +84,7 @@ impl ClientCore {
         };
         let kind = op.kind();
         let retry = kind.is_read() && options.retry.unwrap_or(self.config.retry_reads);
-        let deadline = now + options.timeout.unwrap_or(self.config.request_timeout);
+        let deadline = super::later(now, options.timeout.unwrap_or(self.config.request_timeout));
         let id = self.insert_pending(kind, Purpose::User, deadline, retry, op);
         if queue {
             self.outbox.push_back(id);
@@ -138,7 +138,8 @@ impl ClientCore {
     /// Sends an internal request (login, subscribe, unsubscribe) on the current link.
     pub(super) fn send_internal(&mut self, now: Instant, op: Operation, purpose: Purpose) -> u64 {
         let kind = op.kind();
-        let id = self.insert_pending(kind, purpose, now + self.config.request_timeout, false, op);
+        let deadline = super::later(now, self.config.request_timeout);
+        let id = self.insert_pending(kind, purpose, deadline, false, op);
         self.transmit(id);
         id
     }

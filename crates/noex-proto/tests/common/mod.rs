@@ -534,7 +534,9 @@ impl Harness {
         let mut out: BTreeMap<SubscriptionId, Vec<Value>> = BTreeMap::new();
         for e in self.sub_events() {
             if let SubscriptionEvent::Update { id, data } = e {
-                out.entry(*id).or_default().push(data.to_value());
+                out.entry(*id)
+                    .or_default()
+                    .push(data.to_value().expect("JSON value"));
             }
         }
         out
@@ -548,7 +550,7 @@ impl Harness {
 
 /// Parses a payload into JSON.
 pub fn value(p: &Payload) -> Value {
-    p.to_value()
+    p.to_value().expect("JSON value")
 }
 
 /// A typical stored record as the server returns it.
