@@ -95,6 +95,8 @@ mod core;
 mod error;
 mod faults;
 mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 mod identity;
 mod json;
