@@ -566,24 +566,32 @@ pub async fn dropping_last_handle_closes(backend: Backend) {
     let ctx = Ctx::with_server(&backend, users_server());
     let client = ctx.connect(fast_options()).await;
     let clone = client.clone();
-    let sub = client.store().subscribe::<u64>("user-count", None).await.unwrap();
+    let sub = client
+        .store()
+        .subscribe::<u64>("user-count", None)
+        .await
+        .unwrap();
     assert_eq!(ctx.server().connection_count(), 1);
     drop(client);
     ctx.sleep(Duration::from_millis(100)).await;
     assert_eq!(ctx.server().connection_count(), 1, "a clone keeps it open");
     drop(clone);
-    ctx.eventually(WAIT, "connection closed", || async { ctx.server().connection_count() == 0 }).await;
-    // The subscription ends with the client.
-    let mut sub = sub;
-    let end = ctx.within(WAIT, async {
-        loop {
-            match sub.next().await {
-                None => return true,
-                Some(Ok(_)) => continue,
-                Some(Err(_)) => continue,
-            }
-        }
+    ctx.eventually(WAIT, "connection closed", || async {
+        ctx.server().connection_count() == 0
     })
     .await;
+    // The subscription ends with the client.
+    let mut sub = sub;
+    let end = ctx
+        .within(WAIT, async {
+            loop {
+                match sub.next().await {
+                    None => return true,
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) => continue,
+                }
+            }
+        })
+        .await;
     assert_eq!(end, Some(true));
 }

@@ -338,7 +338,7 @@ impl Store {
             .take(limit)
             .cloned()
             .collect();
-        let has_more = start + limit < b.records.len();
+        let has_more = start.saturating_add(limit) < b.records.len();
         let mut out = Map::new();
         let next = records.last().and_then(|r| r.get(&b.key)).cloned();
         out.insert("records".into(), records_value(records));
