@@ -1,14 +1,14 @@
 //! Durations and numbers at the edge of their types never panic.
 
-use noex_proto::{
-    ops, Backoff, ClientCore, Config, Input, Liveness, Output, Payload, RequestOptions,
-};
-use std::time::{Duration, Instant};
+mod common;
+
+use common::Harness;
+use noex_proto::{ops, Backoff, Event, Liveness, Payload, RequestOptions};
+use std::time::Duration;
 
 #[test]
 fn huge_durations_from_the_caller_saturate_instead_of_panicking() {
-    let t0 = Instant::now();
-    let config = Config::new("ws://test")
+    let config = Harness::config()
         .connect_timeout(Duration::MAX)
         .request_timeout(Duration::MAX)
         .liveness(Liveness::Fixed(Duration::MAX))
@@ -19,50 +19,30 @@ fn huge_durations_from_the_caller_saturate_instead_of_panicking() {
             jitter: Duration::MAX,
             max_retries: None,
         });
-    let mut core = ClientCore::new(config, 3);
-    core.connect(t0);
-    let Some(Output::Open { connection, .. }) = core.poll_output() else {
-        panic!("open expected")
-    };
-    core.handle_input(t0, connection, Input::Opened);
-    core.handle_input(
-        t0,
-        connection,
-        Input::Frame(r#"{"type":"welcome","version":"1.0.0","requiresAuth":false}"#),
+    let mut h = Harness::connected(config);
+    let t0 = h.now();
+    let id = h.request_with(
+        ops::store::count("b", None),
+        RequestOptions::default().timeout(Duration::MAX),
     );
-    let id = core
-        .request_with(
-            t0,
-            ops::store::count("b", None),
-            RequestOptions::default().timeout(Duration::MAX),
-        )
-        .expect("accepted");
-    assert!(core
+    assert!(h
+        .core
         .poll_timeout()
         .is_some_and(|t| t > t0 + Duration::from_secs(86_400)));
-    core.handle_input(
-        t0,
-        connection,
-        Input::Closed {
-            code: Some(1001),
-            reason: "",
-        },
-    );
+    h.server_close(Some(1001), "");
     assert!(
-        core.poll_timeout().is_some(),
+        h.core.poll_timeout().is_some(),
         "a backoff is scheduled, far away"
     );
-    core.handle_timeout(t0 + Duration::from_secs(3600));
-    while let Some(output) = core.poll_output() {
-        if let Output::Event(noex_proto::Event::Response {
-            id: answered,
-            result,
-        }) = output
-        {
-            assert_eq!(answered, id);
-            assert!(result.is_err());
-        }
-    }
+    h.advance(Duration::from_secs(3_600));
+    let ended = h
+        .events
+        .iter()
+        .filter(
+            |e| matches!(e, Event::Response { id: answered, result: Err(_) } if *answered == id),
+        )
+        .count();
+    assert_eq!(ended, 1);
 }
 
 #[test]
