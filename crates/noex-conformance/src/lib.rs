@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod cases;
+pub mod chaos;
 pub mod tls_proxy;
 
 use futures::future::{self, BoxFuture, Either};

@@ -379,7 +379,11 @@ impl Core {
         };
         self.send(conn, Outbound::Text(frame));
         self.log_audit(conn, &ty, &body, &result);
-        self.refresh_subscriptions();
+        // A read cannot change a query result; re-running every subscribed query after
+        // each one made N subscribes cost O(N²) query runs.
+        if !is_pure_read(&ty) {
+            self.refresh_subscriptions();
+        }
         TextOutcome::Handled
     }
 
@@ -1353,4 +1357,29 @@ impl Core {
             ))),
         }
     }
+}
+
+/// Operations that never change the store (so no subscribed query can change).
+fn is_pure_read(ty: &str) -> bool {
+    matches!(
+        ty,
+        "store.get"
+            | "store.all"
+            | "store.where"
+            | "store.findOne"
+            | "store.count"
+            | "store.first"
+            | "store.last"
+            | "store.paginate"
+            | "store.sum"
+            | "store.avg"
+            | "store.min"
+            | "store.max"
+            | "store.subscribe"
+            | "store.unsubscribe"
+            | "store.buckets"
+            | "store.stats"
+            | "store.listQueries"
+            | "store.getBucketSchema"
+    )
 }

@@ -1,0 +1,658 @@
+//! `noex-bench`: the noex client against a minimal raw client (tokio-tungstenite +
+//! serde_json, ids in a map) doing the same work over the same server, in one run, reported
+//! as ratios.
+//!
+//! ```text
+//! cargo run --release -p noex-bench                 # full run against the test server
+//! cargo run --release -p noex-bench -- --quick      # seconds; what CI runs
+//! cargo run --release -p noex-bench -- --threads 2  # multi-threaded tokio runtime
+//! cargo run --release -p noex-bench -- --only throughput,latency
+//! NOEX_URL=ws://127.0.0.1:8080 cargo run --release -p noex-bench
+//! ```
+//!
+//! The test server runs in a child process (`noex-bench serve`), so this process's CPU time
+//! and memory are the client's own. Memory is measured in further child processes
+//! (`noex-bench mem …`), one per measurement, so earlier allocations do not blur it.
+#![forbid(unsafe_code)]
+
+mod measure;
+mod ours;
+mod raw;
+mod serve;
+
+use measure::{cpu_time, percentile, rss_bytes};
+use raw::Raw;
+use serde_json::{json, Value};
+use serve::{Server, BUCKET, COUNT_QUERY, GROUP_QUERY, RECORDS};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// What to run and how long.
+#[derive(Debug, Clone)]
+struct Plan {
+    quick: bool,
+    threads: usize,
+    only: Option<Vec<String>>,
+    duration: Duration,
+    latency_samples: usize,
+    restore_subs: usize,
+    restore_reps: usize,
+    memory_n: usize,
+}
+
+impl Plan {
+    fn from_args(args: &[String]) -> Plan {
+        let mut plan = Plan {
+            quick: false,
+            threads: 0,
+            only: None,
+            duration: Duration::from_secs(3),
+            latency_samples: 20_000,
+            restore_subs: 1000,
+            restore_reps: 7,
+            memory_n: 10_000,
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--quick" => {
+                    plan.quick = true;
+                    plan.duration = Duration::from_millis(200);
+                    plan.latency_samples = 300;
+                    plan.restore_subs = 20;
+                    plan.restore_reps = 1;
+                    plan.memory_n = 500;
+                }
+                "--threads" => {
+                    plan.threads = it
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or_else(|| usage("--threads needs a number"));
+                }
+                "--only" => {
+                    let list = it.next().unwrap_or_else(|| usage("--only needs a list"));
+                    plan.only = Some(list.split(',').map(str::to_owned).collect());
+                }
+                "--help" | "-h" => usage(""),
+                other => usage(&format!("unknown argument {other:?}")),
+            }
+        }
+        plan
+    }
+
+    fn runs(&self, part: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|o| o == part))
+    }
+}
+
+fn usage(problem: &str) -> ! {
+    if !problem.is_empty() {
+        eprintln!("noex-bench: {problem}");
+    }
+    eprintln!(
+        "usage: noex-bench [--quick] [--threads N] [--only throughput,latency,cpu,restore,memory]\n\
+         \x20      (NOEX_URL=ws://… to run against a real noex-server)"
+    );
+    std::process::exit(2)
+}
+
+/// Runs `body` on the runtime the plan asks for (`threads == 0`: current-thread).
+fn block_on<T: Send + 'static>(
+    threads: usize,
+    body: impl Future<Output = T> + Send + 'static,
+) -> T {
+    let mut builder = if threads == 0 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let rt = builder.enable_all().build().expect("tokio runtime");
+    rt.block_on(async move { tokio::spawn(body).await.expect("benchmark task") })
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("serve") => serve::serve(),
+        Some("mem") => mem_child(&args[1..]),
+        _ => bench(Plan::from_args(&args), &args),
+    }
+}
+
+/// Names of the bucket and queries on the server under test.
+#[derive(Debug, Clone)]
+struct Names {
+    bucket: String,
+    count_query: String,
+    group_query: String,
+}
+
+/// On a real server: a fresh bucket with the benchmark's records and the two queries.
+async fn setup_external(url: String) -> Names {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let names = Names {
+        bucket: format!("bench{stamp}"),
+        count_query: format!("bench{stamp}-count"),
+        group_query: format!("bench{stamp}-group"),
+    };
+    let client = ours::connect(&url).await;
+    let store = client.store();
+    store
+        .define_bucket(
+            &names.bucket,
+            &json!({"key": "id", "schema": {
+                "id": {"type": "string"}, "group": {"type": "string"},
+                "n": {"type": "number"}, "text": {"type": "string"}
+            }}),
+        )
+        .await
+        .expect("define bucket");
+    let bucket = store.bucket(&names.bucket);
+    let inserts = (0..RECORDS).map(|i| {
+        let group = if i < serve::BIG_GROUP {
+            "big".to_string()
+        } else {
+            format!("g{}", i % 10)
+        };
+        let record =
+            json!({"id": serve::key(i), "group": group, "n": i, "text": "lorem ipsum dolor sit amet"});
+        let bucket = bucket.clone();
+        async move { bucket.insert(&record).await.expect("insert") }
+    });
+    futures::future::join_all(inserts).await;
+    store
+        .define_query(
+            &names.count_query,
+            &json!({"bucket": names.bucket, "aggregate": {"function": "count"}}),
+        )
+        .await
+        .expect("define count query");
+    store
+        .define_query(
+            &names.group_query,
+            &json!({"bucket": names.bucket, "filter": {"group": "{{ params.group }}"}}),
+        )
+        .await
+        .expect("define group query");
+    client.disconnect().await;
+    names
+}
+
+/// One line of the result table.
+struct Row {
+    what: String,
+    ours: String,
+    raw: String,
+    ratio: String,
+    target: String,
+}
+
+fn row(what: impl Into<String>, ours: String, raw: String, ratio: String, target: &str) -> Row {
+    Row {
+        what: what.into(),
+        ours,
+        raw,
+        ratio,
+        target: target.into(),
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+fn bench(plan: Plan, args: &[String]) {
+    let external = std::env::var("NOEX_URL").ok();
+    let mut server = match &external {
+        Some(url) => Server::External { url: url.clone() },
+        None => Server::spawn(),
+    };
+    let url = server.url().to_string();
+    let names = match &external {
+        Some(url) => block_on(plan.threads, setup_external(url.clone())),
+        None => Names {
+            bucket: BUCKET.into(),
+            count_query: COUNT_QUERY.into(),
+            group_query: GROUP_QUERY.into(),
+        },
+    };
+    let mut rows = Vec::new();
+
+    if plan.runs("throughput") || plan.runs("cpu") {
+        eprintln!("noex-bench: throughput and CPU …");
+        throughput(&plan, &url, &names, &mut rows);
+    }
+    if plan.runs("latency") {
+        eprintln!("noex-bench: latency …");
+        latency(&plan, &url, &names, &mut rows);
+    }
+    if plan.runs("restore") {
+        if server.can_inject() {
+            eprintln!("noex-bench: subscription restore …");
+            restore(&plan, &mut server, &names, &mut rows);
+        } else {
+            rows.push(row(
+                "subscription restore",
+                "skipped".into(),
+                "skipped".into(),
+                "-".into(),
+                "needs the test server (drops connections, 1000 subs per connection)",
+            ));
+        }
+    }
+    if plan.runs("memory") {
+        if server.can_inject() {
+            eprintln!("noex-bench: memory …");
+            memory(&plan, &mut rows);
+        } else {
+            rows.push(row(
+                "memory",
+                "skipped".into(),
+                "skipped".into(),
+                "-".into(),
+                "needs the test server (stall, 10 000 subs per connection)",
+            ));
+        }
+    }
+    drop(server);
+
+    let command = format!("cargo run --release -p noex-bench -- {}", args.join(" "));
+    println!();
+    println!("command: {}", command.trim_end());
+    println!(
+        "server: {}; runtime: {}; mode: {}; build: {}",
+        external
+            .as_deref()
+            .unwrap_or("noex-testkit in a child process"),
+        if plan.threads == 0 {
+            "tokio current-thread".to_string()
+        } else {
+            format!("tokio multi-thread, {} workers", plan.threads)
+        },
+        if plan.quick { "quick" } else { "full" },
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+    );
+    println!();
+    println!("| benchmark | noex | raw | noex vs raw | target |");
+    println!("|---|---:|---:|---:|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            r.what, r.ours, r.raw, r.ratio, r.target
+        );
+    }
+}
+
+/// Requests/s and CPU per request, ours and raw, one connection at several depths and
+/// four connections.
+fn throughput(plan: &Plan, url: &str, names: &Names, rows: &mut Vec<Row>) {
+    let duration = plan.duration;
+    let bucket = names.bucket.clone();
+    let url = url.to_string();
+    let results = block_on(plan.threads, async move {
+        let client = ours::connect(&url).await;
+        let mut raw = Raw::connect(&url).await;
+        // Warm up both.
+        ours::get_loop(&client, &bucket, 10, Instant::now() + duration / 4).await;
+        raw.get_loop(&bucket, 10, Instant::now() + duration / 4)
+            .await;
+        let mut results = Vec::new();
+        for depth in [1usize, 10, 100, 1000] {
+            eprintln!("noex-bench:   depth {depth}");
+            let (cpu0, t0) = (cpu_time(), Instant::now());
+            let n = raw
+                .get_loop(&bucket, depth, Instant::now() + duration)
+                .await;
+            let raw_m = (n, t0.elapsed(), cpu_time() - cpu0);
+            let (cpu0, t0) = (cpu_time(), Instant::now());
+            let n = ours::get_loop(&client, &bucket, depth, Instant::now() + duration).await;
+            let ours_m = (n, t0.elapsed(), cpu_time() - cpu0);
+            results.push((format!("1 connection, {depth} in flight"), ours_m, raw_m));
+        }
+        client.disconnect().await;
+        raw.close().await;
+
+        // Four connections, 100 in flight each.
+        let mut clients = Vec::new();
+        let mut raws = Vec::new();
+        for _ in 0..4 {
+            clients.push(ours::connect(&url).await);
+            raws.push(Raw::connect(&url).await);
+        }
+        let (cpu0, t0) = (cpu_time(), Instant::now());
+        let until = Instant::now() + duration;
+        let tasks: Vec<_> = raws
+            .into_iter()
+            .map(|mut raw| {
+                let bucket = bucket.clone();
+                tokio::spawn(async move {
+                    let n = raw.get_loop(&bucket, 100, until).await;
+                    raw.close().await;
+                    n
+                })
+            })
+            .collect();
+        let mut n = 0;
+        for t in tasks {
+            n += t.await.expect("raw task");
+        }
+        let raw_m = (n, t0.elapsed(), cpu_time() - cpu0);
+        let (cpu0, t0) = (cpu_time(), Instant::now());
+        let until = Instant::now() + duration;
+        let tasks: Vec<_> = clients
+            .iter()
+            .map(|client| {
+                let client = client.clone();
+                let bucket = bucket.clone();
+                tokio::spawn(async move { ours::get_loop(&client, &bucket, 100, until).await })
+            })
+            .collect();
+        let mut n = 0;
+        for t in tasks {
+            n += t.await.expect("client task");
+        }
+        let ours_m = (n, t0.elapsed(), cpu_time() - cpu0);
+        results.push(("4 connections, 100 in flight each".into(), ours_m, raw_m));
+        for c in clients {
+            c.disconnect().await;
+        }
+        results
+    });
+    let mut cpu_rows = Vec::new();
+    for (what, (on, ot, ocpu), (rn, rt, rcpu)) in results {
+        let ours_rate = on as f64 / ot.as_secs_f64();
+        let raw_rate = rn as f64 / rt.as_secs_f64();
+        let ratio = ours_rate / raw_rate;
+        if plan.runs("throughput") {
+            rows.push(row(
+                format!("throughput, {what} (req/s)"),
+                format!("{ours_rate:.0}"),
+                format!("{raw_rate:.0}"),
+                format!("{:.0}%", ratio * 100.0),
+                &format!("≥ 90%: {}", verdict(ratio >= 0.9)),
+            ));
+        }
+        let ours_cpu = ocpu.as_secs_f64() * 1e6 / on.max(1) as f64;
+        let raw_cpu = rcpu.as_secs_f64() * 1e6 / rn.max(1) as f64;
+        let cpu_ratio = ours_cpu / raw_cpu;
+        cpu_rows.push(row(
+            format!("client CPU per request, {what} (µs)"),
+            format!("{ours_cpu:.1}"),
+            format!("{raw_cpu:.1}"),
+            format!("{cpu_ratio:.2}×"),
+            &format!("≤ 1.5×: {}", verdict(cpu_ratio <= 1.5)),
+        ));
+    }
+    if plan.runs("cpu") {
+        rows.extend(cpu_rows);
+    }
+}
+
+/// Sequential round trips, p50 and p99.
+fn latency(plan: &Plan, url: &str, names: &Names, rows: &mut Vec<Row>) {
+    let n = plan.latency_samples;
+    let bucket = names.bucket.clone();
+    let url = url.to_string();
+    let (mut ours_l, mut raw_l) = block_on(plan.threads, async move {
+        let client = ours::connect(&url).await;
+        let mut raw = Raw::connect(&url).await;
+        ours::latencies(&client, &bucket, n / 10).await;
+        raw.latencies(&bucket, n / 10).await;
+        // Interleave in slices so drift affects both alike.
+        let (mut o, mut r) = (Vec::new(), Vec::new());
+        for _ in 0..10 {
+            r.extend(raw.latencies(&bucket, n / 10).await);
+            o.extend(ours::latencies(&client, &bucket, n / 10).await);
+        }
+        client.disconnect().await;
+        raw.close().await;
+        (o, r)
+    });
+    let (o50, o99) = (percentile(&mut ours_l, 0.50), percentile(&mut ours_l, 0.99));
+    let (r50, r99) = (percentile(&mut raw_l, 0.50), percentile(&mut raw_l, 0.99));
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let diff = us(o50) - us(r50);
+    rows.push(row(
+        "latency p50, sequential store.get (µs)",
+        format!("{:.1}", us(o50)),
+        format!("{:.1}", us(r50)),
+        format!("{diff:+.1} µs"),
+        &format!("≤ +15 µs: {}", verdict(diff <= 15.0)),
+    ));
+    rows.push(row(
+        "latency p99, sequential store.get (µs)",
+        format!("{:.1}", us(o99)),
+        format!("{:.1}", us(r99)),
+        format!("{:+.1} µs", us(o99) - us(r99)),
+        "-",
+    ));
+}
+
+/// Time from a new connection's `welcome` to every subscription restored with fresh data.
+fn restore(plan: &Plan, server: &mut Server, names: &Names, rows: &mut Vec<Row>) {
+    let n = plan.restore_subs;
+    let reps = plan.restore_reps;
+    let url = server.url().to_string();
+    let cases = [
+        ("count query", names.count_query.clone(), None::<Value>),
+        (
+            "100-record query",
+            names.group_query.clone(),
+            Some(json!({"group": "big"})),
+        ),
+    ];
+    for (label, query, params) in cases {
+        // Raw: a new connection, then the whole burst.
+        let (url2, q2, p2) = (url.clone(), query.clone(), params.clone());
+        let mut raw_times = block_on(plan.threads, async move {
+            let mut times = Vec::new();
+            for _ in 0..reps + 1 {
+                let mut raw = Raw::connect(&url2).await;
+                let t0 = Instant::now();
+                let subs = raw.subscribe_burst(&q2, p2.clone(), n).await;
+                times.push(t0.elapsed());
+                assert_eq!(subs.len(), n);
+                raw.close().await;
+            }
+            times.remove(0);
+            times
+        });
+        // Ours: the server drops the connection; the client restores everything. The
+        // runtime runs on its own thread; this thread tells the server to drop.
+        let (drop_tx, drop_rx) = std::sync::mpsc::channel::<()>();
+        let (url2, q2, p2) = (url.clone(), query.clone(), params.clone());
+        let threads = plan.threads;
+        let worker = std::thread::spawn(move || {
+            block_on(threads, async move {
+                let client = ours::connect(&url2).await;
+                let mut subs = ours::subscribe_many(&client, &q2, p2, n).await;
+                let (clock, _guard) = ours::welcome_clock(&client);
+                let mut times = Vec::new();
+                for _ in 0..reps + 1 {
+                    *clock.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    drop_tx.send(()).expect("ask for a drop");
+                    ours::read_one_each(&mut subs).await;
+                    let t1 = Instant::now();
+                    let t0 = clock
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .expect("a welcome before the restore");
+                    times.push(t1 - t0);
+                }
+                times.remove(0);
+                drop(subs);
+                client.disconnect().await;
+                times
+            })
+        });
+        while drop_rx.recv().is_ok() {
+            server.command("drop");
+        }
+        let mut ours_times = worker.join().expect("restore worker");
+        let o = percentile(&mut ours_times, 0.5);
+        let r = percentile(&mut raw_times, 0.5);
+        let ratio = o.as_secs_f64() / r.as_secs_f64();
+        rows.push(row(
+            format!("restore {n} subscriptions, {label} (ms, median of {reps})"),
+            format!("{:.2}", o.as_secs_f64() * 1e3),
+            format!("{:.2}", r.as_secs_f64() * 1e3),
+            format!("{ratio:.2}×"),
+            &format!("≤ 1.3×: {}", verdict(ratio <= 1.3)),
+        ));
+    }
+}
+
+/// Memory per subscription and per pending request, each measured in a fresh process.
+fn memory(plan: &Plan, rows: &mut Vec<Row>) {
+    let n = plan.memory_n;
+    let measure = |who: &str, what: &str| -> f64 {
+        let exe = std::env::current_exe().expect("current exe");
+        let out = std::process::Command::new(exe)
+            .args(["mem", who, what, &n.to_string()])
+            .output()
+            .expect("memory child");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix("bytes ")?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "memory child {who} {what} said {text:?} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+    };
+    for (what, label) in [
+        (
+            "subs",
+            format!("memory per live subscription, {n} subscriptions (bytes)"),
+        ),
+        (
+            "pending",
+            format!("memory per pending request, {n} in flight (bytes)"),
+        ),
+    ] {
+        let ours = measure("ours", what) / n as f64;
+        let raw = measure("raw", what) / n as f64;
+        rows.push(row(
+            label,
+            format!("{ours:.0}"),
+            format!("{raw:.0}"),
+            format!("{:.2}×", ours / raw.max(1.0)),
+            "reported",
+        ));
+    }
+}
+
+/// `noex-bench mem <ours|raw> <subs|pending> <n>`: prints `bytes <RSS growth>` for `n`
+/// live subscriptions (count query) or `n` requests in flight (server stalled).
+fn mem_child(args: &[String]) {
+    let (who, what) = match args {
+        [who, what, _] => (who.clone(), what.clone()),
+        _ => usage("mem <ours|raw> <subs|pending> <n>"),
+    };
+    let n: usize = args[2].parse().unwrap_or_else(|_| usage("mem: n"));
+    let mut server = Server::spawn();
+    let url = server.url().to_string();
+    let (stall_tx, stall_rx) = std::sync::mpsc::channel::<&'static str>();
+    let (ack_tx, ack_rx) = std::sync::mpsc::channel::<()>();
+    let ack_rx = std::sync::Mutex::new(ack_rx);
+    let worker = std::thread::spawn(move || {
+        block_on(0, async move {
+            let command = |c: &'static str| {
+                stall_tx.send(c).expect("command");
+                ack_rx
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .recv()
+                    .expect("ack");
+            };
+            match (who.as_str(), what.as_str()) {
+                ("ours", "subs") => {
+                    let client = ours::connect(&url).await;
+                    drop(ours::subscribe_many(&client, COUNT_QUERY, None, 100).await);
+                    ours::latencies(&client, BUCKET, 100).await;
+                    let before = rss_bytes();
+                    let subs = ours::subscribe_many(&client, COUNT_QUERY, None, n).await;
+                    let after = rss_bytes();
+                    drop(subs);
+                    client.disconnect().await;
+                    after.saturating_sub(before)
+                }
+                ("raw", "subs") => {
+                    let mut raw = Raw::connect(&url).await;
+                    drop(raw.subscribe_burst(COUNT_QUERY, None, 100).await);
+                    raw.latencies(BUCKET, 100).await;
+                    let before = rss_bytes();
+                    let subs = raw.subscribe_burst(COUNT_QUERY, None, n).await;
+                    let after = rss_bytes();
+                    drop(subs);
+                    raw.close().await;
+                    after.saturating_sub(before)
+                }
+                ("ours", "pending") => {
+                    use futures::{FutureExt, StreamExt};
+                    let client = ours::connect(&url).await;
+                    ours::latencies(&client, BUCKET, 100).await;
+                    let bucket = client.store().bucket(BUCKET);
+                    let before = rss_bytes();
+                    command("stall");
+                    let mut in_flight: futures::stream::FuturesUnordered<_> =
+                        (0..n).map(|i| bucket.get(serve::key(i))).collect();
+                    for _ in 0..3 {
+                        assert!(in_flight.next().now_or_never().is_none());
+                    }
+                    // Commands are handled in order: once this answers, every request is
+                    // in the core's pending table.
+                    client.counters().await.expect("counters");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let after = rss_bytes();
+                    command("resume");
+                    let mut done = 0;
+                    while let Some(r) = in_flight.next().await {
+                        r.expect("get");
+                        done += 1;
+                    }
+                    assert_eq!(done, n);
+                    client.disconnect().await;
+                    after.saturating_sub(before)
+                }
+                ("raw", "pending") => {
+                    let mut raw = Raw::connect(&url).await;
+                    raw.latencies(BUCKET, 100).await;
+                    let before = rss_bytes();
+                    command("stall");
+                    raw.send_gets(BUCKET, n).await;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let after = rss_bytes();
+                    assert_eq!(raw.in_flight(), n);
+                    command("resume");
+                    raw.drain().await;
+                    raw.close().await;
+                    after.saturating_sub(before)
+                }
+                _ => usage("mem <ours|raw> <subs|pending> <n>"),
+            }
+        })
+    });
+    while let Ok(c) = stall_rx.recv() {
+        server.command(c);
+        let _ = ack_tx.send(());
+    }
+    let bytes = worker.join().expect("memory worker");
+    println!("bytes {bytes}");
+}

@@ -1,0 +1,122 @@
+//! The same work through the noex client.
+
+use futures::stream::FuturesUnordered;
+use futures::{Stream, StreamExt};
+use noex_tokio::{Backoff, Client, ClientOptions, LifecycleEvent, Subscription};
+use serde_json::Value;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+/// Options for the benchmarks: immediate reconnects, generous deadlines.
+pub fn options() -> ClientOptions {
+    ClientOptions::new()
+        .backoff(Backoff {
+            initial: Duration::ZERO,
+            multiplier: 1.0,
+            max: Duration::ZERO,
+            jitter: Duration::ZERO,
+            max_retries: None,
+        })
+        .request_timeout(Duration::from_secs(120))
+        .seed(1)
+}
+
+/// Connects a client.
+pub async fn connect(url: &str) -> Client {
+    noex_tokio::connect(url, options())
+        .await
+        .expect("client connects")
+}
+
+/// `store.get` requests with `depth` in flight until `until`; returns how many ended.
+pub async fn get_loop(client: &Client, bucket: &str, depth: usize, until: Instant) -> u64 {
+    let bucket = client.store().bucket(bucket);
+    let mut in_flight = FuturesUnordered::new();
+    let mut issued = 0;
+    for _ in 0..depth {
+        in_flight.push(bucket.get(crate::serve::key(issued)));
+        issued += 1;
+    }
+    let mut done = 0;
+    while let Some(result) = in_flight.next().await {
+        result.expect("get");
+        done += 1;
+        if Instant::now() < until {
+            in_flight.push(bucket.get(crate::serve::key(issued)));
+            issued += 1;
+        }
+    }
+    done
+}
+
+/// Sequential `store.get` round trips.
+pub async fn latencies(client: &Client, bucket: &str, n: usize) -> Vec<Duration> {
+    let bucket = client.store().bucket(bucket);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let start = Instant::now();
+        bucket.get(crate::serve::key(i)).await.expect("get");
+        out.push(start.elapsed());
+    }
+    out
+}
+
+/// Makes `n` subscriptions (concurrently) and reads each one's initial value.
+pub async fn subscribe_many(
+    client: &Client,
+    query: &str,
+    params: Option<Value>,
+    n: usize,
+) -> Vec<Subscription<Value>> {
+    let store = client.store();
+    let mut subs: Vec<Subscription<Value>> =
+        futures::future::join_all((0..n).map(|_| store.subscribe::<Value>(query, params.clone())))
+            .await
+            .into_iter()
+            .map(|s| s.expect("subscribe"))
+            .collect();
+    read_one_each(&mut subs).await;
+    subs
+}
+
+/// Waits until every subscription has yielded one value.
+pub async fn read_one_each(subs: &mut [Subscription<Value>]) {
+    let mut got = vec![false; subs.len()];
+    let mut left = subs.len();
+    poll_fn(|cx| {
+        for (i, sub) in subs.iter_mut().enumerate() {
+            if got[i] {
+                continue;
+            }
+            match Pin::new(sub).poll_next(cx) {
+                Poll::Ready(Some(Ok(_))) => {
+                    got[i] = true;
+                    left -= 1;
+                }
+                Poll::Ready(other) => panic!("subscription {i} ended: {other:?}"),
+                Poll::Pending => {}
+            }
+        }
+        if left == 0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Records when the next `welcome` arrives.
+pub fn welcome_clock(client: &Client) -> (Arc<Mutex<Option<Instant>>>, noex_tokio::ListenerGuard) {
+    let at = Arc::new(Mutex::new(None));
+    let sink = at.clone();
+    let guard = client.on(move |event| {
+        if matches!(event, LifecycleEvent::Welcome(_)) {
+            *sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        }
+    });
+    (at, guard)
+}

@@ -1,0 +1,216 @@
+//! The baseline: a minimal raw client written for the benchmark. tokio-tungstenite and
+//! serde_json, request ids in a map, nothing else: no reconnects, no timeouts, no typed
+//! answers, one task per connection.
+
+use futures::{FutureExt, SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// One raw connection.
+pub struct Raw {
+    ws: Ws,
+    next_id: u64,
+    /// Requests in flight: id → when sent.
+    pending: HashMap<u64, Instant>,
+}
+
+/// A parsed answer: id and data (or `None` for pushes, pings and the like).
+fn parse(text: &str) -> Option<(u64, Value)> {
+    let mut frame: Value = serde_json::from_str(text).ok()?;
+    match frame.get("type")?.as_str()? {
+        "result" => {
+            let id = frame.get("id")?.as_u64()?;
+            Some((
+                id,
+                frame
+                    .get_mut("data")
+                    .map(Value::take)
+                    .unwrap_or(Value::Null),
+            ))
+        }
+        "error" => panic!("raw client got an error: {text}"),
+        _ => None,
+    }
+}
+
+impl Raw {
+    /// Connects and waits for `welcome`.
+    pub async fn connect(url: &str) -> Raw {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("raw connect");
+        if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+            let _ = tcp.set_nodelay(true);
+        }
+        let mut raw = Raw {
+            ws,
+            next_id: 1,
+            pending: HashMap::new(),
+        };
+        loop {
+            let text = raw.next_text().await;
+            if text.contains("\"welcome\"") {
+                break;
+            }
+        }
+        raw
+    }
+
+    async fn next_text(&mut self) -> String {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Text(text))) => return text.as_str().to_owned(),
+                Some(Ok(_)) => continue,
+                other => panic!("raw connection ended: {other:?}"),
+            }
+        }
+    }
+
+    /// Queues a request frame (sent on the next flush).
+    async fn feed(&mut self, mut request: Value) {
+        let id = self.next_id;
+        self.next_id += 1;
+        request["id"] = json!(id);
+        self.pending.insert(id, Instant::now());
+        self.ws
+            .feed(Message::Text(request.to_string().into()))
+            .await
+            .expect("raw send");
+    }
+
+    async fn flush(&mut self) {
+        self.ws.flush().await.expect("raw flush");
+    }
+
+    /// Handles one frame; returns the answered request's round trip time.
+    fn handle(&mut self, text: &str) -> Option<(Duration, Value)> {
+        let (id, data) = parse(text)?;
+        let sent = self.pending.remove(&id)?;
+        Some((sent.elapsed(), data))
+    }
+
+    /// Waits for the next answer.
+    async fn answer(&mut self) -> (Duration, Value) {
+        loop {
+            let text = self.next_text().await;
+            if let Some(answer) = self.handle(&text) {
+                return answer;
+            }
+        }
+    }
+
+    /// `store.get` requests with `depth` in flight until `until`; returns how many ended.
+    pub async fn get_loop(&mut self, bucket: &str, depth: usize, until: Instant) -> u64 {
+        let get =
+            |i: usize| json!({"type": "store.get", "bucket": bucket, "key": crate::serve::key(i)});
+        let mut issued = 0;
+        for _ in 0..depth {
+            self.feed(get(issued)).await;
+            issued += 1;
+        }
+        self.flush().await;
+        let mut done = 0;
+        while !self.pending.is_empty() {
+            let text = self.next_text().await;
+            let mut texts = vec![text];
+            // Take what is already there, then send the replacements in one flush.
+            while let Some(Some(Ok(Message::Text(more)))) = self.ws.next().now_or_never() {
+                texts.push(more.as_str().to_owned());
+            }
+            let mut refill = 0;
+            for text in texts {
+                if self.handle(&text).is_some() {
+                    done += 1;
+                    if Instant::now() < until {
+                        refill += 1;
+                    }
+                }
+            }
+            for _ in 0..refill {
+                self.feed(get(issued)).await;
+                issued += 1;
+            }
+            if refill > 0 {
+                self.flush().await;
+            }
+        }
+        done
+    }
+
+    /// Sequential `store.get` round trips.
+    pub async fn latencies(&mut self, bucket: &str, n: usize) -> Vec<Duration> {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            self.feed(json!({"type": "store.get", "bucket": bucket, "key": crate::serve::key(i)}))
+                .await;
+            self.flush().await;
+            out.push(self.answer().await.0);
+        }
+        out
+    }
+
+    /// Sends `n` subscribes in one pipelined burst and waits for every answer; returns the
+    /// server's subscription ids with their data.
+    pub async fn subscribe_burst(
+        &mut self,
+        query: &str,
+        params: Option<Value>,
+        n: usize,
+    ) -> HashMap<String, Value> {
+        for _ in 0..n {
+            let mut request = json!({"type": "store.subscribe", "query": query});
+            if let Some(params) = &params {
+                request["params"] = params.clone();
+            }
+            self.feed(request).await;
+        }
+        self.flush().await;
+        let mut subs = HashMap::with_capacity(n);
+        while !self.pending.is_empty() {
+            let (_, mut data) = self.answer().await;
+            let id = data["subscriptionId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            subs.insert(
+                id,
+                data.get_mut("data").map(Value::take).unwrap_or_default(),
+            );
+        }
+        subs
+    }
+
+    /// Sends `n` `store.get` requests without waiting for answers (what the socket does
+    /// not take within a second stays buffered until [`Raw::drain`]).
+    pub async fn send_gets(&mut self, bucket: &str, n: usize) {
+        for i in 0..n {
+            self.feed(json!({"type": "store.get", "bucket": bucket, "key": crate::serve::key(i)}))
+                .await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.flush()).await;
+    }
+
+    /// Waits for every request in flight.
+    pub async fn drain(&mut self) {
+        self.flush().await;
+        while !self.pending.is_empty() {
+            self.answer().await;
+        }
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Closes the connection.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}

@@ -1,0 +1,33 @@
+//! Chaos over real sockets on tokio: a workload of live subscriptions, writes and reads
+//! while the embedded server drops, stalls and closes connections at random.
+//!
+//! The CI-sized run (200 faults, 60 subscriptions) runs with the other tests. The long run:
+//! `CHAOS_FAULTS=5000 cargo test --release -p noex-tokio --test chaos -- --ignored --nocapture`.
+//! Replay a seed with `CHAOS_SEED=<seed>`.
+
+use noex_conformance::chaos::{self, ChaosConfig};
+
+fn run(config: ChaosConfig) {
+    println!(
+        "chaos on tokio, seed {} (replay with CHAOS_SEED={0})",
+        config.seed
+    );
+    let report = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(chaos::run_with_deadline(noex_tokio::Tokio.into(), config));
+    println!("{report}");
+}
+
+#[test]
+fn chaos_ci() {
+    run(ChaosConfig::from_env(200));
+}
+
+#[test]
+#[ignore = "long run: CHAOS_FAULTS=5000 cargo test --release -p noex-tokio --test chaos -- --ignored"]
+fn chaos_long() {
+    run(ChaosConfig::from_env(5000));
+}
