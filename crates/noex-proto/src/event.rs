@@ -173,6 +173,9 @@ pub enum DisconnectReason {
     LivenessTimeout,
     /// The configured login did not succeed in time or failed for a passing reason.
     LoginFailed,
+    /// A subscription restore got no answer in time; the connection is replaced and every
+    /// subscription is restored again (none is given up).
+    RestoreTimeout,
     /// The configured credentials were refused; no reconnect.
     AuthRejected,
     /// The client closed on purpose.

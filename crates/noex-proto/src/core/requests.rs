@@ -2,7 +2,7 @@
 
 use super::{ClientCore, Link, Pending, Phase, Purpose, Sent};
 use crate::error::{Delivery, RequestError};
-use crate::event::{Event, RequestId, SubscriptionEvent};
+use crate::event::{DisconnectReason, Event, RequestId, SubscriptionEvent};
 use crate::ops::{OpKind, Operation};
 use crate::payload::Payload;
 use std::time::{Duration, Instant};
@@ -253,6 +253,11 @@ impl ClientCore {
             match entry.purpose {
                 Purpose::User => self.respond(id, Err(error)),
                 Purpose::Login(step) => self.login_answered(now, step, Err(error)),
+                // A restore that gets no answer means the connection is bad, not the
+                // subscription: replace the connection and restore everything again.
+                Purpose::Subscribe { restore: true, .. } => {
+                    self.abort_link(now, DisconnectReason::RestoreTimeout, "restore_timeout");
+                }
                 Purpose::Subscribe { sub, restore } => {
                     self.subscribe_answered(now, sub, restore, Err(error))
                 }
