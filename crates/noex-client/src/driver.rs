@@ -54,15 +54,11 @@ pub(crate) enum Command {
     },
 }
 
-/// What the transport tasks report.
+/// What a connect task reports.
 enum Net {
     Opened {
         connection: ConnectionId,
         result: std::result::Result<(FrameSink, FrameStream), TransportError>,
-    },
-    Frame {
-        connection: ConnectionId,
-        frame: Incoming,
     },
 }
 
@@ -88,6 +84,8 @@ struct Link {
     aborts: Vec<AbortHandle>,
     /// Resolves when the writer task has ended.
     writer_done: Option<oneshot::Receiver<()>>,
+    /// The receiving half, read by the driver itself (no extra task or channel hop).
+    stream: Option<FrameStream>,
 }
 
 struct SubEntry {
@@ -168,6 +166,7 @@ impl Driver {
             enum Wake {
                 Command(Option<Command>),
                 Net(Net),
+                Frame(ConnectionId, Option<Incoming>),
                 Timer,
             }
             let wake = poll_fn(|cx| {
@@ -175,6 +174,13 @@ impl Driver {
                 if commands_first {
                     if let Poll::Ready(c) = self.commands.poll_next_unpin(cx) {
                         return Poll::Ready(Wake::Command(c));
+                    }
+                }
+                if let Some(link) = self.link.as_mut() {
+                    if let Some(stream) = link.stream.as_mut() {
+                        if let Poll::Ready(frame) = stream.poll_next_unpin(cx) {
+                            return Poll::Ready(Wake::Frame(link.id, frame));
+                        }
                     }
                 }
                 if let Poll::Ready(Some(n)) = self.net_rx.poll_next_unpin(cx) {
@@ -202,6 +208,7 @@ impl Driver {
                 Wake::Command(Some(command)) => self.handle_command(now, command),
                 Wake::Command(None) => self.core.close(now),
                 Wake::Net(net) => self.handle_net(now, net),
+                Wake::Frame(connection, frame) => self.handle_frame(now, connection, frame),
                 Wake::Timer => {
                     timer = None;
                     self.core.handle_timeout(now);
@@ -297,51 +304,53 @@ impl Driver {
                     ),
                 }
             }
-            Net::Frame { connection, frame } => match &frame {
-                Incoming::Text(text) => self.core.handle_input(now, connection, Input::Frame(text)),
-                Incoming::Binary(bytes) => {
-                    self.core
-                        .handle_input(now, connection, Input::Binary(bytes))
-                }
-                Incoming::Closed { code, reason } => {
-                    self.core.handle_input(
-                        now,
-                        connection,
-                        Input::Closed {
-                            code: *code,
-                            reason,
-                        },
-                    );
-                    self.drop_link(connection);
-                }
-            },
         }
     }
 
-    /// Starts the reader and writer tasks of a freshly opened connection.
+    /// A frame (or the end) of the current connection's stream.
+    fn handle_frame(&mut self, now: Instant, connection: ConnectionId, frame: Option<Incoming>) {
+        match frame {
+            Some(Incoming::Text(text)) => {
+                self.core.handle_input(now, connection, Input::Frame(&text))
+            }
+            Some(Incoming::Binary(bytes)) => {
+                self.core
+                    .handle_input(now, connection, Input::Binary(&bytes))
+            }
+            Some(Incoming::Closed { code, reason }) => {
+                self.core.handle_input(
+                    now,
+                    connection,
+                    Input::Closed {
+                        code,
+                        reason: &reason,
+                    },
+                );
+                self.drop_link(connection);
+            }
+            None => {
+                let reason = "connection ended";
+                self.core
+                    .handle_input(now, connection, Input::Closed { code: None, reason });
+                self.drop_link(connection);
+            }
+        }
+    }
+
+    /// Keeps the receiving half of a freshly opened connection and starts its writer task.
     fn attach(&mut self, connection: ConnectionId, sink: FrameSink, stream: FrameStream) {
         let Some(link) = self.link.as_mut().filter(|l| l.id == connection) else {
             return;
         };
         let (writer_tx, writer_rx) = mpsc::unbounded();
-        let (reader_abort, reader_reg) = AbortHandle::new_pair();
         let (writer_abort, writer_reg) = AbortHandle::new_pair();
         link.writer = Some(writer_tx);
-        link.aborts.push(reader_abort);
+        link.stream = Some(stream);
         link.aborts.push(writer_abort);
         let gate = link.gate.clone();
         let (done_tx, done_rx) = oneshot::channel::<()>();
         link.writer_done = Some(done_rx);
-        let runtime = &self.backend.runtime;
-        runtime.spawn(
-            Abortable::new(
-                read_frames(connection, stream, self.net_tx.clone()),
-                reader_reg,
-            )
-            .map(drop)
-            .boxed(),
-        );
-        runtime.spawn(
+        self.backend.runtime.spawn(
             Abortable::new(
                 async move {
                     write_frames(sink, writer_rx, gate).await;
@@ -394,6 +403,7 @@ impl Driver {
             reported_written: 0,
             aborts: Vec::new(),
             writer_done: None,
+            stream: None,
         });
         let connect = self.backend.connector.connect(&url, &self.tls);
         let mut net = self.net_tx.clone();
@@ -538,26 +548,6 @@ fn connect_error(reason: Option<&DisconnectReason>) -> Error {
             delivery: Delivery::NotSent,
         },
     }
-}
-
-/// Forwards every frame of `stream` to the driver, then a `Closed` if the stream did not
-/// say how it ended.
-async fn read_frames(
-    connection: ConnectionId,
-    mut stream: FrameStream,
-    mut net: mpsc::Sender<Net>,
-) {
-    while let Some(frame) = stream.next().await {
-        let closed = matches!(frame, Incoming::Closed { .. });
-        if net.send(Net::Frame { connection, frame }).await.is_err() || closed {
-            return;
-        }
-    }
-    let frame = Incoming::Closed {
-        code: None,
-        reason: "connection ended".into(),
-    };
-    let _ = net.send(Net::Frame { connection, frame }).await;
 }
 
 fn lock_gate(gate: &Gate) -> MutexGuard<'_, u64> {
