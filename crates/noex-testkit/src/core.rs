@@ -19,6 +19,12 @@ use crate::rules::{EventPush, RuleSub, Rules};
 use crate::store::Store;
 use crate::ConnectionLog;
 
+/// Frames kept per connection in the log; later ones are only counted, so a long-running
+/// server's memory stays bounded.
+const MAX_LOGGED_FRAMES: usize = 100_000;
+/// Connections whose logs are kept (the oldest are forgotten first).
+const MAX_LOGGED_CONNECTIONS: usize = 1_000;
+
 /// What a connection task must write.
 #[derive(Debug)]
 pub(crate) enum Outbound {
@@ -239,11 +245,15 @@ impl Core {
         self.next_conn += 1;
         let id = self.next_conn;
         let name = format!("conn-{id}");
+        if self.logs.len() >= MAX_LOGGED_CONNECTIONS {
+            self.logs.shift_remove_index(0);
+        }
         self.logs.insert(
             id,
             ConnectionLog {
                 id: name.clone(),
                 frames: Vec::new(),
+                frames_not_logged: 0,
             },
         );
         self.conns.insert(
@@ -355,7 +365,11 @@ impl Core {
     /// Handle one text frame of connection `conn`.
     pub(crate) fn on_text(&mut self, conn: u64, raw: &str) -> TextOutcome {
         if let Some(l) = self.logs.get_mut(&conn) {
-            l.frames.push(raw.to_string());
+            if l.frames.len() < MAX_LOGGED_FRAMES {
+                l.frames.push(raw.to_string());
+            } else {
+                l.frames_not_logged += 1;
+            }
         }
         let (id, ty, body) = match protocol::parse(raw) {
             Parsed::Pong => return TextOutcome::Pong,

@@ -48,6 +48,33 @@ pub fn handle_frames(frames: &[&str], tokens: bool) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use crate::core::Core;
+
+    #[test]
+    fn frame_logs_are_bounded() {
+        let mut core = Core::new(crate::config::Config::default()).expect("core");
+        let (out, _sent) = tokio::sync::mpsc::unbounded_channel();
+        let (ctl, _ctl) = tokio::sync::mpsc::unbounded_channel();
+        let conn = core
+            .register(([127, 0, 0, 1], 9).into(), out, ctl)
+            .expect("registered");
+        for _ in 0..100_010 {
+            core.on_text(conn, r#"{"type":"pong","timestamp":1}"#);
+        }
+        let logs = core.logs();
+        assert_eq!(logs[0].frames.len(), 100_000);
+        assert_eq!(logs[0].frames_not_logged, 10);
+        for _ in 0..1_005 {
+            let (out, _sent) = tokio::sync::mpsc::unbounded_channel();
+            let (ctl, _ctl) = tokio::sync::mpsc::unbounded_channel();
+            let id = core
+                .register(([127, 0, 0, 1], 9).into(), out, ctl)
+                .expect("registered");
+            core.unregister(id);
+        }
+        assert_eq!(core.logs().len(), 1_000);
+    }
+
     #[test]
     fn every_frame_gets_an_answer() {
         let frames = [

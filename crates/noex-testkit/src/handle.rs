@@ -26,8 +26,11 @@ pub struct ConnectionLog {
     /// The connection id as the server reports it (`conn-N`).
     pub id: String,
     /// Every text frame received from the client, verbatim, in arrival order (pongs
-    /// and unparsable frames included).
+    /// and unparsable frames included), up to the first 100 000.
     pub frames: Vec<String>,
+    /// Frames received after the first 100 000, counted but not kept (so that a long
+    /// run's memory stays bounded).
+    pub frames_not_logged: u64,
 }
 
 impl std::fmt::Debug for ConnectionLog {
@@ -35,6 +38,7 @@ impl std::fmt::Debug for ConnectionLog {
         f.debug_struct("ConnectionLog")
             .field("id", &self.id)
             .field("frames", &self.frames.len())
+            .field("frames_not_logged", &self.frames_not_logged)
             .finish()
     }
 }
@@ -119,7 +123,8 @@ impl TestServer {
         self.shared.core().connection_count()
     }
 
-    /// Per connection (also closed ones, oldest first): the text frames it received.
+    /// Per connection (also closed ones, oldest first; the latest 1 000 connections): the
+    /// text frames it received.
     pub fn received_frames(&self) -> Vec<ConnectionLog> {
         self.shared.core().logs()
     }
