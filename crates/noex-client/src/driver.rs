@@ -8,7 +8,7 @@ use crate::runtime::{
 use crate::shared::Shared;
 use crate::slot::SlotSender;
 use futures::channel::{mpsc, oneshot};
-use futures::future::{AbortHandle, Abortable, BoxFuture};
+use futures::future::BoxFuture;
 use futures::{FutureExt, SinkExt, StreamExt};
 use noex_proto::{
     ClientCore, ConnectionId, ConnectionState, Counters, Delivery, DisconnectReason, Event, Input,
@@ -16,10 +16,10 @@ use noex_proto::{
     SubscriptionId, SubscriptionSpec, WelcomeInfo,
 };
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tracing::{debug, trace};
 
@@ -62,30 +62,21 @@ enum Net {
     },
 }
 
-/// Between the driver and a connection's writer: which frames may have left, and whether
-/// the connection was given up.
-///
-/// The writer publishes a frame's sequence number under the lock before handing the frame
-/// to the socket, and only while the link is not cut. The driver holds the lock while the
-/// core runs and cuts the link before letting go, so a frame the core declared "not sent"
-/// can never be written afterwards.
-#[derive(Default)]
-struct Gate {
-    written: Mutex<u64>,
-    cut: AtomicBool,
-}
-
-/// One open (or opening) transport connection.
+/// One open (or opening) transport connection. The driver reads and writes it itself:
+/// no reader or writer task, no channel hop per frame.
 struct Link {
     id: ConnectionId,
-    writer: Option<mpsc::UnboundedSender<(u64, Outgoing)>>,
-    gate: Arc<Gate>,
-    reported_written: u64,
-    aborts: Vec<AbortHandle>,
-    /// Resolves when the writer task has ended.
-    writer_done: Option<oneshot::Receiver<()>>,
-    /// The receiving half, read by the driver itself (no extra task or channel hop).
+    /// The sending half, once open.
+    sink: Option<FrameSink>,
+    /// The receiving half, once open.
     stream: Option<FrameStream>,
+    /// Frames handed out by the core and not yet handed to the socket.
+    queue: VecDeque<(u64, String)>,
+    /// Whether frames were handed to the socket since its last flush.
+    unflushed: bool,
+    /// The highest sequence number handed to the socket (it may have left).
+    written: u64,
+    reported_written: u64,
 }
 
 struct SubEntry {
@@ -113,7 +104,7 @@ pub(crate) struct Driver {
     welcome: Option<WelcomeInfo>,
     last_disconnect: Option<DisconnectReason>,
     close_acks: Vec<oneshot::Sender<()>>,
-    /// Writers still flushing a close frame when the client closed.
+    /// Close frames still being flushed when the client closed.
     closing_writers: Vec<oneshot::Receiver<()>>,
 }
 
@@ -167,9 +158,15 @@ impl Driver {
                 Command(Option<Command>),
                 Net(Net),
                 Frame(ConnectionId, Option<Incoming>),
+                WriteFailed(ConnectionId, String),
                 Timer,
             }
             let wake = poll_fn(|cx| {
+                if let Some(link) = self.link.as_mut() {
+                    if let Err(e) = drive_writes(link, cx) {
+                        return Poll::Ready(Wake::WriteFailed(link.id, e.0));
+                    }
+                }
                 commands_first = !commands_first;
                 if commands_first {
                     if let Poll::Ready(c) = self.commands.poll_next_unpin(cx) {
@@ -199,23 +196,30 @@ impl Driver {
                 Poll::Pending
             })
             .await;
-            // Hold the current link's gate while the core decides: see `Gate`.
-            let gate = self.link.as_ref().map(|l| l.gate.clone());
-            let written = gate.as_deref().map(lock_gate);
-            self.report_written(written.as_deref().copied());
+            self.report_written();
             let now = Instant::now();
             match wake {
                 Wake::Command(Some(command)) => self.handle_command(now, command),
                 Wake::Command(None) => self.core.close(now),
                 Wake::Net(net) => self.handle_net(now, net),
                 Wake::Frame(connection, frame) => self.handle_frame(now, connection, frame),
+                Wake::WriteFailed(connection, reason) => {
+                    self.core.handle_input(
+                        now,
+                        connection,
+                        Input::Closed {
+                            code: None,
+                            reason: &reason,
+                        },
+                    );
+                    self.drop_link(connection);
+                }
                 Wake::Timer => {
                     timer = None;
                     self.core.handle_timeout(now);
                 }
             }
             self.process_outputs();
-            drop(written);
         }
         self.process_outputs();
         // Let the close frame reach the server before saying the client is closed.
@@ -230,9 +234,12 @@ impl Driver {
         debug!("driver stopped");
     }
 
-    /// Tells the core which frames the writer may have transmitted.
-    fn report_written(&mut self, written: Option<u64>) {
-        if let (Some(link), Some(written)) = (self.link.as_mut(), written) {
+    /// Tells the core which frames may have left. The driver is the only writer and calls
+    /// this before every decision of the core, so a frame the core declares "not sent" is
+    /// still in the link's queue, and is dropped with it.
+    fn report_written(&mut self) {
+        if let Some(link) = self.link.as_mut() {
+            let written = link.written;
             if written > link.reported_written {
                 link.reported_written = written;
                 let id = link.id;
@@ -337,59 +344,43 @@ impl Driver {
         }
     }
 
-    /// Keeps the receiving half of a freshly opened connection and starts its writer task.
+    /// Keeps both halves of a freshly opened connection.
     fn attach(&mut self, connection: ConnectionId, sink: FrameSink, stream: FrameStream) {
-        let Some(link) = self.link.as_mut().filter(|l| l.id == connection) else {
-            return;
-        };
-        let (writer_tx, writer_rx) = mpsc::unbounded();
-        let (writer_abort, writer_reg) = AbortHandle::new_pair();
-        link.writer = Some(writer_tx);
-        link.stream = Some(stream);
-        link.aborts.push(writer_abort);
-        let gate = link.gate.clone();
-        let (done_tx, done_rx) = oneshot::channel::<()>();
-        link.writer_done = Some(done_rx);
-        self.backend.runtime.spawn(
-            Abortable::new(
-                async move {
-                    write_frames(sink, writer_rx, gate).await;
-                    drop(done_tx);
-                },
-                writer_reg,
-            )
-            .map(drop)
-            .boxed(),
-        );
+        if let Some(link) = self.link.as_mut().filter(|l| l.id == connection) {
+            link.sink = Some(sink);
+            link.stream = Some(stream);
+        }
     }
 
-    /// Forgets a connection; its tasks stop (the writer after a grace period to flush a
-    /// close frame).
+    /// Forgets a connection: frames still queued are dropped (the core has declared them
+    /// "not sent"), the socket is closed.
     fn drop_link(&mut self, connection: ConnectionId) {
-        if let Some(link) = self.link.take_if(|l| l.id == connection) {
-            // No data frame may leave after this; a queued close frame still may.
-            link.gate.cut.store(true, Ordering::Release);
-            let Link {
-                writer,
-                aborts,
-                writer_done,
-                ..
-            } = link;
-            drop(writer);
-            if self.core.is_closed() {
-                self.closing_writers.extend(writer_done);
-            }
-            let sleep = self.backend.runtime.sleep(CLOSE_GRACE);
-            self.backend.runtime.spawn(
-                async move {
-                    sleep.await;
-                    for abort in aborts {
-                        abort.abort();
-                    }
-                }
-                .boxed(),
-            );
+        self.link.take_if(|l| l.id == connection);
+    }
+
+    /// Closes a connection with a close frame, flushed in the background (at most
+    /// [`CLOSE_GRACE`]); queued data frames are dropped.
+    fn close_link(&mut self, connection: ConnectionId, code: u16, reason: String) {
+        let Some(link) = self.link.take_if(|l| l.id == connection) else {
+            return;
+        };
+        let Some(mut sink) = link.sink else { return };
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        if self.core.is_closed() {
+            self.closing_writers.push(done_rx);
         }
+        let grace = self.backend.runtime.sleep(CLOSE_GRACE);
+        let close = async move {
+            let _ = sink.send(Outgoing::Close { code, reason }).await;
+            let _ = sink.close().await;
+        };
+        self.backend.runtime.spawn(
+            async move {
+                futures::future::select(close.boxed(), grace).await;
+                drop(done_tx);
+            }
+            .boxed(),
+        );
     }
 
     fn open(&mut self, connection: ConnectionId, url: String) {
@@ -398,11 +389,11 @@ impl Driver {
         }
         self.link = Some(Link {
             id: connection,
-            writer: None,
-            gate: Arc::new(Gate::default()),
+            sink: None,
+            queue: VecDeque::new(),
+            unflushed: false,
+            written: 0,
             reported_written: 0,
-            aborts: Vec::new(),
-            writer_done: None,
             stream: None,
         });
         let connect = self.backend.connector.connect(&url, &self.tls);
@@ -425,30 +416,15 @@ impl Driver {
                     seq,
                     text,
                 } => {
-                    if let Some(writer) = self
-                        .link
-                        .as_ref()
-                        .filter(|l| l.id == connection)
-                        .and_then(|l| l.writer.as_ref())
-                    {
-                        let _ = writer.unbounded_send((seq, Outgoing::Text(text)));
+                    if let Some(link) = self.link.as_mut().filter(|l| l.id == connection) {
+                        link.queue.push_back((seq, text));
                     }
                 }
                 Output::Close {
                     connection,
                     code,
                     reason,
-                } => {
-                    if let Some(writer) = self
-                        .link
-                        .as_ref()
-                        .filter(|l| l.id == connection)
-                        .and_then(|l| l.writer.as_ref())
-                    {
-                        let _ = writer.unbounded_send((0, Outgoing::Close { code, reason }));
-                    }
-                    self.drop_link(connection);
-                }
+                } => self.close_link(connection, code, reason),
                 Output::Event(event) => self.dispatch(event),
             }
         }
@@ -550,44 +526,32 @@ fn connect_error(reason: Option<&DisconnectReason>) -> Error {
     }
 }
 
-fn lock_gate(gate: &Gate) -> MutexGuard<'_, u64> {
-    gate.written.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Writes frames in order, batching what is queued into one flush. Before a data frame is
-/// handed to the socket its sequence number is published through the gate (so the core
-/// knows it may have left); once the link is cut, data frames are no longer written.
-async fn write_frames(
-    mut sink: FrameSink,
-    mut frames: mpsc::UnboundedReceiver<(u64, Outgoing)>,
-    gate: Arc<Gate>,
-) {
-    while let Some((seq, frame)) = frames.next().await {
-        let mut batch = vec![(seq, frame)];
-        while let Ok(more) = frames.try_recv() {
-            batch.push(more);
-        }
-        for (seq, frame) in batch {
-            let closing = matches!(frame, Outgoing::Close { .. });
-            if !closing {
-                let mut written = lock_gate(&gate);
-                if gate.cut.load(Ordering::Acquire) {
-                    continue;
+/// Hands queued frames to the socket while it takes them, then flushes. Each frame's
+/// sequence number is recorded as written before it is handed over: from then on it may
+/// leave, and the core is told before it decides anything.
+fn drive_writes(link: &mut Link, cx: &mut Context<'_>) -> std::result::Result<(), TransportError> {
+    let Some(sink) = link.sink.as_mut() else {
+        return Ok(());
+    };
+    while !link.queue.is_empty() {
+        match sink.poll_ready_unpin(cx) {
+            Poll::Ready(Ok(())) => {
+                if let Some((seq, text)) = link.queue.pop_front() {
+                    link.written = link.written.max(seq);
+                    sink.start_send_unpin(Outgoing::Text(text))?;
+                    link.unflushed = true;
                 }
-                *written = (*written).max(seq);
             }
-            if sink.feed(frame).await.is_err() {
-                return;
-            }
-            if closing {
-                let _ = sink.flush().await;
-                let _ = sink.close().await;
-                return;
-            }
-        }
-        if sink.flush().await.is_err() {
-            return;
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => break,
         }
     }
-    let _ = sink.close().await;
+    if link.unflushed {
+        match sink.poll_flush_unpin(cx) {
+            Poll::Ready(Ok(())) => link.unflushed = false,
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => {}
+        }
+    }
+    Ok(())
 }
