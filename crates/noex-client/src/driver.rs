@@ -84,6 +84,8 @@ struct SubEntry {
     ready: Option<oneshot::Sender<Result<SubscriptionId>>>,
 }
 
+/// Frames queued for the socket that are written even while other work is ready.
+const WRITE_BATCH: usize = 64;
 /// How long a closing connection may take to flush its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Frames read from the transport that may wait for the driver.
@@ -162,7 +164,9 @@ impl Driver {
                 Timer,
             }
             let wake = poll_fn(|cx| {
-                if let Some(link) = self.link.as_mut() {
+                // Writes go out when nothing else is ready (so one flush carries everything
+                // queued), or once a batch has piled up.
+                if let Some(link) = self.link.as_mut().filter(|l| l.queue.len() >= WRITE_BATCH) {
                     if let Err(e) = drive_writes(link, cx) {
                         return Poll::Ready(Wake::WriteFailed(link.id, e.0));
                     }
@@ -191,6 +195,11 @@ impl Driver {
                 if let Some((_, sleep)) = timer.as_mut() {
                     if sleep.poll_unpin(cx).is_ready() {
                         return Poll::Ready(Wake::Timer);
+                    }
+                }
+                if let Some(link) = self.link.as_mut() {
+                    if let Err(e) = drive_writes(link, cx) {
+                        return Poll::Ready(Wake::WriteFailed(link.id, e.0));
                     }
                 }
                 Poll::Pending
