@@ -149,12 +149,14 @@ impl Driver {
             if self.core.is_closed() {
                 break;
             }
-            let next = self.core.poll_timeout();
-            if next != timer.as_ref().map(|(at, _)| *at) {
-                timer = next.map(|at| {
-                    let wait = at.saturating_duration_since(Instant::now());
-                    (at, self.backend.runtime.sleep(wait))
-                });
+            // Re-arm only for an earlier deadline: a timer that fires early costs one empty
+            // `handle_timeout`, while re-arming on every request would cost a timer
+            // registration each time.
+            if let Some(next) = self.core.poll_timeout() {
+                if timer.as_ref().is_none_or(|(at, _)| next < *at) {
+                    let wait = next.saturating_duration_since(Instant::now());
+                    timer = Some((next, self.backend.runtime.sleep(wait)));
+                }
             }
             enum Wake {
                 Command(Option<Command>),
