@@ -159,3 +159,43 @@ impl From<serde_json::Error> for Error {
 
 /// The client's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use noex_proto::Payload;
+
+    fn rate_limited(details: &str) -> Error {
+        ServerError {
+            code: ErrorCode::RateLimited,
+            message: "slow down".into(),
+            details: Some(Payload::from_json(details).expect("JSON")),
+        }
+        .into()
+    }
+
+    #[test]
+    fn rate_limited_exposes_retry_after() {
+        assert_eq!(
+            rate_limited(r#"{"retryAfterMs":1500}"#).retry_after(),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(rate_limited(r#"{"retryAfterMs":-1}"#).retry_after(), None);
+        assert_eq!(
+            rate_limited(r#"{"retryAfterMs":1e308}"#).retry_after(),
+            None
+        );
+        assert_eq!(rate_limited(r#"{}"#).retry_after(), None);
+    }
+
+    #[test]
+    fn details_a_json_tree_cannot_hold_are_kept_as_text() {
+        match rate_limited("1e400") {
+            Error::Server {
+                details: Some(serde_json::Value::String(text)),
+                ..
+            } => assert_eq!(text, "1e400"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -547,9 +547,9 @@ impl Core {
         if store + rules >= max {
             return Err(OpError::new(
                 "RATE_LIMITED",
+                // As the real server: no `details` (no `retryAfterMs`) for this limit.
                 format!("Subscription limit reached (max {max} per connection)"),
-            )
-            .with_details(obj([("retryAfterMs", 1000.into())])));
+            ));
         }
         Ok(())
     }
