@@ -371,7 +371,7 @@ fn throughput(plan: &Plan, url: &str, names: &Names, rows: &mut Vec<Row>) {
                 n += got;
                 raws.push(raw);
             }
-            add(&mut raw_m, (n as u64, t0.elapsed(), cpu_time() - cpu0));
+            add(&mut raw_m, (n, t0.elapsed(), cpu_time() - cpu0));
             let (cpu0, t0) = (cpu_time(), Instant::now());
             let until = Instant::now() + slice;
             let tasks: Vec<_> = clients
@@ -386,7 +386,7 @@ fn throughput(plan: &Plan, url: &str, names: &Names, rows: &mut Vec<Row>) {
             for t in tasks {
                 n += t.await.expect("client task");
             }
-            add(&mut ours_m, (n as u64, t0.elapsed(), cpu_time() - cpu0));
+            add(&mut ours_m, (n, t0.elapsed(), cpu_time() - cpu0));
         }
         for raw in raws {
             raw.close().await;
