@@ -203,7 +203,7 @@ macro_rules! conformance_suite {
             retry_safe_read_survives_drop, request_timeout, connect_timeout, bad_frames_leave_client_working,
             dropped_request_future_ends_by_deadline, slow_consumer_keeps_latest_only, subscription_limit,
             wss_with_custom_root, stalled_writes_not_sent_are_absent, stall_resume_drop_outcomes,
-            events_stream_and_state, queue_while_disconnected, dropping_last_handle_closes,
+            events_stream_and_state, queue_while_disconnected, dropping_last_handle_closes, session_revoked_stops,
         ]);
     };
     (@independent $block_on:path, $backend:expr, [$($case:ident),* $(,)?]) => {

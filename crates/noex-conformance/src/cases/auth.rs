@@ -341,3 +341,31 @@ pub async fn auth_and_audit(backend: Backend) {
     assert!(bad.is(&ErrorCode::ValidationError), "{bad:?}");
     let _ = ClientOptions::new();
 }
+
+/// A revoked session is reported, and the client does not reconnect (close 4002).
+pub async fn session_revoked_stops(backend: Backend) {
+    let builder = TestServer::builder().auth(AuthMode::Tokens(vec![TokenSession::new(
+        "t",
+        "u-1",
+        ["writer"],
+    )]));
+    let ctx = Ctx::with_server(&backend, builder);
+    let client = ctx.connect(fast_options().token("t")).await;
+    let (log, _guard) = EventLog::attach(&client);
+    ctx.server().revoke_sessions("test");
+    ctx.eventually(WAIT, "session revoked and stopped", || async {
+        client.state() == ConnectionState::Disconnected
+            && log.count(|e| matches!(e, LifecycleEvent::SessionRevoked { .. })) == 1
+    })
+    .await;
+    ctx.sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        ctx.server().connection_count(),
+        0,
+        "no reconnect after 4002"
+    );
+    assert_eq!(
+        log.count(|e| matches!(e, LifecycleEvent::Reconnecting { .. })),
+        0
+    );
+}

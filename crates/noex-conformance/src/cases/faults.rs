@@ -1,7 +1,7 @@
 //! Cases that need the embedded server: fault injection, close codes, timeouts, limits.
 
 pub use super::auth::{
-    auth_and_audit, credentials_login_across_reconnects, identity_api,
+    auth_and_audit, credentials_login_across_reconnects, identity_api, session_revoked_stops,
     token_login_across_reconnects,
 };
 pub use super::outcomes::{stall_resume_drop_outcomes, stalled_writes_not_sent_are_absent};
