@@ -107,7 +107,7 @@ pub(crate) struct Driver {
     last_disconnect: Option<DisconnectReason>,
     close_acks: Vec<oneshot::Sender<()>>,
     /// Close frames still being flushed when the client closed.
-    closing_writers: Vec<oneshot::Receiver<()>>,
+    closing_links: Vec<oneshot::Receiver<()>>,
 }
 
 impl Driver {
@@ -135,7 +135,7 @@ impl Driver {
             welcome: None,
             last_disconnect: None,
             close_acks: Vec::new(),
-            closing_writers: Vec::new(),
+            closing_links: Vec::new(),
         }
     }
 
@@ -234,10 +234,10 @@ impl Driver {
         }
         self.process_outputs();
         // Let the close frame reach the server before saying the client is closed.
-        if !self.closing_writers.is_empty() {
-            let writers = futures::future::join_all(std::mem::take(&mut self.closing_writers));
+        if !self.closing_links.is_empty() {
+            let closes = futures::future::join_all(std::mem::take(&mut self.closing_links));
             let grace = self.backend.runtime.sleep(CLOSE_GRACE);
-            futures::future::select(writers, grace).await;
+            futures::future::select(closes, grace).await;
         }
         for ack in self.close_acks.drain(..) {
             let _ = ack.send(());
@@ -378,7 +378,7 @@ impl Driver {
         let Some(mut sink) = link.sink else { return };
         let (done_tx, done_rx) = oneshot::channel::<()>();
         if self.core.is_closed() {
-            self.closing_writers.push(done_rx);
+            self.closing_links.push(done_rx);
         }
         let grace = self.backend.runtime.sleep(CLOSE_GRACE);
         let close = async move {
