@@ -26,16 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("connected: {:?}", client.state());
 
     // A bucket and a live query, created through the admin operations.
-    let bucket = common::unique("users");
-    let query = format!("{bucket}-all");
-    client
-        .store()
-        .define_bucket(&bucket, &common::users_bucket())
-        .await?;
-    client
-        .store()
-        .define_query(&query, &json!({"bucket": bucket}))
-        .await?;
+    let (bucket, query) = common::users_and_query(&client, "all", None).await?;
     let users = client.store().bucket(&bucket).typed::<User>();
 
     // Insert and list.

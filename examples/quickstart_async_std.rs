@@ -14,16 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     async_std::task::block_on(async {
         let server = common::server();
         let client = noex_async_std::connect(&server.url, ClientOptions::new()).await?;
-        let bucket = common::unique("users");
-        let query = format!("{bucket}-all");
-        client
-            .store()
-            .define_bucket(&bucket, &common::users_bucket())
-            .await?;
-        client
-            .store()
-            .define_query(&query, &json!({"bucket": bucket}))
-            .await?;
+        let (bucket, query) = common::users_and_query(&client, "all", None).await?;
 
         let mut live = client
             .store()

@@ -16,19 +16,8 @@ use std::time::Duration;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = common::server();
     let client = noex_tokio::connect(&server.url, ClientOptions::new()).await?;
-    let bucket = common::unique("users");
-    let admins = format!("{bucket}-admins");
-    client
-        .store()
-        .define_bucket(&bucket, &common::users_bucket())
-        .await?;
-    client
-        .store()
-        .define_query(
-            &admins,
-            &json!({"bucket": bucket, "filter": {"role": "admin"}}),
-        )
-        .await?;
+    let (bucket, admins) =
+        common::users_and_query(&client, "admins", Some(json!({"role": "admin"}))).await?;
     let users = client.store().bucket(&bucket);
 
     // A stream of whole query results, initial data first.

@@ -58,3 +58,24 @@ pub fn unique(prefix: &str) -> String {
         .unwrap_or(0);
     format!("{prefix}-{}", nanos % 1_000_000_000)
 }
+
+/// Defines a fresh `users` bucket and a query named `{bucket}-{suffix}` over the records
+/// matching `filter` (all when `None`); returns both names.
+pub async fn users_and_query(
+    client: &noex_tokio::Client,
+    suffix: &str,
+    filter: Option<serde_json::Value>,
+) -> noex_tokio::Result<(String, String)> {
+    let bucket = unique("users");
+    let query = format!("{bucket}-{suffix}");
+    client
+        .store()
+        .define_bucket(&bucket, &users_bucket())
+        .await?;
+    let mut config = json!({"bucket": bucket});
+    if let Some(filter) = filter {
+        config["filter"] = filter;
+    }
+    client.store().define_query(&query, &config).await?;
+    Ok((bucket, query))
+}
