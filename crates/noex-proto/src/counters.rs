@@ -20,7 +20,7 @@ pub struct Counters {
     pub requests_closed: u64,
     /// Requests withdrawn by the caller.
     pub requests_cancelled: u64,
-    /// Retry-safe reads sent again after a reconnect.
+    /// Retry-safe reads actually sent again after a reconnect.
     pub requests_resent: u64,
     /// Pushes delivered to a subscription.
     pub pushes_delivered: u64,

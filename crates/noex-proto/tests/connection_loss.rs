@@ -326,3 +326,32 @@ fn counters_for_disconnect_failures() {
     h.server_close(None, "");
     assert_eq!(h.core.counters().requests_disconnected, 2);
 }
+
+#[test]
+fn a_read_that_times_out_before_the_reconnect_is_not_counted_as_resent() {
+    let mut h = Harness::connected(Harness::config().backoff(noex_proto::Backoff {
+        initial: std::time::Duration::from_secs(5),
+        jitter: std::time::Duration::ZERO,
+        ..Default::default()
+    }));
+    let read = h.request_with(
+        ops::store::all("users"),
+        RequestOptions::default()
+            .retry_safe(true)
+            .timeout(std::time::Duration::from_secs(1)),
+    );
+    h.written_all();
+    h.server_close(None, "");
+    h.advance(std::time::Duration::from_secs(2));
+    assert!(matches!(
+        h.error_of(read),
+        RequestError::Timeout {
+            delivery: Delivery::OutcomeUnknown
+        }
+    ));
+    assert_eq!(
+        h.core.counters().requests_resent,
+        0,
+        "it was never sent again"
+    );
+}

@@ -116,6 +116,8 @@ struct Pending {
     /// For a retry-safe read sent again after a reconnect: whether an earlier copy may
     /// have reached the server. It then stays "outcome unknown" whatever happens later.
     earlier: crate::error::Delivery,
+    /// Whether its frame was ever handed out (so the next one counts as re-sent).
+    handed_out: bool,
 }
 
 impl Pending {

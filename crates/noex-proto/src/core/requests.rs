@@ -129,6 +129,7 @@ impl ClientCore {
                 op: Some(op),
                 login_token,
                 earlier: Delivery::NotSent,
+                handed_out: false,
             },
         );
         self.deadlines.insert((deadline, id));
@@ -156,6 +157,10 @@ impl ClientCore {
         if !entry.retry {
             entry.op = None;
         }
+        if entry.handed_out {
+            self.counters.requests_resent += 1;
+        }
+        entry.handed_out = true;
         if let Some((connection, seq)) = self.send_frame(text) {
             if let Some(entry) = self.pending.get_mut(&id) {
                 entry.sent = Sent::Yes { connection, seq };
@@ -278,9 +283,6 @@ impl ClientCore {
                 && entry.purpose == Purpose::User
                 && (entry.retry || entry.sent == Sent::No);
             if keep {
-                if entry.sent != Sent::No {
-                    self.counters.requests_resent += 1;
-                }
                 let delivered = Self::delivery_of(Some(link), entry.sent);
                 if let Some(entry) = self.pending.get_mut(&id) {
                     entry.earlier = entry.delivery(delivered);
