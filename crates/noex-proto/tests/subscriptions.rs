@@ -419,3 +419,32 @@ fn never_registered_subscription_fails_when_no_reconnect_is_coming() {
     h.open_and_welcome(false);
     assert_eq!(h.last_send().json["query"], "a");
 }
+
+#[test]
+fn pushes_for_a_subscription_dropped_in_flight_are_not_reported_as_unknown() {
+    let mut h = Harness::connected(Harness::config());
+    let sub = h.subscribe(SubscriptionSpec::query("all-users", None));
+    let subscribe_id = h.last_send().id().expect("subscribe request");
+    assert!(h.unsubscribe(sub));
+    // The server registered it before hearing of the unsubscribe: a push overtakes the answer.
+    h.push("sub-77", json!([]));
+    h.answer(
+        subscribe_id,
+        json!({"subscriptionId": "sub-77", "data": []}),
+    );
+    let unknown = h
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                noex_proto::Event::Lifecycle(noex_proto::LifecycleEvent::Error(
+                    CoreError::UnknownSubscription(_)
+                ))
+            )
+        })
+        .count();
+    assert_eq!(unknown, 0);
+    assert_eq!(h.core.held_pushes(), 0);
+    assert_eq!(h.last_send().kind(), "store.unsubscribe");
+}

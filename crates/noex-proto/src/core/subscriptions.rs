@@ -127,6 +127,11 @@ impl ClientCore {
         let server_id = answer.subscription_id;
         let Some(entry) = self.subscriptions.get_mut(&sub) else {
             // Unsubscribed while the answer was in flight: undo it on the server.
+            // Pushes that overtook the answer belong to it: expected, and dropped quietly
+            // (counted), like those that follow until the server has unsubscribed.
+            let before = self.held.len();
+            self.held.retain(|(id, _)| *id != server_id);
+            self.counters.pushes_dropped += (before - self.held.len()) as u64;
             if let Some(spec) = self.abandoned.remove(&sub) {
                 self.send_unsubscribe(now, &spec, server_id);
             }
