@@ -30,7 +30,6 @@ use futures::future::BoxFuture;
 use futures::{AsyncRead, AsyncWrite, FutureExt};
 use noex_client::transport::{frame_sink, frame_stream, Target};
 pub use noex_client::*;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The async-std backend: pass it to [`Client::new`], or use [`connect`].
@@ -63,19 +62,14 @@ impl Connector for AsyncStd {
             let target = Target::parse(&url)?;
             let tcp = async_std::net::TcpStream::connect((target.host.as_str(), target.port))
                 .await
-                .map_err(|e| {
-                    TransportError(format!(
-                        "connecting to {}:{}: {e}",
-                        target.host, target.port
-                    ))
-                })?;
+                .map_err(|e| target.connect_error(e))?;
             let _ = tcp.set_nodelay(true);
             let io: Box<dyn Io> = if target.tls {
                 let connector = futures_rustls::TlsConnector::from(transport::client_config(&tls)?);
                 let stream = connector
                     .connect(transport::server_name(&target.host)?, tcp)
                     .await
-                    .map_err(|e| TransportError(format!("TLS handshake: {e}")))?;
+                    .map_err(transport::tls_error)?;
                 Box::new(stream)
             } else {
                 Box::new(tcp)
@@ -92,16 +86,11 @@ impl Connector for AsyncStd {
 
 impl From<AsyncStd> for Backend {
     fn from(runtime: AsyncStd) -> Backend {
-        Backend {
-            runtime: Arc::new(runtime),
-            connector: Arc::new(runtime),
-        }
+        Backend::new(runtime)
     }
 }
 
 /// Connects to `url` and returns a connected client.
 pub async fn connect(url: &str, options: ClientOptions) -> Result<Client> {
-    let client = Client::new(AsyncStd);
-    client.connect(url, options).await?;
-    Ok(client)
+    Client::connect_with(AsyncStd, url, options).await
 }

@@ -103,6 +103,17 @@ impl Client {
         welcome_rx.await.unwrap_or_else(|_| Err(closed()))
     }
 
+    /// The one-call form: a new client on `backend`, connected to `url`.
+    pub async fn connect_with(
+        backend: impl Into<Backend>,
+        url: &str,
+        options: ClientOptions,
+    ) -> Result<Client> {
+        let client = Client::new(backend);
+        client.connect(url, options).await?;
+        Ok(client)
+    }
+
     /// Closes the connection on purpose: pending requests fail with [`Error::Closed`],
     /// subscriptions end, no reconnect. Completes when the driver has stopped.
     pub async fn disconnect(&self) {

@@ -95,6 +95,16 @@ pub struct Backend {
     pub connector: Arc<dyn Connector>,
 }
 
+impl Backend {
+    /// A backend whose runtime and connector are the same value (what adapters provide).
+    pub fn new<B: Runtime + Connector + Clone>(both: B) -> Backend {
+        Backend {
+            runtime: Arc::new(both.clone()),
+            connector: Arc::new(both),
+        }
+    }
+}
+
 impl fmt::Debug for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Backend")

@@ -44,6 +44,19 @@ impl Target {
         let port = parsed.port().unwrap_or(if tls { 443 } else { 80 });
         Ok(Target { host, port, tls })
     }
+
+    /// The error for a failed TCP connect to this target.
+    pub fn connect_error(&self, error: impl std::fmt::Display) -> TransportError {
+        TransportError(format!(
+            "connecting to {}:{}: {error}",
+            self.host, self.port
+        ))
+    }
+}
+
+/// The error for a failed TLS handshake.
+pub fn tls_error(error: impl std::fmt::Display) -> TransportError {
+    TransportError(format!("TLS handshake: {error}"))
 }
 
 #[cfg(feature = "rustls")]

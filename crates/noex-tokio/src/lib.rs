@@ -37,7 +37,6 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use noex_client::transport::{frame_sink, frame_stream, Target};
 pub use noex_client::*;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -71,19 +70,14 @@ impl Connector for Tokio {
             let target = Target::parse(&url)?;
             let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
                 .await
-                .map_err(|e| {
-                    TransportError(format!(
-                        "connecting to {}:{}: {e}",
-                        target.host, target.port
-                    ))
-                })?;
+                .map_err(|e| target.connect_error(e))?;
             let _ = tcp.set_nodelay(true);
             let io: Box<dyn Io> = if target.tls {
                 let connector = tokio_rustls::TlsConnector::from(transport::client_config(&tls)?);
                 let stream = connector
                     .connect(transport::server_name(&target.host)?, tcp)
                     .await
-                    .map_err(|e| TransportError(format!("TLS handshake: {e}")))?;
+                    .map_err(transport::tls_error)?;
                 Box::new(stream)
             } else {
                 Box::new(tcp)
@@ -100,16 +94,11 @@ impl Connector for Tokio {
 
 impl From<Tokio> for Backend {
     fn from(tokio: Tokio) -> Backend {
-        Backend {
-            runtime: Arc::new(tokio),
-            connector: Arc::new(tokio),
-        }
+        Backend::new(tokio)
     }
 }
 
 /// Connects to `url` and returns a connected client. Must be called within a tokio runtime.
 pub async fn connect(url: &str, options: ClientOptions) -> Result<Client> {
-    let client = Client::new(Tokio);
-    client.connect(url, options).await?;
-    Ok(client)
+    Client::connect_with(Tokio, url, options).await
 }
