@@ -10,20 +10,17 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::core::{Ctl, Outbound, TextOutcome};
-use crate::faults::Shared;
+use crate::faults::{HandshakeFault, Shared};
+use crate::handshake::{self, Ws};
 use crate::protocol;
+use crate::sockets::OpenSocket;
 
-/// Max message size, as the real server's default payload limit (1 MiB).
-const MAX_PAYLOAD: usize = 1024 * 1024;
 /// How long to wait for the client's close reply after sending a close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
-
-type Ws = WebSocketStream<TcpStream>;
 
 async fn close_with(ws: &mut Ws, code: u16, reason: &str) {
     let frame = CloseFrame {
@@ -41,18 +38,17 @@ async fn linger(ws: &mut Ws) {
     .await;
 }
 
-/// Serve one accepted TCP connection until it ends.
-pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, addr: SocketAddr) {
-    let _ = tcp.set_nodelay(true);
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_PAYLOAD))
-        .max_frame_size(Some(MAX_PAYLOAD));
-    let mut ws = match tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await {
-        Ok(ws) => ws,
-        Err(e) => {
-            tracing::debug!(%addr, error = %e, "websocket handshake failed");
-            return;
-        }
+/// Serve one accepted TCP connection until it ends. `_open` counts the socket as open
+/// until this returns (parameters are dropped after the socket, a local).
+pub(crate) async fn serve(
+    _open: OpenSocket,
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    fault: HandshakeFault,
+) {
+    let Some(mut ws) = handshake::accept(&shared, tcp, addr, fault).await else {
+        return;
     };
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();

@@ -289,6 +289,17 @@ impl Core {
         self.conns.len()
     }
 
+    /// Store query and rules subscriptions of open connections.
+    pub(crate) fn subscription_count(&self) -> usize {
+        let open = |conn: &u64| self.conns.contains_key(conn);
+        let store = self.store.subs.iter().filter(|s| open(&s.conn)).count();
+        let rules = self
+            .rules
+            .as_ref()
+            .map_or(0, |r| r.subs.iter().filter(|s| open(&s.conn)).count());
+        store + rules
+    }
+
     pub(crate) fn logs(&self) -> Vec<ConnectionLog> {
         self.logs.values().cloned().collect()
     }

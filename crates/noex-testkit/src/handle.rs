@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use crate::config::{Config, TestServerBuilder};
 use crate::core::{Core, Outbound};
 use crate::error::TestkitError;
-use crate::faults::Shared;
+use crate::faults::{HandshakeFault, Shared};
 use crate::protocol;
 use crate::server::{self, Cmd};
 
@@ -123,6 +123,26 @@ impl TestServer {
         self.shared.core().connection_count()
     }
 
+    /// Live subscriptions (store query subscriptions and rules subscriptions) across all
+    /// open connections, as the server sees them. A closed connection's subscriptions are
+    /// gone, and a restart ends them all.
+    pub fn subscription_count(&self) -> usize {
+        self.shared.core().subscription_count()
+    }
+
+    /// TCP sockets the server holds open right now: accepted and not yet released,
+    /// whatever their state (in a stalled or delayed handshake, served, or closing). A
+    /// client that leaks connection attempts makes this grow.
+    pub fn open_sockets(&self) -> usize {
+        self.shared.sockets.open()
+    }
+
+    /// TCP connections accepted since the server started (across restarts; never
+    /// decreases): counts connection attempts.
+    pub fn accepted_sockets(&self) -> u64 {
+        self.shared.sockets.accepted()
+    }
+
     /// Per connection (also closed ones, oldest first; the latest 1 000 connections): the
     /// text frames it received.
     pub fn received_frames(&self) -> Vec<ConnectionLog> {
@@ -165,6 +185,13 @@ impl TestServer {
     /// End a [`TestServer::stall`]: queued frames are handled and sent, heartbeat restarts.
     pub fn resume(&self) {
         self.shared.set_stalled(false);
+    }
+
+    /// How the server answers the WebSocket handshake of connections accepted from now on
+    /// (connections already accepted keep the fault they got). Kept across
+    /// [`TestServer::restart`]; [`HandshakeFault::Normal`] turns it off.
+    pub fn set_handshake_fault(&self, fault: HandshakeFault) {
+        self.shared.set_handshake_fault(fault);
     }
 
     /// Delay the handling of every request by `delay` (`Duration::ZERO` turns it off).

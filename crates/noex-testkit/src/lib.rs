@@ -81,10 +81,14 @@
 //!
 //! See the methods of [`TestServer`]: [`TestServer::drop_connections`],
 //! [`TestServer::close_connections`], [`TestServer::stall`]/[`TestServer::resume`],
-//! [`TestServer::set_delay`], [`TestServer::send_raw_text`],
+//! [`TestServer::set_delay`], [`TestServer::set_handshake_fault`] (a stalled, delayed or
+//! reset WebSocket handshake, see [`HandshakeFault`]), [`TestServer::send_raw_text`],
 //! [`TestServer::send_raw_binary`], [`TestServer::send_shutdown`],
-//! [`TestServer::revoke_sessions`], [`TestServer::restart`], and
-//! [`TestServer::received_frames`] for assertions.
+//! [`TestServer::revoke_sessions`], [`TestServer::restart`]; and for assertions
+//! [`TestServer::received_frames`], [`TestServer::connection_count`],
+//! [`TestServer::subscription_count`], [`TestServer::open_sockets`] (TCP sockets held,
+//! whatever their state: counts the sockets a client leaks) and
+//! [`TestServer::accepted_sockets`] (connection attempts).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -98,14 +102,17 @@ mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
 mod handle;
+mod handshake;
 mod identity;
 mod json;
 mod procedures;
 mod protocol;
 mod rules;
 mod server;
+mod sockets;
 mod store;
 
 pub use config::{AuthMode, BucketDef, QueryDef, TestServerBuilder, TokenSession};
 pub use error::TestkitError;
+pub use faults::HandshakeFault;
 pub use handle::{ConnectionLog, TestServer};

@@ -33,6 +33,8 @@ pub(crate) fn bind(port: u16) -> std::io::Result<std::net::TcpListener> {
 }
 
 async fn close_all(shared: &Shared, conns: &mut JoinSet<()>) {
+    // Ends stalled and delayed handshakes at once.
+    shared.set_stopping(true);
     shared
         .core()
         .broadcast(|| Outbound::Close(1000, "server_shutdown".into()));
@@ -42,6 +44,7 @@ async fn close_all(shared: &Shared, conns: &mut JoinSet<()>) {
     .await;
     conns.abort_all();
     while conns.join_next().await.is_some() {}
+    shared.set_stopping(false);
 }
 
 /// The server's main loop; returns when stopped.
@@ -84,7 +87,9 @@ pub(crate) async fn main_loop(
             tokio::select! {
                 acc = listener.accept() => match acc {
                     Ok((tcp, addr)) => {
-                        conns.spawn(crate::connection::serve(shared.clone(), tcp, addr));
+                        let open = shared.sockets.accepted_one();
+                        let fault = shared.handshake_fault();
+                        conns.spawn(crate::connection::serve(open, shared.clone(), tcp, addr, fault));
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "accept failed");

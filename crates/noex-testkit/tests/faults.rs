@@ -5,8 +5,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Client, Event};
-use noex_testkit::{BucketDef, QueryDef, TestServer};
+use noex_testkit::{BucketDef, HandshakeFault, QueryDef, TestServer};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const LIMIT: Duration = Duration::from_secs(15);
 
@@ -32,6 +34,22 @@ async fn wait_for(mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("condition not reached");
+}
+
+/// A WebSocket upgrade request, as a client sends it.
+const UPGRADE: &str = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+    Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    Sec-WebSocket-Version: 13\r\n\r\n";
+
+/// A raw TCP client that has sent the upgrade request.
+async fn raw_upgrade(server: &TestServer) -> TcpStream {
+    let mut tcp = TcpStream::connect(("127.0.0.1", server.port()))
+        .await
+        .expect("tcp connect");
+    tcp.write_all(UPGRADE.as_bytes())
+        .await
+        .expect("send upgrade");
+    tcp
 }
 
 #[tokio::test]
@@ -379,4 +397,233 @@ fn usable_from_plain_threads() {
     server.drop_connections();
     server.restart(true);
     assert_eq!(server.records("users").len(), 1);
+}
+
+#[tokio::test]
+async fn handshake_stall_holds_the_socket_until_the_client_closes() {
+    within(async {
+        let server = users();
+        let mut before = Client::open(&server.url()).await;
+        server.set_handshake_fault(HandshakeFault::Stall);
+
+        let mut raw = raw_upgrade(&server).await;
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_millis(300), raw.read(&mut buf)).await;
+        assert!(read.is_err(), "no handshake answer while stalled: {read:?}");
+        assert_eq!(server.open_sockets(), 2);
+        assert_eq!(server.connection_count(), 1);
+
+        // A WebSocket client times out; the socket it gives up is released at once.
+        let ws = tokio::time::timeout(
+            Duration::from_millis(300),
+            tokio_tungstenite::connect_async(server.url()),
+        )
+        .await;
+        assert!(ws.is_err(), "handshake must not complete while stalled");
+        wait_for(|| server.open_sockets() == 2).await;
+
+        // Connections accepted before the fault are unaffected.
+        before
+            .ok(json!({"type": "store.count", "bucket": "users"}))
+            .await;
+
+        drop(before);
+        wait_for(|| server.open_sockets() == 1).await;
+        drop(raw);
+        wait_for(|| server.open_sockets() == 0).await;
+        assert_eq!(server.accepted_sockets(), 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn handshake_stall_ends_on_restart_and_survives_it() {
+    within(async {
+        let server = users();
+        server.set_handshake_fault(HandshakeFault::Stall);
+        let mut raw = raw_upgrade(&server).await;
+        wait_for(|| server.open_sockets() == 1).await;
+        server.restart(true);
+        assert_eq!(server.open_sockets(), 0);
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(2), raw.read(&mut buf))
+            .await
+            .expect("the stalled socket is closed on restart");
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "closed, not answered: {read:?}"
+        );
+
+        // The fault is kept across the restart.
+        let ws = tokio::time::timeout(
+            Duration::from_millis(300),
+            tokio_tungstenite::connect_async(server.url()),
+        )
+        .await;
+        assert!(ws.is_err(), "still stalled after restart");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn handshake_delay_postpones_the_welcome() {
+    within(async {
+        let server = users();
+        server.set_handshake_fault(HandshakeFault::Delay(Duration::from_millis(300)));
+        let t = Instant::now();
+        let mut c = Client::open(&server.url()).await;
+        let elapsed = t.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(250),
+            "welcome after {elapsed:?}"
+        );
+        assert_eq!(
+            c.ok(json!({"type": "store.count", "bucket": "users"}))
+                .await,
+            0
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn handshake_delay_releases_a_socket_the_client_closes() {
+    within(async {
+        let server = users();
+        server.set_handshake_fault(HandshakeFault::Delay(Duration::from_secs(60)));
+        let raw = raw_upgrade(&server).await;
+        wait_for(|| server.open_sockets() == 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(server.open_sockets(), 1, "held during the delay");
+        drop(raw);
+        wait_for(|| server.open_sockets() == 0).await;
+        assert_eq!(server.connection_count(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn handshake_reset_resets_the_connection() {
+    within(async {
+        let server = users();
+        server.set_handshake_fault(HandshakeFault::Reset);
+
+        let mut raw = TcpStream::connect(("127.0.0.1", server.port()))
+            .await
+            .expect("tcp connect");
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(2), raw.read(&mut buf))
+            .await
+            .expect("reset promptly");
+        match read {
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+            Ok(n) => panic!("expected a connection reset, read {n} bytes"),
+        }
+
+        let ws = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio_tungstenite::connect_async(server.url()),
+        )
+        .await
+        .expect("fails promptly");
+        assert!(ws.is_err(), "handshake must fail on a reset");
+        wait_for(|| server.open_sockets() == 0).await;
+        assert_eq!(server.accepted_sockets(), 2);
+        assert_eq!(server.connection_count(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn handshake_fault_set_back_to_normal_serves_again() {
+    within(async {
+        let server = users();
+        for fault in [HandshakeFault::Reset, HandshakeFault::Stall] {
+            server.set_handshake_fault(fault.clone());
+            let ws = tokio::time::timeout(
+                Duration::from_millis(300),
+                tokio_tungstenite::connect_async(server.url()),
+            )
+            .await;
+            assert!(!matches!(ws, Ok(Ok(_))), "{fault:?}: no connection");
+            server.set_handshake_fault(HandshakeFault::Normal);
+            let t = Instant::now();
+            let mut c = Client::open(&server.url()).await;
+            assert!(t.elapsed() < Duration::from_millis(250));
+            c.ok(json!({"type": "store.insert", "bucket": "users", "data": {"name": "A"}}))
+                .await;
+        }
+        assert_eq!(server.records("users").len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn subscription_count_follows_subscribe_unsubscribe_and_close() {
+    within(async {
+        let server = users();
+        let mut a = Client::open(&server.url()).await;
+        let mut b = Client::open(&server.url()).await;
+        assert_eq!(server.subscription_count(), 0);
+        let s1 = a
+            .ok(json!({"type": "store.subscribe", "query": "all-users"}))
+            .await;
+        assert_eq!(server.subscription_count(), 1);
+        let s2 = a
+            .ok(json!({"type": "rules.subscribe", "pattern": "order.*"}))
+            .await;
+        assert_eq!(server.subscription_count(), 2);
+        a.ok(json!({"type": "rules.subscribe", "pattern": "user.*"}))
+            .await;
+        b.ok(json!({"type": "store.subscribe", "query": "all-users"}))
+            .await;
+        assert_eq!(server.subscription_count(), 4);
+
+        a.ok(json!({"type": "store.unsubscribe", "subscriptionId": s1["subscriptionId"]}))
+            .await;
+        assert_eq!(server.subscription_count(), 3);
+        a.ok(json!({"type": "rules.unsubscribe", "subscriptionId": s2["subscriptionId"]}))
+            .await;
+        assert_eq!(server.subscription_count(), 2);
+        // Unsubscribing an unknown id changes nothing.
+        a.err(json!({"type": "store.unsubscribe", "subscriptionId": "sub-999"}))
+            .await;
+        assert_eq!(server.subscription_count(), 2);
+
+        a.close(1000).await;
+        drop(a);
+        wait_for(|| server.subscription_count() == 1).await;
+        drop(b);
+        wait_for(|| server.subscription_count() == 0).await;
+        assert_eq!(server.connection_count(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn accepted_sockets_counts_every_connection() {
+    within(async {
+        let server = users();
+        assert_eq!(server.accepted_sockets(), 0);
+        assert_eq!(server.open_sockets(), 0);
+        let mut clients = Vec::new();
+        for i in 1..=3u64 {
+            clients.push(Client::open(&server.url()).await);
+            assert_eq!(server.accepted_sockets(), i);
+        }
+        assert_eq!(server.open_sockets(), 3);
+        // A TCP connection that never upgrades is counted too.
+        let raw = TcpStream::connect(("127.0.0.1", server.port()))
+            .await
+            .expect("tcp connect");
+        wait_for(|| server.accepted_sockets() == 4).await;
+        assert_eq!(server.open_sockets(), 4);
+        drop(raw);
+        drop(clients);
+        wait_for(|| server.open_sockets() == 0).await;
+        assert_eq!(server.accepted_sockets(), 4, "never decreases");
+        let _again = Client::open(&server.url()).await;
+        assert_eq!(server.accepted_sockets(), 5);
+    })
+    .await;
 }
