@@ -5,4 +5,6 @@
 #[path = "../../crates/noex-proto/tests/fuzz_bodies/mod.rs"]
 mod fuzz_bodies;
 
-libfuzzer_sys::fuzz_target!(|script: fuzz_bodies::Script| fuzz_bodies::core_script(&script));
+libfuzzer_sys::fuzz_target!(|script: fuzz_bodies::Script| {
+    fuzz_bodies::core_script(&script);
+});

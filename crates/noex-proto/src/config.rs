@@ -67,10 +67,13 @@ impl Backoff {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Liveness {
     /// After the first `ping`, close and reconnect when the server stays silent for longer
-    /// than twice the ping interval (estimated from the pings seen) plus `margin`.
+    /// than two and a quarter ping intervals (the interval is measured from the pings
+    /// seen), so a silent link is noticed within 2.5 intervals of its last frame whatever
+    /// the interval. The quarter interval of slack is never less than `min_margin`, which
+    /// keeps very short intervals from turning scheduling noise into reconnects.
     Auto {
-        /// Slack on top of two ping intervals. Default 1 s.
-        margin: Duration,
+        /// The least slack on top of two ping intervals. Default 100 ms.
+        min_margin: Duration,
     },
     /// Close and reconnect when nothing arrives for this long, pings or not.
     Fixed(Duration),
@@ -81,7 +84,7 @@ pub enum Liveness {
 impl Default for Liveness {
     fn default() -> Self {
         Liveness::Auto {
-            margin: Duration::from_secs(1),
+            min_margin: Duration::from_millis(100),
         }
     }
 }
@@ -118,12 +121,18 @@ pub struct Config {
     /// Treat every read as retry-safe: re-send it after a reconnect within its deadline.
     /// Default off (a request can opt in on its own).
     pub retry_reads: bool,
-    /// Hold requests made while not connected until the connection is back (bounded by
-    /// their deadline and [`Config::max_queued`]) instead of failing them at once.
-    /// Default off.
+    /// Hold requests made while a connection is being made (or waited for) until it is
+    /// ready, bounded by their own deadline, [`Config::max_queued`] and
+    /// [`Config::max_in_flight`], instead of failing them at once. A request that was never
+    /// sent can safely wait. Requests still fail at once when no connection is coming.
+    /// Default on.
     pub queue_while_disconnected: bool,
-    /// Most requests held while not connected. Default 10 000.
+    /// Most requests held while not connected. Default 4 096.
     pub max_queued: usize,
+    /// Most of the caller's requests not yet ended (queued, sent, or waiting for their
+    /// answer). A request past it is refused with [`crate::RequestError::QueueFull`];
+    /// an async client makes its caller wait for a slot instead. Default 4 096.
+    pub max_in_flight: usize,
     /// Most pushes held for subscriptions whose subscribe answer is still in flight.
     /// Default 10 000.
     pub max_held_pushes: usize,
@@ -144,8 +153,9 @@ impl Config {
             connect_timeout: Duration::from_secs(10),
             liveness: Liveness::default(),
             retry_reads: false,
-            queue_while_disconnected: false,
-            max_queued: 10_000,
+            queue_while_disconnected: true,
+            max_queued: 4_096,
+            max_in_flight: 4_096,
             max_held_pushes: 10_000,
             retry_initial_connect: false,
         }
@@ -193,6 +203,11 @@ impl Config {
     /// Bounds the queue of requests made while not connected.
     pub fn max_queued(mut self, max: usize) -> Config {
         self.max_queued = max;
+        self
+    }
+    /// Bounds the caller's requests not yet ended (at least 1).
+    pub fn max_in_flight(mut self, max: usize) -> Config {
+        self.max_in_flight = max.max(1);
         self
     }
     /// Bounds the pushes held for subscriptions not yet registered.

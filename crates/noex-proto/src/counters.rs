@@ -1,9 +1,18 @@
 //! Numbers a caller can read to see what the core has done.
 
-/// Running totals since the core was made.
+/// Running totals since the core was made, and two gauges.
+///
+/// Every request the caller issues ends exactly once, counted by how it ended, so at any
+/// moment `requests_issued` equals [`Counters::requests_ended`] plus `requests_pending`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Counters {
+    /// The caller's requests, accepted or refused.
+    pub requests_issued: u64,
+    /// The caller's requests not yet ended (a gauge).
+    pub requests_pending: u64,
+    /// Live subscriptions (a gauge).
+    pub subscriptions_live: u64,
     /// Text frames received.
     pub frames_in: u64,
     /// Frames handed out to send (requests, pongs).
@@ -14,12 +23,15 @@ pub struct Counters {
     pub requests_server_error: u64,
     /// Requests that reached their deadline.
     pub requests_timed_out: u64,
-    /// Requests failed by a lost (or absent) connection.
+    /// Requests failed by a lost (or absent) connection, also those refused at once
+    /// because no connection was coming.
     pub requests_disconnected: u64,
     /// Requests failed because the client was closed.
     pub requests_closed: u64,
     /// Requests withdrawn by the caller.
     pub requests_cancelled: u64,
+    /// Requests refused at once because too many were queued or in flight.
+    pub requests_rejected: u64,
     /// Retry-safe reads actually sent again after a reconnect.
     pub requests_resent: u64,
     /// Pushes delivered to a subscription.
@@ -39,4 +51,23 @@ pub struct Counters {
     /// Pings not answered separately because an earlier pong was still waiting for the
     /// socket (a server flooding pings cannot grow the send queue).
     pub pongs_coalesced: u64,
+}
+
+impl Counters {
+    /// The caller's requests that have ended, whichever way.
+    ///
+    /// ```
+    /// use noex_proto::Counters;
+    /// let counters = Counters::default();
+    /// assert_eq!(counters.requests_issued, counters.requests_ended() + counters.requests_pending);
+    /// ```
+    pub fn requests_ended(&self) -> u64 {
+        self.requests_ok
+            + self.requests_server_error
+            + self.requests_timed_out
+            + self.requests_disconnected
+            + self.requests_closed
+            + self.requests_cancelled
+            + self.requests_rejected
+    }
 }

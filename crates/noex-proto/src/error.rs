@@ -1,5 +1,6 @@
 //! How a request can fail.
 
+use crate::disconnect::DisconnectReason;
 use crate::frame::ServerError;
 
 /// Whether a request that failed because of the connection may have reached the server.
@@ -37,9 +38,14 @@ pub enum RequestError {
         /// Whether the frame had been handed to the transport.
         delivery: Delivery,
     },
-    /// Too many requests are queued while disconnected.
-    #[error("request queue is full")]
+    /// Too many requests are queued or in flight.
+    #[error("too many requests queued or in flight")]
     QueueFull,
+    /// The client gave up on the connection for good (a permanent close code, the session
+    /// revoked, credentials refused, or reconnect attempts exhausted): what a live
+    /// subscription ends with.
+    #[error("gave up on the connection: {0}")]
+    GaveUp(DisconnectReason),
     /// The server's answer could not be understood.
     #[error("malformed answer: {0}")]
     Malformed(String),
@@ -65,7 +71,7 @@ impl RequestError {
             | RequestError::Disconnected { delivery }
             | RequestError::Closed { delivery } => Some(*delivery),
             RequestError::QueueFull => Some(Delivery::NotSent),
-            RequestError::Server(_) | RequestError::Malformed(_) => None,
+            RequestError::Server(_) | RequestError::Malformed(_) | RequestError::GaveUp(_) => None,
         }
     }
 }

@@ -1,10 +1,11 @@
 //! What goes into the core and what comes out of it.
 
+pub use crate::disconnect::DisconnectReason;
 use crate::error::RequestError;
 use crate::frame::{FrameError, ServerError, WelcomeInfo};
 use crate::payload::Payload;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Identifies one transport connection. Inputs for a connection that is no longer current
 /// are ignored.
@@ -76,6 +77,11 @@ pub enum Output {
         seq: u64,
         /// The frame.
         text: String,
+        /// The request the frame carries, if any. When it has ended by the time the socket
+        /// could take the frame ([`crate::ClientCore::wants_frame`] is `false`), drop the
+        /// frame instead of writing it. `None` for frames that are always written (pongs,
+        /// and unsubscribes, which must reach the server even late).
+        request: Option<RequestId>,
     },
     /// Close `connection` with `code` and `reason`. No further input is expected from it.
     Close {
@@ -124,6 +130,10 @@ pub enum SubscriptionEvent {
         id: SubscriptionId,
         /// The fresh data (store queries) or `None` (rules patterns).
         data: Option<Payload>,
+        /// The time it was not registered on the server. Pushes of that time were never
+        /// sent: a store query's fresh data makes up for them, a rules pattern's events
+        /// are lost.
+        gap: Gap,
     },
     /// A push: the whole new query result (store) or `{topic, event}` (rules).
     Update {
@@ -139,6 +149,21 @@ pub enum SubscriptionEvent {
         /// Why.
         error: RequestError,
     },
+    /// The subscription ended because the client closed on purpose; nothing went wrong.
+    Ended {
+        /// Which subscription.
+        id: SubscriptionId,
+    },
+}
+
+/// A time a subscription was not registered on the server, from the loss of the
+/// connection it was registered on to its registration on a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// When the connection was lost.
+    pub from: Instant,
+    /// When the subscription was registered again.
+    pub to: Instant,
 }
 
 /// The connection state a caller sees.
@@ -152,34 +177,6 @@ pub enum ConnectionState {
     Reconnecting,
     /// No connection and none coming (never connected, closed, or gave up).
     Disconnected,
-}
-
-/// Why a connection ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DisconnectReason {
-    /// The transport closed, with the close frame's code and reason when there was one.
-    Closed {
-        /// Close code.
-        code: Option<u16>,
-        /// Close reason.
-        reason: String,
-    },
-    /// Opening the connection failed.
-    ConnectFailed(String),
-    /// No `welcome` within the connect timeout.
-    ConnectTimeout,
-    /// The server went silent (liveness watchdog).
-    LivenessTimeout,
-    /// The configured login did not succeed in time or failed for a passing reason.
-    LoginFailed,
-    /// A subscription restore got no answer in time; the connection is replaced and every
-    /// subscription is restored again (none is given up).
-    RestoreTimeout,
-    /// The configured credentials were refused; no reconnect.
-    AuthRejected,
-    /// The client closed on purpose.
-    ClientClosed,
 }
 
 /// Something went wrong that is not tied to one request.
@@ -210,6 +207,15 @@ pub enum CoreError {
     /// A frame arrived in a state where it makes no sense (e.g. a second `welcome`).
     #[error("unexpected frame: {0}")]
     Unexpected(&'static str),
+    /// An application callback panicked; the panic was caught and everything carries on.
+    /// Reported by clients that run callbacks, never by the core itself.
+    #[error("{callback} panicked: {message}")]
+    CallbackPanicked {
+        /// Which callback, e.g. `lifecycle callback #2` or `on_update of subscription#5`.
+        callback: String,
+        /// The panic's message, when it had one.
+        message: String,
+    },
 }
 
 /// The connection's life, as events.

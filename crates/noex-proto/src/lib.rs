@@ -41,6 +41,7 @@
 pub mod config;
 pub mod core;
 pub mod counters;
+pub mod disconnect;
 pub mod error;
 pub mod error_code;
 pub mod event;
@@ -56,7 +57,7 @@ pub use crate::counters::Counters;
 pub use crate::error::{Delivery, RequestError};
 pub use crate::error_code::ErrorCode;
 pub use crate::event::{
-    ConnectionId, ConnectionState, CoreError, DisconnectReason, Event, Input, LifecycleEvent,
+    ConnectionId, ConnectionState, CoreError, DisconnectReason, Event, Gap, Input, LifecycleEvent,
     Output, RequestId, SubscriptionEvent, SubscriptionId,
 };
 pub use crate::frame::{

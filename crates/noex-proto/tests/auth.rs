@@ -38,14 +38,18 @@ fn token_login_after_welcome_that_requires_auth() {
         login.json,
         json!({"id": login.id().unwrap(), "type": "auth.login", "token": "reader-token"})
     );
-    // Not connected until the login is answered; requests are refused meanwhile.
+    // Not connected until the login is answered; requests wait for it (queued by default)
+    // and go out only after the login.
     assert_eq!(h.core.state(), ConnectionState::Connecting);
-    assert!(h.try_request(ops::store::all("x")).is_err());
+    let waiting = h.request(ops::store::all("x"));
+    assert_eq!(h.times_sent(waiting.0), 0);
     h.answer(
         login.id().unwrap(),
         json!({"userId": "reader-1", "roles": ["reader"], "expiresAt": null}),
     );
     assert_eq!(h.core.state(), ConnectionState::Connected);
+    assert_eq!(h.times_sent(waiting.0), 1);
+    assert!(h.sent_request(waiting.0).unwrap().seq > login.seq);
     let authenticated: Vec<_> = h
         .lifecycle()
         .into_iter()
@@ -62,6 +66,21 @@ fn token_login_after_welcome_that_requires_auth() {
     assert!(h
         .responses(noex_proto::RequestId(login.id().unwrap()))
         .is_empty());
+}
+
+#[test]
+fn requests_during_the_login_fail_at_once_when_queueing_is_off() {
+    let mut h = Harness::new(token_config().queue_while_disconnected(false));
+    h.connect();
+    h.open_and_welcome(true);
+    assert_eq!(
+        h.try_request(ops::store::all("x")),
+        Err(RequestError::Disconnected {
+            delivery: noex_proto::Delivery::NotSent
+        })
+    );
+    assert_eq!(h.sends.len(), 1, "only the login went out");
+    assert_eq!(h.core.counters().requests_disconnected, 1);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Behaviour 8 and issue 6: pending requests when the connection breaks. Failures say
 //! "not sent" or "outcome unknown" honestly; writes are never re-sent; retry-safe reads are
-//! re-sent after the reconnect within their deadline; queueing while disconnected is
-//! bounded by the deadline and the queue size.
+//! re-sent after the reconnect within their deadline; queueing while a connection is coming
+//! (the default) is bounded by the deadline and the queue size.
 
 mod common;
 
@@ -177,14 +177,29 @@ fn retry_safe_read_waits_for_restored_subscriptions_and_keeps_its_deadline() {
 }
 
 #[test]
-fn requests_while_reconnecting_fail_at_once_by_default() {
+fn requests_while_reconnecting_wait_for_the_connection_by_default() {
     let mut h = Harness::connected(Harness::config());
+    h.server_close(None, "");
+    assert_eq!(h.core.state(), ConnectionState::Reconnecting);
+    let id = h.request(ops::store::all("users"));
+    assert_eq!(h.times_sent(id.0), 0);
+    assert!(h.responses(id).is_empty());
+    h.reopen(false);
+    assert_eq!(h.sent_request(id.0).unwrap().connection, h.conn());
+}
+
+#[test]
+fn requests_while_reconnecting_fail_at_once_when_queueing_is_off() {
+    let mut h = Harness::connected(Harness::config().queue_while_disconnected(false));
     h.server_close(None, "");
     assert_eq!(h.core.state(), ConnectionState::Reconnecting);
     assert_eq!(
         h.try_request(ops::store::all("users")),
         Err(disconnected(Delivery::NotSent))
     );
+    h.reopen(false);
+    assert!(h.sends.iter().all(|s| s.kind() != "store.all"));
+    assert_eq!(h.core.counters().requests_disconnected, 1);
 }
 
 #[test]
@@ -354,4 +369,28 @@ fn a_read_that_times_out_before_the_reconnect_is_not_counted_as_resent() {
         0,
         "it was never sent again"
     );
+}
+
+/// A retry-safe read kept for the reconnect after its first copy was written still "may
+/// have been applied" when the client then gives up before sending it again.
+#[test]
+fn a_kept_read_that_was_written_stays_outcome_unknown_when_the_client_gives_up() {
+    let mut h = Harness::connected(Harness::config());
+    let read = h.request_with(
+        ops::store::all("users"),
+        RequestOptions::default().retry_safe(true),
+    );
+    let write = h.request(ops::store::insert("users", json!({})));
+    h.written_all();
+    h.server_close(None, "");
+    // The write is not kept: it fails now, "outcome unknown".
+    assert_eq!(h.error_of(write), &disconnected(Delivery::OutcomeUnknown));
+    let queued = h.request(ops::store::count("users", None));
+    h.advance(ms(1_500));
+    h.opened();
+    h.server_close(Some(4003), "too_many_connections");
+    assert_eq!(h.error_of(read), &disconnected(Delivery::OutcomeUnknown));
+    assert_eq!(h.error_of(queued), &disconnected(Delivery::NotSent));
+    assert_eq!(h.times_sent(read.0), 1);
+    assert_eq!(h.core.pending_entries(), 0);
 }

@@ -139,23 +139,43 @@ fn written_then_timeout_is_outcome_unknown() {
     assert!(h.error_of(id).may_have_been_applied());
 }
 
-/// A frame handed to the transport may still be written after the deadline (the socket is
-/// alive), so a timeout can never claim "not sent" for it.
+/// A frame handed out but not yet written when the deadline passes is never written: the
+/// request has ended, so the transport drops it ([`noex_proto::ClientCore::wants_frame`]).
+/// The timeout can therefore say "not sent".
 #[test]
-fn handed_out_but_unacknowledged_then_timeout_is_outcome_unknown() {
+fn handed_out_but_unwritten_then_timeout_is_not_sent_and_the_frame_is_dropped() {
     let mut h = Harness::connected(Harness::config());
     let id = h.request_with(
         ops::store::insert("users", json!({"name": "A"})),
         RequestOptions::default().timeout(ms(100)),
     );
-    assert_eq!(h.times_sent(id.0), 1);
+    let frame = h.sent_request(id.0).unwrap().clone();
+    assert_eq!(frame.request, Some(id));
+    assert!(h.core.wants_frame(frame.request));
     h.advance(ms(100));
     assert_eq!(
         h.error_of(id),
         &RequestError::Timeout {
-            delivery: Delivery::OutcomeUnknown
+            delivery: Delivery::NotSent
         }
     );
+    assert!(!h.error_of(id).may_have_been_applied());
+    assert!(
+        !h.core.wants_frame(frame.request),
+        "the frame must be dropped"
+    );
+    assert!(!h.reached_server(&frame));
+}
+
+#[test]
+fn frames_without_a_request_are_always_wanted() {
+    let mut h = Harness::connected(Harness::config());
+    h.ping(7);
+    let pong = h.last_send().clone();
+    assert_eq!(pong.request, None);
+    assert!(h.core.wants_frame(None));
+    h.close();
+    assert!(h.core.wants_frame(pong.request));
 }
 
 #[test]
@@ -198,7 +218,8 @@ fn cancel_ends_a_request_without_an_event() {
 }
 
 #[test]
-fn request_without_connection_is_refused_at_once() {
+fn request_is_refused_at_once_when_no_connection_is_coming() {
+    // Never connected.
     let mut h = Harness::new(Harness::config());
     assert_eq!(
         h.try_request(ops::store::all("users")),
@@ -206,14 +227,17 @@ fn request_without_connection_is_refused_at_once() {
             delivery: Delivery::NotSent
         })
     );
+    // Gave up (the first attempt failed and is not retried by default).
     h.connect();
-    // Still connecting: refused too (no queueing configured).
-    assert!(matches!(
+    h.input(noex_proto::Input::ConnectFailed { reason: "refused" });
+    assert_eq!(h.core.state(), noex_proto::ConnectionState::Disconnected);
+    assert_eq!(
         h.try_request(ops::store::all("users")),
         Err(RequestError::Disconnected {
             delivery: Delivery::NotSent
         })
-    ));
+    );
+    // Closed.
     h.close();
     assert_eq!(
         h.try_request(ops::store::all("users")),
@@ -226,6 +250,39 @@ fn request_without_connection_is_refused_at_once() {
         .events
         .iter()
         .all(|e| !matches!(e, noex_proto::Event::Response { .. })));
+    // Refusals are counted like any other end.
+    let c = h.core.counters();
+    assert_eq!(c.requests_issued, 3);
+    assert_eq!(c.requests_disconnected, 2);
+    assert_eq!(c.requests_closed, 1);
+    assert_eq!(c.requests_pending, 0);
+}
+
+#[test]
+fn request_while_connecting_waits_by_default() {
+    let mut h = Harness::new(Harness::config());
+    h.connect();
+    let id = h.request(ops::store::all("users"));
+    assert!(h.sends.is_empty());
+    assert_eq!(h.core.pending_requests(), 1);
+    h.open_and_welcome(false);
+    assert_eq!(h.times_sent(id.0), 1);
+    h.answer(id.0, json!([]));
+    assert!(h.response(id).is_ok());
+}
+
+#[test]
+fn request_while_connecting_is_refused_when_queueing_is_off() {
+    let mut h = Harness::new(Harness::config().queue_while_disconnected(false));
+    h.connect();
+    assert_eq!(
+        h.try_request(ops::store::all("users")),
+        Err(RequestError::Disconnected {
+            delivery: Delivery::NotSent
+        })
+    );
+    h.open_and_welcome(false);
+    assert!(h.sends.is_empty());
 }
 
 #[test]

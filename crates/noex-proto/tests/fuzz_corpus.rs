@@ -70,24 +70,37 @@ fn core_script_seed_corpus() {
     let files = corpus("core_script");
     assert!(files.len() >= 10, "seed corpus missing");
     let mut ran = 0;
+    let mut seen = fuzz_bodies::Exercised::default();
     for (path, bytes) in files {
         if let Some(script) = script(&bytes) {
             eprintln!("{}: {} steps", path.display(), script.steps.len());
-            fuzz_bodies::core_script(&script);
+            seen += fuzz_bodies::core_script(&script);
             ran += 1;
         }
     }
     assert!(ran >= 10);
+    // The `scenario-*` seeds reach the ground the newer invariants are about: frames of
+    // ended requests dropped unwritten, cancels, the in-flight cap, giving up, restores.
+    assert!(
+        seen.frames_dropped > 0
+            && seen.cancelled > 0
+            && seen.refused_full > 0
+            && seen.gave_up > 0
+            && seen.restored > 0,
+        "{seen:?}"
+    );
 }
 
 #[test]
 fn core_script_pseudo_random() {
     let mut steps = 0;
+    let mut seen = fuzz_bodies::Exercised::default();
     for bytes in pseudo_random_inputs(300, 0xc0ffee) {
         if let Some(script) = script(&bytes) {
             steps += script.steps.len();
-            fuzz_bodies::core_script(&script);
+            seen += fuzz_bodies::core_script(&script);
         }
     }
     assert!(steps > 1_000, "too few steps exercised: {steps}");
+    assert!(seen.cancelled > 0, "{seen:?}");
 }

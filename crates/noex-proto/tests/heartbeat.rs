@@ -1,6 +1,7 @@
 //! Behaviour 9: heartbeat and liveness. Every ping gets a pong with the same timestamp; a
-//! silent connection is closed and replaced after about 2× the ping interval plus a margin
-//! (or a fixed timeout).
+//! silent connection is closed and replaced 2¼ ping intervals after its last frame (the
+//! quarter interval of slack never less than `min_margin`, 100 ms by default), or after a
+//! fixed timeout.
 
 mod common;
 
@@ -52,13 +53,13 @@ fn no_watchdog_before_the_first_ping() {
 
 #[test]
 fn silence_after_pings_closes_and_reconnects() {
-    // Server heartbeat every 1.5 s (as in basic.jsonl), margin 1 s: 2 × 1.5 + 1 = 4 s.
+    // Server heartbeat every 1.5 s (as in basic.jsonl): 2 × 1.5 s + 1.5 s / 4 = 3.375 s.
     let mut h = Harness::connected(Harness::config());
     let conn = h.conn();
     h.advance(ms(1_500));
     h.ping(1);
-    assert_eq!(h.core.poll_timeout(), Some(h.now() + ms(4_000)));
-    h.advance(ms(3_999));
+    assert_eq!(h.core.poll_timeout(), Some(h.now() + ms(3_375)));
+    h.advance(ms(3_374));
     assert!(h.closes.is_empty());
     h.clear();
     h.advance(ms(1));
@@ -90,23 +91,83 @@ fn interval_is_estimated_from_the_pings_seen() {
         h.advance(Duration::from_secs(30));
         h.ping(i);
     }
-    // 2 × 30 s + 1 s.
-    assert_eq!(
-        h.core.poll_timeout(),
-        Some(h.now() + Duration::from_secs(61))
-    );
-    h.advance(Duration::from_secs(60));
+    // 2 × 30 s + 30 s / 4.
+    assert_eq!(h.core.poll_timeout(), Some(h.now() + ms(67_500)));
+    h.advance(ms(67_499));
     assert!(h.closes.is_empty());
-    h.advance(Duration::from_secs(1));
+    h.advance(ms(1));
     assert_eq!(h.disconnects(), vec![&DisconnectReason::LivenessTimeout]);
 }
 
+/// Pings every `interval` (three of them), then silence: how long after the last frame
+/// the watchdog closes the connection (checked to the millisecond).
+fn silence_noticed_after(config: noex_proto::Config, interval: Duration) -> Duration {
+    let mut h = Harness::connected(config);
+    for i in 0..3 {
+        h.advance(interval);
+        h.ping(i);
+    }
+    let last_frame = h.now();
+    let deadline = h.core.poll_timeout().expect("watchdog armed");
+    let after = deadline - last_frame;
+    h.advance(after - ms(1));
+    assert!(h.closes.is_empty(), "closed early at {interval:?}");
+    h.advance(ms(1));
+    assert_eq!(h.disconnects(), vec![&DisconnectReason::LivenessTimeout]);
+    after
+}
+
 #[test]
-fn custom_margin() {
-    let mut h = Harness::connected(Harness::config().liveness(Liveness::Auto { margin: ms(200) }));
-    h.advance(ms(1_000));
-    h.ping(1);
-    assert_eq!(h.core.poll_timeout(), Some(h.now() + ms(2_200)));
+fn one_second_pings_a_silent_link_is_noticed_after_two_and_a_quarter_seconds() {
+    assert_eq!(
+        silence_noticed_after(Harness::config(), ms(1_000)),
+        ms(2_250)
+    );
+}
+
+#[test]
+fn hundred_millisecond_pings_use_the_default_floor_of_the_slack() {
+    // 2 × 100 ms + max(25 ms, 100 ms).
+    assert_eq!(silence_noticed_after(Harness::config(), ms(100)), ms(300));
+}
+
+#[test]
+fn ten_millisecond_pings_use_the_default_floor_of_the_slack() {
+    // 2 × 10 ms + max(2.5 ms, 100 ms).
+    assert_eq!(silence_noticed_after(Harness::config(), ms(10)), ms(120));
+}
+
+#[test]
+fn a_silent_link_is_noticed_within_two_and_a_half_intervals_from_400_ms_up() {
+    for interval_ms in [400, 500, 750, 1_000, 5_000, 30_000, 60_000] {
+        let interval = ms(interval_ms);
+        let after = silence_noticed_after(Harness::config(), interval);
+        assert_eq!(after, interval * 9 / 4, "at {interval:?}");
+        assert!(after <= interval * 5 / 2, "at {interval:?}");
+    }
+}
+
+#[test]
+fn a_custom_min_margin_is_the_floor_of_the_slack() {
+    let config = || {
+        Harness::config().liveness(Liveness::Auto {
+            min_margin: ms(200),
+        })
+    };
+    // Above the floor: a quarter interval (250 ms) of slack.
+    assert_eq!(silence_noticed_after(config(), ms(1_000)), ms(2_250));
+    // Below it: 2 × 100 ms + 200 ms.
+    assert_eq!(silence_noticed_after(config(), ms(100)), ms(400));
+}
+
+#[test]
+fn the_default_min_margin_is_100_ms() {
+    assert_eq!(
+        noex_proto::Liveness::default(),
+        Liveness::Auto {
+            min_margin: ms(100)
+        }
+    );
 }
 
 #[test]

@@ -1,4 +1,6 @@
 //! Behaviour 4: the connection lifecycle, its states and its events; the connect timeout.
+//! The state changes first, then the event that announces it: a caller that reacts to
+//! `Connected`, `Disconnected` or `Reconnecting` already reads the new state.
 
 mod common;
 
@@ -31,8 +33,8 @@ fn first_connection_states_and_events() {
                 server_time: Some(1795739063895),
                 requires_auth: false
             }),
-            &LifecycleEvent::Connected,
             &LifecycleEvent::StateChanged(ConnectionState::Connected),
+            &LifecycleEvent::Connected,
         ]
     );
     assert_eq!(h.core.counters().reconnects, 0);
@@ -130,30 +132,32 @@ fn lost_connection_reconnects_with_events_in_order() {
     h.clear();
     h.server_close(Some(1000), "normal_closure");
     let l = h.lifecycle();
+    assert_eq!(l.len(), 3, "{l:?}");
     assert_eq!(
         l[0],
+        &LifecycleEvent::StateChanged(ConnectionState::Reconnecting)
+    );
+    assert_eq!(
+        l[1],
         &LifecycleEvent::Disconnected(DisconnectReason::Closed {
             code: Some(1000),
             reason: "normal_closure".into()
         })
     );
     assert!(matches!(
-        l[1],
+        l[2],
         LifecycleEvent::Reconnecting { attempt: 1, .. }
     ));
-    assert_eq!(
-        l[2],
-        &LifecycleEvent::StateChanged(ConnectionState::Reconnecting)
-    );
     h.clear();
     h.reopen(false);
     let l = h.lifecycle();
+    assert_eq!(l.len(), 3, "{l:?}");
     assert!(matches!(l[0], LifecycleEvent::Welcome(_)));
-    assert_eq!(l[1], &LifecycleEvent::Reconnected);
     assert_eq!(
-        l[2],
+        l[1],
         &LifecycleEvent::StateChanged(ConnectionState::Connected)
     );
+    assert_eq!(l[2], &LifecycleEvent::Reconnected);
     assert_eq!(h.core.counters().reconnects, 1);
     assert!(h.count_lifecycle(|l| matches!(l, LifecycleEvent::Connected)) == 0);
 }
@@ -261,6 +265,54 @@ fn close_is_final_and_silent_afterwards() {
     assert!(h.opens.is_empty() && h.sends.is_empty() && h.closes.is_empty());
     assert!(h.events.is_empty());
     assert_eq!(h.core.poll_timeout(), None);
+}
+
+#[test]
+fn close_announces_the_state_then_the_reason() {
+    let mut h = Harness::connected(Harness::config());
+    h.clear();
+    h.close();
+    assert_eq!(
+        h.lifecycle(),
+        vec![
+            &LifecycleEvent::StateChanged(ConnectionState::Disconnected),
+            &LifecycleEvent::Disconnected(DisconnectReason::ClientClosed),
+        ]
+    );
+}
+
+#[test]
+fn close_while_reconnecting_announces_the_state_then_the_reason() {
+    let mut h = Harness::connected(Harness::config());
+    h.server_close(None, "");
+    h.clear();
+    h.close();
+    assert_eq!(
+        h.lifecycle(),
+        vec![
+            &LifecycleEvent::StateChanged(ConnectionState::Disconnected),
+            &LifecycleEvent::Disconnected(DisconnectReason::ClientClosed),
+        ]
+    );
+    assert!(
+        h.closes.is_empty(),
+        "no connection to close during the backoff"
+    );
+}
+
+#[test]
+fn a_failed_first_attempt_announces_the_state_then_the_reason() {
+    let mut h = Harness::new(Harness::config());
+    h.connect();
+    h.clear();
+    h.input(Input::ConnectFailed { reason: "refused" });
+    assert_eq!(
+        h.lifecycle(),
+        vec![
+            &LifecycleEvent::StateChanged(ConnectionState::Disconnected),
+            &LifecycleEvent::Disconnected(DisconnectReason::ConnectFailed("refused".into())),
+        ]
+    );
 }
 
 #[test]

@@ -1,15 +1,25 @@
 //! Property tests over random interleavings of requests, subscribes, unsubscribes, server
 //! frames (answers to random pending ids, pushes, pings, garbage), time jumps, closes from
 //! the server, reconnects and a final client close. The driver (shared with the fuzz
-//! targets) checks after every step that:
+//! targets) plays a transport that writes frames in order and drops those the core no
+//! longer wants ([`noex_proto::ClientCore::wants_frame`]), and checks after every step that:
 //! - each accepted request resolves exactly once (never after a cancel, never twice);
-//! - a "not sent" write was never acknowledged as written; "outcome unknown" was handed out;
+//! - "not sent" was never acknowledged as written and never reached the server (a timeout
+//!   says so only for a frame never written, which is then dropped); "outcome unknown" was
+//!   handed out; the frame of an ended request is never wanted;
 //! - writes are never sent twice;
+//! - requests are accepted only with a free slot under the in-flight cap, and while not
+//!   connected only when queueing and a connection is coming;
+//! - the counters add up: `requests_issued == requests_ended() + requests_pending`, and the
+//!   gauges match the core;
+//! - with no connection coming (`Disconnected`), no subscription or request is left;
+//! - no event comes for a subscription after it ended; close ends (never fails) them;
 //! - nothing comes out after an intentional close, and nothing pending survives it;
 //! - the same seed and inputs give the same outputs.
 //!
 //! A second property lets the server cooperate after the random part and checks that every
-//! live subscription is registered again on the final connection.
+//! live subscription is registered again on the final connection, and that the server holds
+//! no subscription without a live handle (those dropped before their answer are undone).
 
 mod fuzz_bodies;
 
@@ -101,6 +111,11 @@ proptest! {
             let mut expected = d.subs.clone();
             expected.sort();
             prop_assert_eq!(&live, &expected, "live subscriptions differ from the caller's");
+            prop_assert_eq!(
+                d.registry.len(),
+                live.len(),
+                "server-side subscriptions {:?} for live handles {:?}", &d.registry, &live
+            );
             let sent = d.sent_on_current();
             for id in live {
                 prop_assert!(core.is_subscription_active(id), "{:?} not active", id);

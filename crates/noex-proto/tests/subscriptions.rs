@@ -1,15 +1,19 @@
 //! Behaviour 7: subscriptions. Stable handles across connections; all restored together
-//! (pipelined) after a reconnect, each with fresh data; a failing restore is reported and
-//! removed while the others carry on; pushes overtaking their subscribe answer are held and
-//! delivered after it; unsubscribing while disconnected sends nothing.
+//! (pipelined) after a reconnect, each with fresh data and the gap it was not registered;
+//! a failing restore is reported and removed while the others carry on; pushes overtaking
+//! their subscribe answer are held and delivered after it; unsubscribing while disconnected
+//! sends nothing; one dropped before its answer is undone on the server (or never made),
+//! and never restored; close ends every subscription quietly.
 
 mod common;
 
 use common::*;
 use noex_proto::{
-    ConnectionState, CoreError, ErrorCode, RequestError, SubscriptionEvent, SubscriptionSpec,
+    ConnectionState, CoreError, DisconnectReason, ErrorCode, Gap, Input, RequestError,
+    SubscriptionEvent, SubscriptionId, SubscriptionSpec,
 };
 use serde_json::json;
+use std::time::Duration;
 
 fn q(name: &str) -> SubscriptionSpec {
     SubscriptionSpec::query(name, None)
@@ -99,14 +103,12 @@ fn all_subscriptions_are_restored_together_with_fresh_data() {
     assert_eq!(h.core.state(), ConnectionState::Connected);
     for s in &subs {
         assert!(h.core.is_subscription_active(*s));
-        assert!(h.sub_events().contains(&&SubscriptionEvent::Restored {
-            id: *s,
-            data: Some(noex_proto::Payload::from_json(r#"["fresh"]"#).unwrap()),
-        }));
+        let fresh = noex_proto::Payload::from_json(r#"["fresh"]"#).unwrap();
+        assert!(h.sub_events().iter().any(|e| matches!(e,
+            SubscriptionEvent::Restored { id, data: Some(d), .. } if id == s && *d == fresh)));
     }
-    assert!(h
-        .sub_events()
-        .contains(&&SubscriptionEvent::Restored { id: r, data: None }));
+    assert!(h.sub_events().iter().any(|e| matches!(e,
+        SubscriptionEvent::Restored { id, data: None, .. } if *id == r)));
     // Reconnected comes after all restores.
     let last_restore = h
         .events
@@ -357,9 +359,12 @@ fn subscribe_while_reconnecting_goes_out_with_the_restore_burst() {
 }
 
 #[test]
-fn subscribe_without_connection_is_refused_and_close_ends_every_subscription() {
+fn subscribe_without_connection_is_refused_and_close_ends_every_subscription_quietly() {
     let mut h = Harness::new(Harness::config());
-    assert!(h.core.subscribe(h.now(), q("a")).is_err());
+    assert!(matches!(
+        h.core.subscribe(h.now(), q("a")),
+        Err(RequestError::Disconnected { .. })
+    ));
     h.connect();
     h.open_and_welcome(false);
     let a = h.subscribe(q("a"));
@@ -367,24 +372,39 @@ fn subscribe_without_connection_is_refused_and_close_ends_every_subscription() {
     let b = h.subscribe(q("b")); // in flight at close
     h.clear();
     h.close();
-    let mut failed: Vec<_> = h
+    let mut ended: Vec<_> = h
         .sub_events()
         .into_iter()
-        .filter_map(|e| match e {
-            SubscriptionEvent::Failed {
-                id,
-                error: RequestError::Closed { .. },
-            } => Some(*id),
-            _ => None,
+        .map(|e| match e {
+            SubscriptionEvent::Ended { id } => *id,
+            other => panic!("close must end subscriptions quietly, got {other:?}"),
         })
         .collect();
-    failed.sort();
-    assert_eq!(failed, vec![a, b]);
+    ended.sort();
+    assert_eq!(ended, vec![a, b]);
     assert_eq!(h.core.subscription_count(), 0);
     assert!(matches!(
         h.core.subscribe(h.now(), q("c")),
         Err(RequestError::Closed { .. })
     ));
+}
+
+#[test]
+fn close_while_reconnecting_ends_the_waiting_subscriptions_too() {
+    let mut h = Harness::connected(Harness::config());
+    let a = h.subscribe(q("a"));
+    h.answer_subscribes(json!([]));
+    h.server_close(None, "");
+    let b = h.subscribe(q("b")); // waits for the restore burst
+    h.clear();
+    h.close();
+    assert_eq!(
+        h.sub_events(),
+        vec![
+            &SubscriptionEvent::Ended { id: a },
+            &SubscriptionEvent::Ended { id: b }
+        ]
+    );
 }
 
 #[test]
@@ -400,24 +420,28 @@ fn subscribe_timeout_fails_the_subscription() {
 }
 
 #[test]
-fn never_registered_subscription_fails_when_no_reconnect_is_coming() {
+fn with_no_reconnect_coming_registered_and_unregistered_subscriptions_both_fail() {
     let mut h = Harness::connected(Harness::config());
     let registered = h.subscribe(q("a"));
     h.answer_subscribes(json!([]));
     let pending = h.subscribe(q("b"));
     h.server_close(Some(4003), "too_many_connections");
-    assert!(h
+    let failed: Vec<SubscriptionId> = h
         .sub_events()
-        .iter()
-        .any(|e| matches!(e, SubscriptionEvent::Failed { id, .. } if *id == pending)));
-    // The registered one keeps its handle for a later connect().
-    assert_eq!(
-        h.core.subscription_ids().collect::<Vec<_>>(),
-        vec![registered]
-    );
-    h.connect();
-    h.open_and_welcome(false);
-    assert_eq!(h.last_send().json["query"], "a");
+        .into_iter()
+        .filter_map(|e| match e {
+            SubscriptionEvent::Failed {
+                id,
+                error:
+                    RequestError::GaveUp(DisconnectReason::Closed {
+                        code: Some(4003), ..
+                    }),
+            } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, vec![registered, pending]);
+    assert_eq!(h.core.subscription_count(), 0);
 }
 
 #[test]
@@ -447,4 +471,281 @@ fn pushes_for_a_subscription_dropped_in_flight_are_not_reported_as_unknown() {
     assert_eq!(unknown, 0);
     assert_eq!(h.core.held_pushes(), 0);
     assert_eq!(h.last_send().kind(), "store.unsubscribe");
+}
+
+// ---- dropping a subscription before its answer ----------------------------------------
+
+#[test]
+fn dropped_while_its_subscribe_is_in_flight_leaves_nothing_on_the_server_and_is_not_restored() {
+    let mut h = Harness::connected(Harness::config());
+    let kept = h.subscribe(q("kept"));
+    let dropped = h.subscribe(q("dropped"));
+    assert!(h.unsubscribe(dropped));
+    assert!(!h.core.is_subscription_active(dropped));
+    // Both subscribes reached the server; it answers both.
+    let made = h.answer_subscribes(json!([]));
+    assert_eq!(made.len(), 2);
+    let (_, dropped_sid) = &made[1];
+    // The dropped one is undone at once: the server keeps only the kept one.
+    assert_eq!(h.last_send().kind(), "store.unsubscribe");
+    assert_eq!(h.last_send().json["subscriptionId"], dropped_sid.as_str());
+    assert_eq!(h.server_subs.len(), 1);
+    assert!(!h.server_subs.contains(dropped_sid));
+    assert!(h.sub_events().iter().all(|e| !matches!(e,
+        SubscriptionEvent::Ready { id, .. } if *id == dropped)));
+    h.answer(h.last_send().id().unwrap(), json!({"unsubscribed": true}));
+    assert_eq!(h.core.pending_entries(), 0);
+    // After a reconnect only the kept one is made again.
+    h.server_close(None, "");
+    h.reopen(false);
+    let burst: Vec<_> = h
+        .sends_on(h.conn())
+        .iter()
+        .map(|s| s.json["query"].clone())
+        .collect();
+    assert_eq!(burst, vec![json!("kept")]);
+    h.answer_subscribes(json!([]));
+    assert_eq!(h.server_subs.len(), 1);
+    assert!(h.core.is_subscription_active(kept));
+    assert_eq!(h.core.subscription_ids().collect::<Vec<_>>(), vec![kept]);
+}
+
+#[test]
+fn dropped_while_queued_for_the_connection_is_never_sent() {
+    let mut h = Harness::new(Harness::config());
+    h.connect();
+    let dropped = h.subscribe(q("dropped")); // waits for the connection
+    let kept = h.subscribe(q("kept"));
+    assert!(h.sends.is_empty());
+    assert!(h.unsubscribe(dropped));
+    h.open_and_welcome(false);
+    let sent: Vec<_> = h
+        .sends
+        .iter()
+        .map(|s| (s.kind().to_owned(), s.json["query"].clone()))
+        .collect();
+    assert_eq!(sent, vec![("store.subscribe".to_owned(), json!("kept"))]);
+    h.answer_subscribes(json!([]));
+    assert_eq!(h.server_subs.len(), 1);
+    assert_eq!(h.core.state(), ConnectionState::Connected);
+    assert!(h.core.is_subscription_active(kept));
+    // Nor on any later connection.
+    h.server_close(None, "");
+    h.reopen(false);
+    assert!(h.sends.iter().all(|s| s.json["query"] != "dropped"));
+    assert!(h.sends.iter().all(|s| s.kind() != "store.unsubscribe"));
+}
+
+#[test]
+fn dropped_while_waiting_for_a_reconnect_is_never_sent() {
+    let mut h = Harness::connected(Harness::config());
+    h.server_close(None, "");
+    let dropped = h.subscribe(q("dropped"));
+    assert!(h.unsubscribe(dropped));
+    h.reopen(false);
+    assert!(h.sends.is_empty(), "{:?}", h.sends);
+    assert_eq!(h.core.state(), ConnectionState::Connected);
+}
+
+#[test]
+fn dropped_during_the_restore_burst_is_undone_and_not_restored_again() {
+    let mut h = Harness::connected(Harness::config());
+    let a = h.subscribe(q("a"));
+    let b = h.subscribe(q("b"));
+    h.answer_subscribes(json!([]));
+    h.server_close(None, "");
+    h.reopen(false);
+    assert_eq!(h.core.state(), ConnectionState::Reconnecting);
+    assert!(h.unsubscribe(b));
+    let made = h.answer_subscribes(json!([]));
+    // The restore is complete without it; its registration is undone.
+    assert_eq!(h.core.state(), ConnectionState::Connected);
+    assert_eq!(h.last_send().kind(), "store.unsubscribe");
+    assert_eq!(h.last_send().json["subscriptionId"], made[1].1.as_str());
+    assert_eq!(h.server_subs.len(), 1);
+    assert!(h.sub_events().iter().all(|e| !matches!(e,
+        SubscriptionEvent::Restored { id, .. } if *id == b)));
+    h.server_close(None, "");
+    h.reopen(false);
+    let burst: Vec<_> = h
+        .sends_on(h.conn())
+        .iter()
+        .map(|s| s.json["query"].clone())
+        .collect();
+    assert_eq!(burst, vec![json!("a")]);
+    let _ = a;
+}
+
+#[test]
+fn a_subscribe_that_timed_out_after_it_was_written_is_undone_when_its_answer_comes_late() {
+    let mut h = Harness::connected(Harness::config().request_timeout(ms(1_000)));
+    let sub = h.subscribe(q("slow"));
+    let req = h.last_send().id().unwrap();
+    h.written_all();
+    h.advance(ms(1_000));
+    assert!(matches!(
+        h.sub_events()[..],
+        [SubscriptionEvent::Failed { id, error: RequestError::Timeout { delivery: noex_proto::Delivery::OutcomeUnknown } }] if *id == sub
+    ));
+    // The server registered it after all: nobody holds it, so it is undone.
+    h.answer(req, json!({"subscriptionId": "sub-9", "data": []}));
+    assert_eq!(h.core.counters().late_answers, 1);
+    assert_eq!(h.last_send().kind(), "store.unsubscribe");
+    assert_eq!(h.last_send().json["subscriptionId"], "sub-9");
+    assert!(h.server_subs.is_empty());
+    // Its pushes are dropped quietly from then on.
+    h.clear();
+    h.push("sub-9", json!([1]));
+    assert!(h.events.is_empty(), "{:?}", h.events);
+}
+
+#[test]
+fn a_subscribe_that_timed_out_unwritten_never_reaches_the_server() {
+    let mut h = Harness::connected(Harness::config().request_timeout(ms(1_000)));
+    let sub = h.subscribe(q("slow"));
+    let frame = h.last_send().clone();
+    h.advance(ms(1_000));
+    assert!(matches!(
+        h.sub_events()[..],
+        [SubscriptionEvent::Failed { id, error: RequestError::Timeout { delivery: noex_proto::Delivery::NotSent } }] if *id == sub
+    ));
+    assert!(!h.core.wants_frame(frame.request));
+    assert!(!h.reached_server(&frame));
+    assert!(h.answer_subscribes(json!([])).is_empty());
+}
+
+#[test]
+fn an_unsubscribe_is_written_even_after_its_deadline() {
+    let mut h = Harness::connected(Harness::config().request_timeout(ms(1_000)));
+    let sub = h.subscribe(q("a"));
+    h.answer_subscribes(json!([]));
+    h.unsubscribe(sub);
+    let unsubscribe = h.last_send().clone();
+    assert_eq!(unsubscribe.kind(), "store.unsubscribe");
+    // The socket is backed up past the deadline: the unsubscribe still goes out when it
+    // can, or the server would keep the subscription.
+    h.advance(ms(5_000));
+    assert!(h.core.wants_frame(unsubscribe.request));
+    assert!(h.reached_server(&unsubscribe));
+    assert!(h.server_subs.is_empty());
+    assert_eq!(h.core.pending_entries(), 0);
+}
+
+// ---- the gap of a restored subscription -------------------------------------------------
+
+fn restored_gap(h: &Harness, sub: SubscriptionId) -> Gap {
+    h.sub_events()
+        .into_iter()
+        .find_map(|e| match e {
+            SubscriptionEvent::Restored { id, gap, .. } if *id == sub => Some(*gap),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{sub:?} not restored: {:?}", h.sub_events()))
+}
+
+#[test]
+fn a_restored_rules_subscription_reports_the_gap_from_the_loss_to_its_new_registration() {
+    let mut h = Harness::connected(Harness::config());
+    let sub = h.subscribe(SubscriptionSpec::rules("order.*"));
+    h.answer_subscribes(json!(null));
+    h.advance(ms(5_000));
+    let lost_at = h.now();
+    h.server_close(None, "");
+    h.reopen(false);
+    h.advance(ms(30));
+    let registered_at = h.now();
+    h.answer_subscribes(json!(null));
+    assert!(
+        registered_at > lost_at + ms(1_000),
+        "the backoff lies between"
+    );
+    assert!(h.sub_events().iter().any(|e| matches!(e,
+        SubscriptionEvent::Restored { id, data: None, .. } if *id == sub)));
+    assert_eq!(
+        restored_gap(&h, sub),
+        Gap {
+            from: lost_at,
+            to: registered_at
+        }
+    );
+}
+
+#[test]
+fn a_restored_store_subscription_reports_its_gap_and_fresh_data() {
+    let mut h = Harness::connected(Harness::config());
+    let sub = h.subscribe(q("a"));
+    h.answer_subscribes(json!(["old"]));
+    let lost_at = h.now();
+    h.server_close(Some(1001), "server_shutting_down");
+    h.reopen(false);
+    let registered_at = h.now();
+    h.answer_subscribes(json!(["fresh"]));
+    assert_eq!(
+        restored_gap(&h, sub),
+        Gap {
+            from: lost_at,
+            to: registered_at
+        }
+    );
+    let data = h.sub_events().into_iter().find_map(|e| match e {
+        SubscriptionEvent::Restored { data: Some(d), .. } => Some(value(d)),
+        _ => None,
+    });
+    assert_eq!(data, Some(json!(["fresh"])));
+}
+
+#[test]
+fn the_gap_starts_at_the_first_loss_across_failed_attempts() {
+    let mut h = Harness::connected(Harness::config().request_timeout(ms(2_000)));
+    let sub = h.subscribe(SubscriptionSpec::rules("order.*"));
+    h.answer_subscribes(json!(null));
+    h.advance(ms(1_000));
+    let first_loss = h.now();
+    h.server_close(None, "");
+    // Attempt 1: refused.
+    while h.opens.len() < 2 {
+        assert!(h.step());
+    }
+    h.input(Input::ConnectFailed { reason: "refused" });
+    // Attempt 2: opens, but the restore gets no answer and the connection is replaced.
+    h.reopen(false);
+    h.advance(ms(2_000));
+    assert!(h.disconnects().contains(&&DisconnectReason::RestoreTimeout));
+    // Attempt 3: registered.
+    h.reopen(false);
+    let registered_at = h.now();
+    h.answer_subscribes(json!(null));
+    assert_eq!(h.core.state(), ConnectionState::Connected);
+    assert_eq!(
+        restored_gap(&h, sub),
+        Gap {
+            from: first_loss,
+            to: registered_at
+        }
+    );
+    assert!(registered_at - first_loss > Duration::from_secs(2));
+}
+
+#[test]
+fn each_loss_after_a_registration_starts_a_new_gap() {
+    let mut h = Harness::connected(Harness::config());
+    let sub = h.subscribe(SubscriptionSpec::rules("order.*"));
+    h.answer_subscribes(json!(null));
+    h.server_close(None, "");
+    h.reopen(false);
+    h.answer_subscribes(json!(null));
+    h.advance(ms(10_000));
+    let second_loss = h.now();
+    h.server_close(None, "");
+    h.clear_events_only();
+    h.reopen(false);
+    let registered_at = h.now();
+    h.answer_subscribes(json!(null));
+    assert_eq!(
+        restored_gap(&h, sub),
+        Gap {
+            from: second_loss,
+            to: registered_at
+        }
+    );
 }

@@ -1,6 +1,6 @@
 //! A connection's life: open, welcome, login, restore, ready, loss, backoff, close.
 
-use super::{ClientCore, Link, LoginStep, Phase, Purpose};
+use super::{ClientCore, Link, LoginStep, Phase, Purpose, Timer};
 use crate::config::{Auth, Liveness};
 use crate::error::{Delivery, RequestError};
 use crate::error_code::ErrorCode;
@@ -31,14 +31,15 @@ impl ClientCore {
                 self.attempt = 0;
                 self.open(now);
             }
-            Phase::Backoff { .. } => self.open(now),
+            Phase::Backoff => self.open(now),
             _ => {}
         }
     }
 
     /// Closes on purpose: every pending request fails with [`RequestError::Closed`], every
-    /// subscription ends, the connection (if any) is closed with 1000, and the core stops
-    /// for good. Nothing comes out of it afterwards.
+    /// subscription ends quietly ([`crate::SubscriptionEvent::Ended`]), the connection (if
+    /// any) is closed with 1000, and the core stops for good. Nothing comes out of it
+    /// afterwards.
     pub fn close(&mut self, _now: Instant) {
         if self.phase == Phase::Closed {
             return;
@@ -53,31 +54,25 @@ impl ClientCore {
         } else {
             self.fail_all_pending(None, |delivery| RequestError::Closed { delivery });
         }
-        let ended: Vec<_> = std::mem::take(&mut self.subscriptions)
-            .into_keys()
-            .collect();
-        for id in ended {
-            self.emit(crate::event::Event::Subscription(
-                crate::event::SubscriptionEvent::Failed {
-                    id,
-                    error: RequestError::Closed {
-                        delivery: Delivery::NotSent,
-                    },
-                },
-            ));
-        }
+        self.end_all_subscriptions();
         self.reset_connection_scoped();
+        self.timers = Default::default();
         self.phase = Phase::Closed;
-        self.lifecycle(LifecycleEvent::Disconnected(DisconnectReason::ClientClosed));
         self.set_state(ConnectionState::Disconnected);
+        self.lifecycle(LifecycleEvent::Disconnected(DisconnectReason::ClientClosed));
     }
 
     fn open(&mut self, now: Instant) {
         let id = ConnectionId(self.next_connection);
         self.next_connection += 1;
+        self.timers.stop(Timer::Backoff);
+        self.timers.set(
+            Timer::Connect,
+            Some(super::later(now, self.config.connect_timeout)),
+        );
+        self.timers.stop(Timer::Liveness);
         self.link = Some(Link {
             id,
-            connect_deadline: Some(super::later(now, self.config.connect_timeout)),
             opened_at: None,
             last_rx: now,
             last_ping: None,
@@ -114,6 +109,7 @@ impl ClientCore {
                     link.opened_at = Some(now);
                     link.last_rx = now;
                     self.phase = Phase::AwaitingWelcome;
+                    self.arm_liveness();
                 }
             }
             Input::ConnectFailed { reason } => {
@@ -136,11 +132,13 @@ impl ClientCore {
             Input::Binary(bytes) => {
                 link.last_rx = now;
                 self.counters.frames_in += 1;
+                self.arm_liveness();
                 self.protocol_error(FrameError::Binary(bytes.len()));
             }
             Input::Frame(text) => {
                 link.last_rx = now;
                 self.counters.frames_in += 1;
+                self.arm_liveness();
                 match frame::decode(text) {
                     Ok(frame) => self.handle_frame(now, frame),
                     Err(error) => self.protocol_error(error),
@@ -176,9 +174,7 @@ impl ClientCore {
                     self.lifecycle(LifecycleEvent::Error(CoreError::Unexpected("welcome")));
                     return;
                 }
-                if let Some(link) = self.link.as_mut() {
-                    link.connect_deadline = None;
-                }
+                self.timers.stop(Timer::Connect);
                 let requires_auth = info.requires_auth;
                 self.lifecycle(LifecycleEvent::Welcome(info));
                 if requires_auth {
@@ -211,6 +207,7 @@ impl ClientCore {
             }
             link.last_ping = Some(now);
         }
+        self.arm_liveness();
         self.counters.pings += 1;
         // A server that floods pings while not reading must not make the send queue grow:
         // when the socket is backed up and an earlier pong still waits for it, that one
@@ -230,7 +227,7 @@ impl ClientCore {
             self.counters.pongs_coalesced += 1;
             return;
         }
-        let sent = self.send_frame(frame::encode_pong(timestamp));
+        let sent = self.send_frame(frame::encode_pong(timestamp), None);
         if let (Some(link), Some((_, seq))) = (self.link.as_mut(), sent) {
             link.last_pong = Some(seq);
         }
@@ -242,30 +239,40 @@ impl ClientCore {
         match &self.config.liveness {
             Liveness::Off => None,
             Liveness::Fixed(timeout) => Some(super::later(link.last_rx, *timeout)),
-            Liveness::Auto { margin } => {
+            Liveness::Auto { min_margin } => {
                 link.last_ping?;
                 let interval = link.ping_interval?;
+                let margin = (interval / 4).max(*min_margin);
                 Some(super::later(
                     link.last_rx,
-                    interval.saturating_mul(2).saturating_add(*margin),
+                    interval.saturating_mul(2).saturating_add(margin),
                 ))
             }
         }
     }
 
+    /// Re-arms the liveness watchdog after something arrived (or the interval changed).
+    fn arm_liveness(&mut self) {
+        let at = self.link.as_ref().and_then(|l| self.liveness_deadline(l));
+        self.timers.set(Timer::Liveness, at);
+    }
+
     /// Advances time: deadlines, connect timeout, backoff, liveness.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.expire_requests(now);
-        if let Some(link) = &self.link {
-            if link.connect_deadline.is_some_and(|d| d <= now) {
-                self.abort_link(now, DisconnectReason::ConnectTimeout, "connect_timeout");
-            } else if self.liveness_deadline(link).is_some_and(|d| d <= now) {
-                self.abort_link(now, DisconnectReason::LivenessTimeout, "liveness_timeout");
-            }
-        }
-        if let Phase::Backoff { until } = self.phase {
-            if until <= now {
-                self.open(now);
+        while let Some(timer) = self.timers.take_due(now) {
+            match timer {
+                Timer::Connect => {
+                    self.abort_link(now, DisconnectReason::ConnectTimeout, "connect_timeout")
+                }
+                Timer::Liveness => {
+                    self.abort_link(now, DisconnectReason::LivenessTimeout, "liveness_timeout")
+                }
+                Timer::Backoff => {
+                    if self.phase == Phase::Backoff {
+                        self.open(now);
+                    }
+                }
             }
         }
     }
@@ -311,33 +318,40 @@ impl ClientCore {
             "connection lost"
         );
 
+        self.timers.stop(Timer::Connect);
+        self.timers.stop(Timer::Liveness);
         self.settle_pending_on_loss(&link, will_reconnect);
-        self.reset_connection_scoped();
-        if !will_reconnect {
-            self.fail_unconfirmed_subscriptions();
+        for sub in self.subs.live.values_mut() {
+            if sub.server_id.is_some() && sub.lost_at.is_none() {
+                sub.lost_at = Some(now);
+            }
         }
-        self.lifecycle(LifecycleEvent::Disconnected(reason));
+        self.reset_connection_scoped();
 
+        // The state first, then the events that announce it.
         if will_reconnect {
             self.attempt += 1;
             let delay = self.backoff_delay(self.attempt);
-            self.phase = Phase::Backoff {
-                until: super::later(now, delay),
-            };
+            self.phase = Phase::Backoff;
+            self.timers
+                .set(Timer::Backoff, Some(super::later(now, delay)));
+            self.set_state(ConnectionState::Reconnecting);
+            self.lifecycle(LifecycleEvent::Disconnected(reason));
             self.lifecycle(LifecycleEvent::Reconnecting {
                 attempt: self.attempt,
                 delay,
             });
-            self.set_state(ConnectionState::Reconnecting);
         } else {
+            self.phase = Phase::Disconnected;
+            self.set_state(ConnectionState::Disconnected);
+            self.lifecycle(LifecycleEvent::Disconnected(reason.clone()));
             if self.config.reconnect && !retries_left {
                 self.lifecycle(LifecycleEvent::Error(CoreError::RetriesExhausted(
                     self.attempt,
                 )));
             }
-            self.phase = Phase::Disconnected;
             self.fail_queued();
-            self.set_state(ConnectionState::Disconnected);
+            self.fail_all_subscriptions(&RequestError::GaveUp(reason));
         }
     }
 
@@ -354,17 +368,18 @@ impl ClientCore {
 
     /// Forgets everything that belonged to one connection.
     pub(super) fn reset_connection_scoped(&mut self) {
-        self.by_server_id.clear();
-        self.unsubscribed.clear();
-        self.abandoned.clear();
-        for sub in self.subscriptions.values_mut() {
+        let subs = &mut self.subs;
+        subs.by_server_id.clear();
+        subs.unsubscribed.clear();
+        subs.abandoned.clear();
+        subs.late.clear();
+        for sub in subs.live.values_mut() {
             sub.server_id = None;
         }
-        let superseded = self.held.len() as u64;
-        self.counters.pushes_dropped += superseded;
-        self.held.clear();
-        self.subscribes_in_flight = 0;
-        self.restores_outstanding = 0;
+        self.counters.pushes_dropped += subs.held.len() as u64;
+        subs.held.clear();
+        subs.in_flight = 0;
+        subs.restores_outstanding = 0;
     }
 
     /// Whether `link` may have transmitted the frame `sent`.
@@ -481,18 +496,19 @@ impl ClientCore {
     /// Sends every subscription again, all at once; ready when all have answered.
     pub(super) fn begin_restore(&mut self, now: Instant) {
         self.phase = Phase::Restoring;
-        let subs: Vec<_> = self.subscriptions.keys().copied().collect();
+        let subs: Vec<_> = self.subs.live.keys().copied().collect();
         for sub in subs {
             self.send_subscribe(now, sub, true);
         }
-        if self.restores_outstanding == 0 {
-            self.become_ready(now);
+        if self.subs.restores_outstanding == 0 {
+            self.become_ready();
         }
     }
 
-    pub(super) fn become_ready(&mut self, now: Instant) {
+    pub(super) fn become_ready(&mut self) {
         self.phase = Phase::Ready;
         self.attempt = 0;
+        self.set_state(ConnectionState::Connected);
         if self.ever_connected {
             self.counters.reconnects += 1;
             self.lifecycle(LifecycleEvent::Reconnected);
@@ -500,8 +516,7 @@ impl ClientCore {
             self.lifecycle(LifecycleEvent::Connected);
         }
         self.ever_connected = true;
-        self.set_state(ConnectionState::Connected);
-        self.flush_outbox(now);
+        self.flush_outbox();
     }
 
     /// Whether the link is authenticated far enough for requests to go out.

@@ -10,10 +10,13 @@
 mod lifecycle;
 mod requests;
 mod subscriptions;
+mod timers;
 
 use crate::config::Config;
 use crate::counters::Counters;
-use crate::event::{ConnectionId, ConnectionState, Event, LifecycleEvent, Output, SubscriptionId};
+use crate::event::{
+    ConnectionId, ConnectionState, Event, LifecycleEvent, Output, RequestId, SubscriptionId,
+};
 use crate::ops::{OpKind, Operation};
 use crate::payload::Payload;
 use crate::secret::Secret;
@@ -24,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use requests::RequestOptions;
+use timers::{Timer, TimerTable};
 
 /// `at + duration`, saturating far in the future instead of panicking on a huge duration.
 fn later(at: Instant, duration: Duration) -> Instant {
@@ -47,8 +51,8 @@ enum Phase {
     Restoring,
     /// Connected.
     Ready,
-    /// Waiting before the next attempt.
-    Backoff { until: Instant },
+    /// Waiting before the next attempt (until [`Timer::Backoff`] fires).
+    Backoff,
     /// Not connected and not trying.
     Disconnected,
     /// Closed on purpose: terminal.
@@ -59,8 +63,6 @@ enum Phase {
 #[derive(Debug)]
 struct Link {
     id: ConnectionId,
-    /// Connect timeout, until `welcome`.
-    connect_deadline: Option<Instant>,
     opened_at: Option<Instant>,
     last_rx: Instant,
     last_ping: Option<Instant>,
@@ -130,12 +132,45 @@ impl Pending {
     }
 }
 
+/// The requests sub-state: ids, the pending table, deadlines, the outbox.
+#[derive(Debug)]
+struct Requests {
+    next_id: u64,
+    pending: BTreeMap<u64, Pending>,
+    deadlines: BTreeSet<(Instant, u64)>,
+    /// Requests waiting for the connection to be ready, in order.
+    outbox: VecDeque<u64>,
+    /// The caller's requests in `pending`.
+    user_pending: usize,
+}
+
 #[derive(Debug)]
 struct Subscription {
     spec: SubscriptionSpec,
     server_id: Option<String>,
     /// Whether it has ever been registered (so the next registration is a restore).
     registered_once: bool,
+    /// When the connection it was registered on was lost, until it is registered again.
+    lost_at: Option<Instant>,
+}
+
+/// The subscriptions sub-state: durable handles and their server ids on this connection.
+#[derive(Debug)]
+struct Subscriptions {
+    next_id: u64,
+    live: BTreeMap<SubscriptionId, Subscription>,
+    by_server_id: HashMap<String, SubscriptionId>,
+    /// Server ids unsubscribed on this connection whose pushes may still arrive.
+    unsubscribed: HashSet<String>,
+    /// Subscriptions dropped while their subscribe was in flight, to undo on the answer.
+    abandoned: BTreeMap<SubscriptionId, SubscriptionSpec>,
+    /// Subscribes that timed out after their frame was written, by request id: a late
+    /// answer may still register them on the server, to undo then.
+    late: HashMap<u64, SubscriptionSpec>,
+    /// Pushes for server ids not yet registered, while subscribes are in flight.
+    held: VecDeque<(String, Payload)>,
+    in_flight: usize,
+    restores_outstanding: usize,
 }
 
 /// The sans-IO protocol core. See the [crate documentation](crate) for a walk-through.
@@ -145,27 +180,14 @@ pub struct ClientCore {
     rng: StdRng,
     phase: Phase,
     link: Option<Link>,
+    timers: TimerTable,
     state: ConnectionState,
     ever_connected: bool,
     attempt: u32,
     next_connection: u64,
-    next_request: u64,
     next_seq: u64,
-    next_subscription: u64,
-    pending: BTreeMap<u64, Pending>,
-    deadlines: BTreeSet<(Instant, u64)>,
-    /// Requests waiting for the connection to be ready, in order.
-    outbox: VecDeque<u64>,
-    subscriptions: BTreeMap<SubscriptionId, Subscription>,
-    by_server_id: HashMap<String, SubscriptionId>,
-    /// Server ids unsubscribed on this connection whose pushes may still arrive.
-    unsubscribed: HashSet<String>,
-    /// Subscriptions dropped while their subscribe was in flight, to undo on the answer.
-    abandoned: BTreeMap<SubscriptionId, SubscriptionSpec>,
-    /// Pushes for server ids not yet registered, while subscribes are in flight.
-    held: VecDeque<(String, Payload)>,
-    subscribes_in_flight: usize,
-    restores_outstanding: usize,
+    requests: Requests,
+    subs: Subscriptions,
     session_token: Option<Secret>,
     outputs: VecDeque<Output>,
     counters: Counters,
@@ -179,23 +201,30 @@ impl ClientCore {
             rng: StdRng::seed_from_u64(seed),
             phase: Phase::Idle,
             link: None,
+            timers: TimerTable::default(),
             state: ConnectionState::Disconnected,
             ever_connected: false,
             attempt: 0,
             next_connection: 1,
-            next_request: 1,
             next_seq: 1,
-            next_subscription: 1,
-            pending: BTreeMap::new(),
-            deadlines: BTreeSet::new(),
-            outbox: VecDeque::new(),
-            subscriptions: BTreeMap::new(),
-            by_server_id: HashMap::new(),
-            unsubscribed: HashSet::new(),
-            abandoned: BTreeMap::new(),
-            held: VecDeque::new(),
-            subscribes_in_flight: 0,
-            restores_outstanding: 0,
+            requests: Requests {
+                next_id: 1,
+                pending: BTreeMap::new(),
+                deadlines: BTreeSet::new(),
+                outbox: VecDeque::new(),
+                user_pending: 0,
+            },
+            subs: Subscriptions {
+                next_id: 1,
+                live: BTreeMap::new(),
+                by_server_id: HashMap::new(),
+                unsubscribed: HashSet::new(),
+                abandoned: BTreeMap::new(),
+                late: HashMap::new(),
+                held: VecDeque::new(),
+                in_flight: 0,
+                restores_outstanding: 0,
+            },
             session_token: None,
             outputs: VecDeque::new(),
             counters: Counters::default(),
@@ -217,47 +246,64 @@ impl ClientCore {
         self.phase == Phase::Closed
     }
 
-    /// Running totals.
-    pub fn counters(&self) -> &Counters {
-        &self.counters
+    /// Running totals, with the gauges (`requests_pending`, `subscriptions_live`) as of now.
+    pub fn counters(&self) -> Counters {
+        let mut counters = self.counters.clone();
+        counters.requests_pending = self.requests.user_pending as u64;
+        counters.subscriptions_live = self.subs.live.len() as u64;
+        counters
     }
 
-    /// Requests not yet ended.
+    /// The caller's requests not yet ended.
     pub fn pending_requests(&self) -> usize {
-        self.pending
-            .values()
-            .filter(|p| p.purpose == Purpose::User)
-            .count()
+        self.requests.user_pending
     }
 
     /// Entries in the pending table, internal requests included (for leak checks).
+    #[doc(hidden)]
     pub fn pending_entries(&self) -> usize {
-        self.pending.len()
+        self.requests.pending.len()
+    }
+
+    /// Whether another request would be accepted now rather than refused with
+    /// [`crate::RequestError::QueueFull`] for the in-flight cap.
+    pub fn has_request_slot(&self) -> bool {
+        self.requests.user_pending < self.config.max_in_flight
+    }
+
+    /// Whether a frame handed out for `request` should still be written. `false` once the
+    /// request has ended (answered, timed out, cancelled, failed): its frame is then
+    /// dropped unwritten. Frames that carry no request are always wanted.
+    pub fn wants_frame(&self, request: Option<RequestId>) -> bool {
+        request.is_none_or(|id| self.requests.pending.contains_key(&id.0))
     }
 
     /// Live subscriptions.
     pub fn subscription_count(&self) -> usize {
-        self.subscriptions.len()
+        self.subs.live.len()
     }
 
     /// The live subscriptions' handles, in creation order.
     pub fn subscription_ids(&self) -> impl Iterator<Item = SubscriptionId> + '_ {
-        self.subscriptions.keys().copied()
+        self.subs.live.keys().copied()
     }
 
     /// Whether the subscription is live and registered on the current connection.
     pub fn is_subscription_active(&self, id: SubscriptionId) -> bool {
-        self.subscriptions
+        self.subs
+            .live
             .get(&id)
             .is_some_and(|s| s.server_id.is_some())
     }
 
     /// Pushes currently held for subscriptions whose answer is in flight.
+    #[doc(hidden)]
     pub fn held_pushes(&self) -> usize {
-        self.held.len()
+        self.subs.held.len()
     }
 
     /// Whether a session token is remembered for the next connection.
+    #[doc(hidden)]
     pub fn has_session_token(&self) -> bool {
         self.session_token.is_some()
     }
@@ -269,20 +315,11 @@ impl ClientCore {
 
     /// When [`ClientCore::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next: Option<Instant> = self.deadlines.first().map(|(at, _)| *at);
-        let mut consider = |at: Option<Instant>| {
-            if let Some(at) = at {
-                next = Some(next.map_or(at, |n| n.min(at)));
-            }
-        };
-        if let Phase::Backoff { until } = self.phase {
-            consider(Some(until));
+        let request = self.requests.deadlines.first().map(|(at, _)| *at);
+        match (request, self.timers.next()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        if let Some(link) = &self.link {
-            consider(link.connect_deadline);
-            consider(self.liveness_deadline(link));
-        }
-        next
     }
 
     fn emit(&mut self, event: Event) {
@@ -301,7 +338,11 @@ impl ClientCore {
     }
 
     /// Hands out a frame on the current connection; returns its sequence number.
-    fn send_frame(&mut self, text: String) -> Option<(ConnectionId, u64)> {
+    fn send_frame(
+        &mut self,
+        text: String,
+        request: Option<RequestId>,
+    ) -> Option<(ConnectionId, u64)> {
         let connection = self.link.as_ref()?.id;
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -310,6 +351,7 @@ impl ClientCore {
             connection,
             seq,
             text,
+            request,
         });
         Some((connection, seq))
     }

@@ -2,7 +2,7 @@
 
 use super::{ClientCore, Link, Pending, Phase, Purpose, Sent};
 use crate::error::{Delivery, RequestError};
-use crate::event::{DisconnectReason, Event, RequestId, SubscriptionEvent};
+use crate::event::{DisconnectReason, Event, RequestId};
 use crate::ops::{OpKind, Operation};
 use crate::payload::Payload;
 use std::time::{Duration, Instant};
@@ -46,64 +46,79 @@ impl ClientCore {
     }
 
     /// Sends a request. On `Ok`, exactly one [`Event::Response`] for the returned id follows
-    /// (result, server error, timeout, disconnect or close). On `Err` the request was not
-    /// accepted and nothing follows: it was not sent.
+    /// (result, server error, timeout, disconnect or close), unless the request is
+    /// [cancelled](ClientCore::cancel). On `Err` the request was not accepted and nothing
+    /// follows: it was not sent.
+    ///
+    /// While a connection is being made (or waited for) the request waits for it when
+    /// [`crate::Config::queue_while_disconnected`] is on (the default). A request past
+    /// [`crate::Config::max_in_flight`] (or, while waiting, [`crate::Config::max_queued`])
+    /// is refused with [`RequestError::QueueFull`]; see [`ClientCore::has_request_slot`].
     pub fn request_with(
         &mut self,
         now: Instant,
         op: Operation,
         options: RequestOptions,
     ) -> Result<RequestId, RequestError> {
+        self.counters.requests_issued += 1;
         let queue = match self.phase {
             Phase::Ready => false,
             Phase::Closed => {
+                self.counters.requests_closed += 1;
                 return Err(RequestError::Closed {
                     delivery: Delivery::NotSent,
-                })
+                });
             }
             Phase::Opening
             | Phase::AwaitingWelcome
             | Phase::Authenticating
             | Phase::Restoring
-            | Phase::Backoff { .. }
+            | Phase::Backoff
                 if self.config.queue_while_disconnected =>
             {
-                // Requests that timed out or were cancelled no longer hold a place.
-                let pending = &self.pending;
-                self.outbox.retain(|id| pending.contains_key(id));
-                if self.outbox.len() >= self.config.max_queued {
-                    return Err(RequestError::QueueFull);
-                }
                 true
             }
             _ => {
+                self.counters.requests_disconnected += 1;
                 return Err(RequestError::Disconnected {
                     delivery: Delivery::NotSent,
-                })
+                });
             }
         };
+        if !self.has_request_slot() || (queue && self.queued() >= self.config.max_queued) {
+            self.counters.requests_rejected += 1;
+            return Err(RequestError::QueueFull);
+        }
         let kind = op.kind();
         let retry = kind.is_read() && options.retry.unwrap_or(self.config.retry_reads);
         let deadline = super::later(now, options.timeout.unwrap_or(self.config.request_timeout));
         let id = self.insert_pending(kind, Purpose::User, deadline, retry, op);
         if queue {
-            self.outbox.push_back(id);
+            self.requests.outbox.push_back(id);
         } else {
             self.transmit(id);
         }
         Ok(RequestId(id))
     }
 
-    /// Withdraws a request (its caller went away): it ends now without an event, and a
-    /// late answer is counted and dropped.
+    /// Requests waiting in the outbox (those that ended meanwhile are forgotten first).
+    fn queued(&mut self) -> usize {
+        let pending = &self.requests.pending;
+        self.requests.outbox.retain(|id| pending.contains_key(id));
+        self.requests.outbox.len()
+    }
+
+    /// Withdraws a request (its caller went away): it ends now without an event, counted
+    /// as cancelled. A frame not yet written is dropped ([`ClientCore::wants_frame`]); a
+    /// late answer is counted and dropped. Unknown or ended requests are ignored.
     pub fn cancel(&mut self, id: RequestId) {
-        if let Some(p) = self.pending.get(&id.0) {
-            if p.purpose == Purpose::User {
-                let deadline = p.deadline;
-                self.pending.remove(&id.0);
-                self.deadlines.remove(&(deadline, id.0));
-                self.counters.requests_cancelled += 1;
-            }
+        let is_user = self
+            .requests
+            .pending
+            .get(&id.0)
+            .is_some_and(|p| p.purpose == Purpose::User);
+        if is_user && self.take_pending(id.0).is_some() {
+            self.counters.requests_cancelled += 1;
         }
     }
 
@@ -115,10 +130,13 @@ impl ClientCore {
         retry: bool,
         op: Operation,
     ) -> u64 {
-        let id = self.next_request;
-        self.next_request += 1;
+        let id = self.requests.next_id;
+        self.requests.next_id += 1;
         let login_token = op.login_token().cloned();
-        self.pending.insert(
+        if purpose == Purpose::User {
+            self.requests.user_pending += 1;
+        }
+        self.requests.pending.insert(
             id,
             Pending {
                 kind,
@@ -132,7 +150,7 @@ impl ClientCore {
                 handed_out: false,
             },
         );
-        self.deadlines.insert((deadline, id));
+        self.requests.deadlines.insert((deadline, id));
         id
     }
 
@@ -147,7 +165,7 @@ impl ClientCore {
 
     /// Hands the request's frame out on the current link.
     fn transmit(&mut self, id: u64) {
-        let Some(entry) = self.pending.get_mut(&id) else {
+        let Some(entry) = self.requests.pending.get_mut(&id) else {
             return;
         };
         let text = match &entry.op {
@@ -161,25 +179,29 @@ impl ClientCore {
             self.counters.requests_resent += 1;
         }
         entry.handed_out = true;
-        if let Some((connection, seq)) = self.send_frame(text) {
-            if let Some(entry) = self.pending.get_mut(&id) {
+        // An unsubscribe is worth writing even after its deadline: dropping it would leave
+        // the subscription on the server. Its frame is always wanted.
+        let request = (entry.purpose != Purpose::Unsubscribe).then_some(RequestId(id));
+        if let Some((connection, seq)) = self.send_frame(text, request) {
+            if let Some(entry) = self.requests.pending.get_mut(&id) {
                 entry.sent = Sent::Yes { connection, seq };
             }
         }
     }
 
     /// Sends what waited for the connection, in order.
-    pub(super) fn flush_outbox(&mut self, _now: Instant) {
-        while let Some(id) = self.outbox.pop_front() {
-            if self.pending.contains_key(&id) {
-                self.transmit(id);
-            }
+    pub(super) fn flush_outbox(&mut self) {
+        while let Some(id) = self.requests.outbox.pop_front() {
+            self.transmit(id);
         }
     }
 
     fn take_pending(&mut self, id: u64) -> Option<Pending> {
-        let entry = self.pending.remove(&id)?;
-        self.deadlines.remove(&(entry.deadline, id));
+        let entry = self.requests.pending.remove(&id)?;
+        self.requests.deadlines.remove(&(entry.deadline, id));
+        if entry.purpose == Purpose::User {
+            self.requests.user_pending -= 1;
+        }
         Some(entry)
     }
 
@@ -189,6 +211,7 @@ impl ClientCore {
             Err(RequestError::Server(_)) => self.counters.requests_server_error += 1,
             Err(RequestError::Timeout { .. }) => self.counters.requests_timed_out += 1,
             Err(RequestError::Closed { .. }) => self.counters.requests_closed += 1,
+            Err(RequestError::QueueFull) => self.counters.requests_rejected += 1,
             Err(_) => self.counters.requests_disconnected += 1,
         }
         self.emit(Event::Response {
@@ -207,6 +230,7 @@ impl ClientCore {
         let Some(entry) = self.take_pending(id) else {
             trace!(id, "answer for a request that already ended");
             self.counters.late_answers += 1;
+            self.late_subscribe_answered(now, id, result);
             return;
         };
         match entry.purpose {
@@ -238,22 +262,17 @@ impl ClientCore {
 
     /// Ends every request whose deadline has passed.
     pub(super) fn expire_requests(&mut self, now: Instant) {
-        while let Some(&(deadline, id)) = self.deadlines.first() {
+        while let Some(&(deadline, id)) = self.requests.deadlines.first() {
             if deadline > now {
                 break;
             }
             let Some(entry) = self.take_pending(id) else {
-                self.deadlines.remove(&(deadline, id));
+                self.requests.deadlines.remove(&(deadline, id));
                 continue;
             };
-            // A frame handed out on the live connection may still be written after the
-            // deadline, so only a frame never handed out is "not sent".
-            let delivery = entry.delivery(match (self.link.as_ref(), entry.sent) {
-                (Some(link), Sent::Yes { connection, .. }) if connection == link.id => {
-                    Delivery::OutcomeUnknown
-                }
-                _ => Delivery::NotSent,
-            });
+            // A frame the transport has not taken yet is never written now that the
+            // request has ended (`wants_frame`): only one it took may have left.
+            let delivery = entry.delivery(Self::delivery_of(self.link.as_ref(), entry.sent));
             let error = RequestError::Timeout { delivery };
             match entry.purpose {
                 Purpose::User => self.respond(id, Err(error)),
@@ -264,6 +283,9 @@ impl ClientCore {
                     self.abort_link(now, DisconnectReason::RestoreTimeout, "restore_timeout");
                 }
                 Purpose::Subscribe { sub, restore } => {
+                    if delivery == Delivery::OutcomeUnknown {
+                        self.remember_late_subscribe(id, sub);
+                    }
                     self.subscribe_answered(now, sub, restore, Err(error))
                 }
                 Purpose::Unsubscribe => {}
@@ -271,83 +293,68 @@ impl ClientCore {
         }
     }
 
-    /// The link is gone: fail or keep each pending request.
+    /// The link is gone: fail or keep each pending request. Internal requests belonged to
+    /// the link and are forgotten. Requests not sent stay queued either way: with no
+    /// reconnect coming, [`ClientCore::fail_queued`] fails them once the loss is announced.
     pub(super) fn settle_pending_on_loss(&mut self, link: &Link, will_reconnect: bool) {
-        let ids: Vec<u64> = self.pending.keys().copied().collect();
+        let ids: Vec<u64> = self.requests.pending.keys().copied().collect();
         let mut kept = Vec::new();
         for id in ids {
-            let Some(entry) = self.pending.get(&id) else {
+            let Some(entry) = self.requests.pending.get_mut(&id) else {
                 continue;
             };
-            let keep = will_reconnect
-                && entry.purpose == Purpose::User
-                && (entry.retry || entry.sent == Sent::No);
+            let keep = entry.purpose == Purpose::User
+                && (entry.sent == Sent::No || (will_reconnect && entry.retry));
             if keep {
-                let delivered = Self::delivery_of(Some(link), entry.sent);
-                if let Some(entry) = self.pending.get_mut(&id) {
-                    entry.earlier = entry.delivery(delivered);
-                    entry.sent = Sent::No;
-                }
+                entry.earlier = entry.delivery(Self::delivery_of(Some(link), entry.sent));
+                entry.sent = Sent::No;
                 kept.push(id);
                 continue;
             }
             let Some(entry) = self.take_pending(id) else {
                 continue;
             };
-            let delivery = entry.delivery(Self::delivery_of(Some(link), entry.sent));
-            match entry.purpose {
-                Purpose::User => self.respond(id, Err(RequestError::Disconnected { delivery })),
-                Purpose::Subscribe { sub, .. } if !will_reconnect => {
-                    self.fail_subscription(sub, RequestError::Disconnected { delivery });
-                }
-                _ => {}
+            if entry.purpose == Purpose::User {
+                let delivery = entry.delivery(Self::delivery_of(Some(link), entry.sent));
+                self.respond(id, Err(RequestError::Disconnected { delivery }));
             }
         }
         // Everything kept goes out again once ready, in id order.
-        let queued: Vec<u64> = self.outbox.drain(..).collect();
+        let queued: Vec<u64> = self.requests.outbox.drain(..).collect();
         let mut order: Vec<u64> = kept.into_iter().chain(queued).collect();
         order.sort_unstable();
         order.dedup();
-        self.outbox.extend(order);
+        self.requests.outbox.extend(order);
     }
 
     /// Fails the requests waiting for a connection that is not coming.
     pub(super) fn fail_queued(&mut self) {
-        let queued: Vec<u64> = self.outbox.drain(..).collect();
+        let queued: Vec<u64> = self.requests.outbox.drain(..).collect();
         for id in queued {
-            if self.take_pending(id).is_some() {
-                self.respond(
-                    id,
-                    Err(RequestError::Disconnected {
-                        delivery: Delivery::NotSent,
-                    }),
-                );
+            if let Some(entry) = self.take_pending(id) {
+                // A read kept from an earlier connection may have reached the server there.
+                let delivery = entry.delivery(Delivery::NotSent);
+                self.respond(id, Err(RequestError::Disconnected { delivery }));
             }
         }
     }
 
-    /// Fails every pending request (on close).
+    /// Fails every pending request of the caller with `error` (on close); internal
+    /// requests are forgotten.
     pub(super) fn fail_all_pending(
         &mut self,
         link: Option<&Link>,
         error: impl Fn(Delivery) -> RequestError,
     ) {
-        self.outbox.clear();
-        let ids: Vec<u64> = self.pending.keys().copied().collect();
+        self.requests.outbox.clear();
+        let ids: Vec<u64> = self.requests.pending.keys().copied().collect();
         for id in ids {
             let Some(entry) = self.take_pending(id) else {
                 continue;
             };
-            let delivery = entry.delivery(Self::delivery_of(link, entry.sent));
             if entry.purpose == Purpose::User {
+                let delivery = entry.delivery(Self::delivery_of(link, entry.sent));
                 self.respond(id, Err(error(delivery)));
-            } else if let Purpose::Subscribe { sub, .. } = entry.purpose {
-                if self.subscriptions.remove(&sub).is_some() {
-                    self.emit(Event::Subscription(SubscriptionEvent::Failed {
-                        id: sub,
-                        error: error(delivery),
-                    }));
-                }
             }
         }
     }

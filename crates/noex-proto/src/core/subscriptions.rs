@@ -2,7 +2,7 @@
 
 use super::{ClientCore, Phase, Purpose, Subscription};
 use crate::error::{Delivery, RequestError};
-use crate::event::{CoreError, Event, LifecycleEvent, SubscriptionEvent, SubscriptionId};
+use crate::event::{CoreError, Event, Gap, LifecycleEvent, SubscriptionEvent, SubscriptionId};
 use crate::payload::Payload;
 use crate::subscription::SubscriptionSpec;
 use serde::Deserialize;
@@ -45,14 +45,15 @@ impl ClientCore {
             }
             _ => {}
         }
-        let id = SubscriptionId(self.next_subscription);
-        self.next_subscription += 1;
-        self.subscriptions.insert(
+        let id = SubscriptionId(self.subs.next_id);
+        self.subs.next_id += 1;
+        self.subs.live.insert(
             id,
             Subscription {
                 spec,
                 server_id: None,
                 registered_once: false,
+                lost_at: None,
             },
         );
         if self.link_usable() {
@@ -64,19 +65,19 @@ impl ClientCore {
     /// Ends a subscription. Its handle is dead at once; the server is told when a
     /// connection is up (nothing is sent while disconnected). Returns whether it existed.
     pub fn unsubscribe(&mut self, now: Instant, id: SubscriptionId) -> bool {
-        let Some(sub) = self.subscriptions.remove(&id) else {
+        let Some(sub) = self.subs.live.remove(&id) else {
             return false;
         };
         match sub.server_id {
             Some(server_id) => {
-                self.by_server_id.remove(&server_id);
+                self.subs.by_server_id.remove(&server_id);
                 if self.link_usable() {
                     self.send_unsubscribe(now, &sub.spec, server_id);
                 }
             }
             // Its subscribe is in flight: undo it when the answer comes.
             None if self.link_usable() => {
-                self.abandoned.insert(id, sub.spec);
+                self.subs.abandoned.insert(id, sub.spec);
             }
             None => {}
         }
@@ -84,12 +85,12 @@ impl ClientCore {
     }
 
     pub(super) fn send_subscribe(&mut self, now: Instant, sub: SubscriptionId, restore: bool) {
-        let Some(op) = self.subscriptions.get(&sub).map(|s| s.spec.operation()) else {
+        let Some(op) = self.subs.live.get(&sub).map(|s| s.spec.operation()) else {
             return;
         };
-        self.subscribes_in_flight += 1;
+        self.subs.in_flight += 1;
         if restore {
-            self.restores_outstanding += 1;
+            self.subs.restores_outstanding += 1;
         }
         self.send_internal(now, op, Purpose::Subscribe { sub, restore });
     }
@@ -101,9 +102,9 @@ impl ClientCore {
         restore: bool,
         result: Result<Payload, RequestError>,
     ) {
-        self.subscribes_in_flight = self.subscribes_in_flight.saturating_sub(1);
+        self.subs.in_flight = self.subs.in_flight.saturating_sub(1);
         if result.is_err() {
-            self.abandoned.remove(&sub);
+            self.subs.abandoned.remove(&sub);
         }
         match result {
             Ok(data) => match serde_json::from_str::<SubscribeAnswer<'_>>(data.json()) {
@@ -112,27 +113,27 @@ impl ClientCore {
             },
             Err(error) => self.fail_subscription(sub, error),
         }
-        if self.subscribes_in_flight == 0 {
+        if self.subs.in_flight == 0 {
             self.drop_unclaimed_held();
         }
         if restore {
-            self.restores_outstanding = self.restores_outstanding.saturating_sub(1);
-            if self.restores_outstanding == 0 && self.phase == Phase::Restoring {
-                self.become_ready(now);
+            self.subs.restores_outstanding = self.subs.restores_outstanding.saturating_sub(1);
+            if self.subs.restores_outstanding == 0 && self.phase == Phase::Restoring {
+                self.become_ready();
             }
         }
     }
 
     fn register(&mut self, now: Instant, sub: SubscriptionId, answer: SubscribeAnswer<'_>) {
         let server_id = answer.subscription_id;
-        let Some(entry) = self.subscriptions.get_mut(&sub) else {
+        let Some(entry) = self.subs.live.get_mut(&sub) else {
             // Unsubscribed while the answer was in flight: undo it on the server.
             // Pushes that overtook the answer belong to it: expected, and dropped quietly
             // (counted), like those that follow until the server has unsubscribed.
-            let before = self.held.len();
-            self.held.retain(|(id, _)| *id != server_id);
-            self.counters.pushes_dropped += (before - self.held.len()) as u64;
-            if let Some(spec) = self.abandoned.remove(&sub) {
+            let before = self.subs.held.len();
+            self.subs.held.retain(|(id, _)| *id != server_id);
+            self.counters.pushes_dropped += (before - self.subs.held.len()) as u64;
+            if let Some(spec) = self.subs.abandoned.remove(&sub) {
                 self.send_unsubscribe(now, &spec, server_id);
             }
             return;
@@ -142,19 +143,23 @@ impl ClientCore {
             .has_initial_data()
             .then(|| Payload::from_raw(answer.data));
         let event = if entry.registered_once {
-            SubscriptionEvent::Restored { id: sub, data }
+            let gap = Gap {
+                from: entry.lost_at.take().unwrap_or(now),
+                to: now,
+            };
+            SubscriptionEvent::Restored { id: sub, data, gap }
         } else {
             SubscriptionEvent::Ready { id: sub, data }
         };
         entry.registered_once = true;
         entry.server_id = Some(server_id.clone());
-        self.by_server_id.insert(server_id.clone(), sub);
+        self.subs.by_server_id.insert(server_id.clone(), sub);
         self.emit(Event::Subscription(event));
         // Pushes that overtook the answer, in arrival order.
         let mut i = 0;
-        while i < self.held.len() {
-            if self.held[i].0 == server_id {
-                if let Some((_, data)) = self.held.remove(i) {
+        while i < self.subs.held.len() {
+            if self.subs.held[i].0 == server_id {
+                if let Some((_, data)) = self.subs.held.remove(i) {
                     self.counters.pushes_delivered += 1;
                     self.emit(Event::Subscription(SubscriptionEvent::Update {
                         id: sub,
@@ -167,32 +172,61 @@ impl ClientCore {
         }
     }
 
+    /// A subscribe whose frame was written timed out: its answer may still come.
+    pub(super) fn remember_late_subscribe(&mut self, request: u64, sub: SubscriptionId) {
+        let spec = match self.subs.abandoned.get(&sub) {
+            Some(spec) => Some(spec.clone()),
+            None => self.subs.live.get(&sub).map(|s| s.spec.clone()),
+        };
+        if let Some(spec) = spec {
+            self.subs.late.insert(request, spec);
+        }
+    }
+
+    /// An answer to a subscribe that timed out: what it registered on the server (nobody
+    /// holds it any more) is undone.
+    pub(super) fn late_subscribe_answered(
+        &mut self,
+        now: Instant,
+        request: u64,
+        result: Result<Payload, RequestError>,
+    ) {
+        let Some(spec) = self.subs.late.remove(&request) else {
+            return;
+        };
+        if let Ok(data) = result {
+            if let Ok(answer) = serde_json::from_str::<SubscribeAnswer<'_>>(data.json()) {
+                self.send_unsubscribe(now, &spec, answer.subscription_id);
+            }
+        }
+    }
+
     fn send_unsubscribe(&mut self, now: Instant, spec: &SubscriptionSpec, server_id: String) {
         let op = spec.unsubscribe_operation(&server_id);
-        self.unsubscribed.insert(server_id);
+        self.subs.unsubscribed.insert(server_id);
         self.send_internal(now, op, Purpose::Unsubscribe);
     }
 
     /// A `push` frame.
     pub(super) fn handle_push(&mut self, server_id: String, data: Payload) {
-        if let Some(&sub) = self.by_server_id.get(&server_id) {
+        if let Some(&sub) = self.subs.by_server_id.get(&server_id) {
             self.counters.pushes_delivered += 1;
             self.emit(Event::Subscription(SubscriptionEvent::Update {
                 id: sub,
                 data,
             }));
-        } else if self.unsubscribed.contains(&server_id) {
+        } else if self.subs.unsubscribed.contains(&server_id) {
             self.counters.pushes_dropped += 1;
-        } else if self.subscribes_in_flight > 0 {
-            if self.held.len() >= self.config.max_held_pushes {
-                if let Some((dropped, _)) = self.held.pop_front() {
+        } else if self.subs.in_flight > 0 {
+            if self.subs.held.len() >= self.config.max_held_pushes {
+                if let Some((dropped, _)) = self.subs.held.pop_front() {
                     self.counters.pushes_dropped += 1;
                     self.lifecycle(LifecycleEvent::Error(CoreError::HeldPushOverflow(dropped)));
                 }
             }
             if self.config.max_held_pushes > 0 {
                 self.counters.pushes_held += 1;
-                self.held.push_back((server_id, data));
+                self.subs.held.push_back((server_id, data));
             } else {
                 self.counters.pushes_dropped += 1;
                 self.lifecycle(LifecycleEvent::Error(CoreError::HeldPushOverflow(
@@ -210,7 +244,7 @@ impl ClientCore {
 
     /// Held pushes that no answer in flight can claim any more.
     fn drop_unclaimed_held(&mut self) {
-        while let Some((server_id, _)) = self.held.pop_front() {
+        while let Some((server_id, _)) = self.subs.held.pop_front() {
             self.counters.pushes_dropped += 1;
             self.lifecycle(LifecycleEvent::Error(CoreError::UnknownSubscription(
                 server_id,
@@ -219,7 +253,7 @@ impl ClientCore {
     }
 
     pub(super) fn fail_subscription(&mut self, sub: SubscriptionId, error: RequestError) {
-        if self.subscriptions.remove(&sub).is_some() {
+        if self.subs.live.remove(&sub).is_some() {
             self.emit(Event::Subscription(SubscriptionEvent::Failed {
                 id: sub,
                 error,
@@ -227,21 +261,18 @@ impl ClientCore {
         }
     }
 
-    /// With no reconnect coming, subscriptions never registered cannot be made.
-    pub(super) fn fail_unconfirmed_subscriptions(&mut self) {
-        let never: Vec<SubscriptionId> = self
-            .subscriptions
-            .iter()
-            .filter(|(_, s)| !s.registered_once)
-            .map(|(id, _)| *id)
-            .collect();
-        for sub in never {
-            self.fail_subscription(
-                sub,
-                RequestError::Disconnected {
-                    delivery: Delivery::NotSent,
-                },
-            );
+    /// No connection is coming: every live subscription fails with `error`.
+    pub(super) fn fail_all_subscriptions(&mut self, error: &RequestError) {
+        let ids: Vec<SubscriptionId> = self.subs.live.keys().copied().collect();
+        for sub in ids {
+            self.fail_subscription(sub, error.clone());
+        }
+    }
+
+    /// The client closed: every live subscription ends quietly.
+    pub(super) fn end_all_subscriptions(&mut self) {
+        for id in std::mem::take(&mut self.subs.live).into_keys() {
+            self.emit(Event::Subscription(SubscriptionEvent::Ended { id }));
         }
     }
 }

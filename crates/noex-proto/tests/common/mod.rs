@@ -1,5 +1,9 @@
 //! A reusable test harness for `ClientCore`: a virtual clock, an output recorder split by
 //! kind, and helpers that play the server's part. Time only moves when a test moves it.
+//!
+//! The transport it plays honours [`ClientCore::wants_frame`]: a frame whose request ended
+//! before it was written never reaches the server (`answer_subscribes` and the server-side
+//! subscription record skip it).
 #![allow(dead_code)]
 
 use noex_proto::{
@@ -7,7 +11,7 @@ use noex_proto::{
     LifecycleEvent, Output, Payload, RequestError, RequestId, SubscriptionEvent, SubscriptionId,
 };
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// Virtual time: a fixed base plus an offset that only tests advance.
@@ -56,6 +60,8 @@ pub struct Sent {
     pub seq: u64,
     pub text: String,
     pub json: Value,
+    /// The request the core says the frame carries (`None`: always written).
+    pub request: Option<RequestId>,
 }
 
 impl Sent {
@@ -87,6 +93,13 @@ pub struct Harness {
     pub conn: Option<ConnectionId>,
     /// Server subscription ids handed out (`sub-N`), per process.
     next_server_sub: u64,
+    /// Request ids the test (as the server) has answered.
+    answered: BTreeSet<u64>,
+    /// Highest `Input::Written` reported per connection.
+    written: BTreeMap<ConnectionId, u64>,
+    /// The subscriptions the server holds on the current connection: made by a subscribe
+    /// the test answered, removed by an unsubscribe the core handed out.
+    pub server_subs: BTreeSet<String>,
 }
 
 impl Harness {
@@ -105,6 +118,9 @@ impl Harness {
             log: Vec::new(),
             conn: None,
             next_server_sub: 1,
+            answered: BTreeSet::new(),
+            written: BTreeMap::new(),
+            server_subs: BTreeSet::new(),
         }
     }
 
@@ -125,19 +141,29 @@ impl Harness {
                 Output::Open { connection, url } => {
                     self.conn = Some(connection);
                     self.opens.push((connection, url));
+                    // A new connection: the server holds nothing for it yet.
+                    self.server_subs.clear();
                 }
                 Output::Send {
                     connection,
                     seq,
                     text,
+                    request,
                 } => {
                     let json: Value = serde_json::from_str(&text)
                         .unwrap_or_else(|e| panic!("core sent invalid JSON {text:?}: {e}"));
+                    let kind = json["type"].as_str().unwrap_or_default();
+                    if kind.ends_with(".unsubscribe") && Some(connection) == self.conn {
+                        if let Some(sid) = json["subscriptionId"].as_str() {
+                            self.server_subs.remove(sid);
+                        }
+                    }
                     self.sends.push(Sent {
                         connection,
                         seq,
                         text,
                         json,
+                        request,
                     });
                 }
                 Output::Close {
@@ -224,16 +250,23 @@ impl Harness {
         r
     }
 
-    // ---- the transport's and the server's part -------------------------------------------
-
-    pub fn input(&mut self, input: Input<'_>) {
-        let now = self.now();
-        let conn = self.conn();
-        self.core.handle_input(now, conn, input);
+    pub fn cancel(&mut self, id: RequestId) {
+        self.core.cancel(id);
         self.drain();
     }
 
+    // ---- the transport's and the server's part -------------------------------------------
+
+    pub fn input(&mut self, input: Input<'_>) {
+        let conn = self.conn();
+        self.input_on(conn, input);
+    }
+
     pub fn input_on(&mut self, conn: ConnectionId, input: Input<'_>) {
+        if let Input::Written { seq } = input {
+            let mark = self.written.entry(conn).or_default();
+            *mark = (*mark).max(seq);
+        }
         let now = self.now();
         self.core.handle_input(now, conn, input);
         self.drain();
@@ -274,13 +307,23 @@ impl Harness {
         self.frame(&text);
     }
 
-    /// A `result` for request `id`.
+    /// A `result` for request `id`. A subscribe answered with a `subscriptionId` is
+    /// recorded as held by the server.
     pub fn answer(&mut self, id: u64, data: Value) {
+        self.answered.insert(id);
+        let conn = self.conn;
+        let subscribe = self
+            .sent_request(id)
+            .is_some_and(|s| Some(s.connection) == conn && s.kind().ends_with(".subscribe"));
+        if let (true, Some(sid)) = (subscribe, data["subscriptionId"].as_str()) {
+            self.server_subs.insert(sid.to_owned());
+        }
         self.frame_json(json!({"id": id, "type": "result", "data": data}));
     }
 
     /// An `error` for request `id`.
     pub fn answer_error(&mut self, id: u64, code: &str, message: &str) {
+        self.answered.insert(id);
         self.frame_json(json!({"id": id, "type": "error", "code": code, "message": message}));
     }
 
@@ -322,17 +365,18 @@ impl Harness {
         id
     }
 
-    /// Answers every unanswered subscribe sent on the current connection with a fresh
-    /// `sub-N` (and `data` for store queries). Returns the ids handed out in order.
+    /// Answers every unanswered subscribe that reached the server on the current connection
+    /// with a fresh `sub-N` (and `data` for store queries). Returns the ids handed out in
+    /// order.
     pub fn answer_subscribes(&mut self, data: Value) -> Vec<(u64, String)> {
         let conn = self.conn();
-        let answered = self.answered_ids();
         let subs: Vec<(u64, String)> = self
             .sends
             .iter()
             .filter(|s| s.connection == conn && s.kind().ends_with(".subscribe"))
+            .filter(|s| self.reached_server(s))
             .filter_map(|s| s.id().map(|id| (id, s.kind().to_owned())))
-            .filter(|(id, _)| !answered.contains(id))
+            .filter(|(id, _)| !self.answered.contains(id))
             .collect();
         let mut out = Vec::new();
         for (id, kind) in subs {
@@ -347,14 +391,15 @@ impl Harness {
         out
     }
 
-    fn answered_ids(&self) -> Vec<u64> {
-        self.log
-            .iter()
-            .filter_map(|o| match o {
-                Output::Event(Event::Response { id, .. }) => Some(id.0),
-                _ => None,
-            })
-            .collect()
+    /// Whether the transport writes (or wrote) `sent`: it was reported written, or its
+    /// request is still live so the transport would write it now. A frame whose request
+    /// ended unwritten is dropped and never reaches the server.
+    pub fn reached_server(&self, sent: &Sent) -> bool {
+        let written = self
+            .written
+            .get(&sent.connection)
+            .is_some_and(|mark| *mark >= sent.seq);
+        written || self.core.wants_frame(sent.request)
     }
 
     // ---- time ----------------------------------------------------------------------------

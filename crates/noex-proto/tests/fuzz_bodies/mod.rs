@@ -2,19 +2,21 @@
 //! `tests/fuzz_corpus.rs` and `tests/properties.rs` (stable Rust), so CI runs them too.
 //!
 //! `core_script` drives a whole `ClientCore` through an arbitrary script: the caller's
-//! intents, the transport's reports, a model server that answers (rightly or wrongly), and
-//! jumps in time. It checks invariants after every step and at the end.
+//! intents, a model transport (it writes frames in order, drops those the core no longer
+//! wants, and reports what it wrote), a model server that answers (rightly or wrongly) what
+//! reached it, and jumps in time. It checks invariants after every step and at the end.
 #![allow(dead_code)]
 
 use arbitrary::Arbitrary;
 use noex_proto::frame::{decode, encode_pong, ServerFrame};
 use noex_proto::ops::{self, OpKind, Operation};
 use noex_proto::{
-    Auth, ClientCore, Config, ConnectionId, Delivery, Event, Input, Liveness, Output, RequestError,
-    RequestId, RequestOptions, Secret, SubscriptionEvent, SubscriptionId, SubscriptionSpec,
+    Auth, ClientCore, Config, ConnectionId, ConnectionState, Delivery, Event, Input, Liveness,
+    Output, RequestError, RequestId, RequestOptions, Secret, SubscriptionEvent, SubscriptionId,
+    SubscriptionSpec,
 };
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Target `decode_frame`: any bytes, as a text frame, must decode or fail cleanly.
@@ -132,7 +134,8 @@ pub enum Step {
     Binary {
         len: u8,
     },
-    /// The transport acknowledges frames written, up to `back` frames before the last.
+    /// The transport writes the frames handed out, up to `back` frames before the last,
+    /// and reports them written.
     Written {
         back: u8,
     },
@@ -250,7 +253,8 @@ const ERROR_CODES: [&str; 6] = [
     "SOMETHING_NEW",
 ];
 
-/// The config a script asks for.
+/// The config a script asks for. Besides `liveness % 3`, `liveness / 3 % 2` picks a small
+/// in-flight cap (so refusals for it happen too).
 pub fn script_config(script: &Script) -> Config {
     let mut config = Config::new("ws://fuzz")
         .queue_while_disconnected(script.queue)
@@ -263,6 +267,9 @@ pub fn script_config(script: &Script) -> Config {
             1 => Liveness::Fixed(Duration::from_secs(5)),
             _ => Liveness::Off,
         });
+    if script.liveness / 3 % 2 == 1 {
+        config = config.max_in_flight(6);
+    }
     match script.auth % 3 {
         1 => config = config.auth(Auth::Token(Secret::new("tok"))),
         2 => {
@@ -276,6 +283,15 @@ pub fn script_config(script: &Script) -> Config {
     config
 }
 
+/// A request frame as the model transport holds it.
+#[derive(Debug)]
+struct Wire {
+    id: u64,
+    kind: String,
+    /// The `subscriptionId` an unsubscribe names.
+    target: Option<String>,
+}
+
 /// What the driver saw: every output, for determinism checks, and the bookkeeping the
 /// invariants need.
 #[derive(Default)]
@@ -284,10 +300,23 @@ pub struct Driver {
     offset: Duration,
     conn: Option<ConnectionId>,
     old_conns: Vec<ConnectionId>,
-    /// Requests sent on the current connection and not yet answered by the model server.
+    /// Frames handed out on the current connection, not yet written: (seq, the request the
+    /// core says it carries, the frame when it is a request).
+    outq: VecDeque<(u64, Option<RequestId>, Option<Wire>)>,
+    /// The current connection's transport is gone (closed by either side, or never
+    /// opened): it writes nothing more.
+    transport_gone: bool,
+    /// Request ids whose frame the transport wrote (so it may have reached the server).
+    delivered: BTreeSet<u64>,
+    /// Frames the transport dropped unwritten because the core no longer wanted them.
+    pub frames_dropped: usize,
+    /// Requests written on the current connection and not yet answered by the model server.
     unanswered: Vec<(u64, String)>,
     /// Server subscription ids handed out on the current connection.
     server_subs: Vec<String>,
+    /// The model server's subscriptions on the current connection: made by a subscribe it
+    /// answered, removed by an unsubscribe that reached it.
+    pub registry: BTreeSet<String>,
     next_server_sub: u64,
     next_token: u64,
     /// Per request id: (connection, seq) of every send.
@@ -296,13 +325,20 @@ pub struct Driver {
     /// Written marks per connection.
     written: BTreeMap<ConnectionId, u64>,
     last_seq: BTreeMap<ConnectionId, u64>,
+    /// Every `request_with` call, accepted or refused.
+    issued: u64,
     pub accepted: BTreeMap<u64, OpKind>,
     cancelled: BTreeSet<u64>,
     pub responses: BTreeMap<u64, usize>,
     pub subs: Vec<SubscriptionId>,
+    /// Subscriptions that ended (failed, ended by close, or dropped): nothing more may come
+    /// for them.
+    ended_subs: BTreeSet<SubscriptionId>,
     /// The query or pattern of every subscription made.
     pub specs: BTreeMap<SubscriptionId, String>,
     pub closed: bool,
+    /// The client was told to close (set before draining what the close hands out).
+    closed_now: bool,
     pub ready_count: usize,
     welcomed: BTreeSet<ConnectionId>,
 }
@@ -321,13 +357,18 @@ impl Driver {
                     if let Some(old) = self.conn.replace(*connection) {
                         self.old_conns.push(old);
                     }
+                    // The old connection's unwritten frames never leave.
+                    self.outq.clear();
+                    self.transport_gone = false;
                     self.unanswered.clear();
                     self.server_subs.clear();
+                    self.registry.clear();
                 }
                 Output::Send {
                     connection,
                     seq,
                     text,
+                    request,
                 } => {
                     let v: Value = serde_json::from_str(text).expect("core sent invalid JSON");
                     let prev = self.last_seq.insert(*connection, *seq);
@@ -335,28 +376,44 @@ impl Driver {
                         prev.is_none_or(|p| p < *seq),
                         "sequence numbers must increase"
                     );
-                    if let Some(id) = v.get("id").and_then(Value::as_u64) {
+                    assert_eq!(Some(*connection), self.conn, "send on an old connection");
+                    let wire = if let Some(id) = v.get("id").and_then(Value::as_u64) {
                         let kind = v["type"].as_str().unwrap_or_default().to_owned();
                         let sends = self.sent.entry(id).or_default();
                         sends.push((*connection, *seq));
                         let read = OpKind::from_name(&kind).is_some_and(OpKind::is_read);
                         assert!(read || sends.len() == 1, "write {kind} id {id} sent twice");
                         self.kinds.insert(id, kind.clone());
-                        if Some(*connection) == self.conn {
-                            self.unanswered.push((id, kind));
-                        }
+                        // The frame names the request it carries (unsubscribes excepted:
+                        // they are always written).
+                        assert!(
+                            request.is_none_or(|r| r.0 == id),
+                            "frame of request {id} handed out as {request:?}"
+                        );
+                        assert!(
+                            request.is_some() || kind.ends_with(".unsubscribe"),
+                            "{kind} {id} handed out without its request"
+                        );
+                        let target = v["subscriptionId"].as_str().map(str::to_owned);
+                        Some(Wire { id, kind, target })
                     } else {
                         assert_eq!(v["type"], "pong");
-                    }
+                        assert_eq!(*request, None, "a pong carries no request");
+                        None
+                    };
+                    self.outq.push_back((*seq, *request, wire));
+                }
+                Output::Close { connection, .. } if Some(*connection) == self.conn => {
+                    // The transport closes: what it did not write never leaves.
+                    self.outq.clear();
+                    self.transport_gone = true;
                 }
                 Output::Close { .. } => {}
                 Output::Event(Event::Response { id, result }) => self.check_response(*id, result),
                 Output::Event(Event::Lifecycle(
                     noex_proto::LifecycleEvent::Connected | noex_proto::LifecycleEvent::Reconnected,
                 )) => self.ready_count += 1,
-                Output::Event(Event::Subscription(SubscriptionEvent::Failed { id, .. })) => {
-                    self.subs.retain(|s| s != id);
-                }
+                Output::Event(Event::Subscription(event)) => self.check_subscription(event),
                 Output::Event(_) => {}
             }
             self.log.push(out);
@@ -388,8 +445,10 @@ impl Driver {
                     "{id:?} outcome unknown but never handed out"
                 );
             }
-            Some(Delivery::NotSent) if !kind.is_read() => {
-                // A write reported "not sent" must not have been acknowledged as written.
+            Some(Delivery::NotSent) => {
+                // "Not sent" must not have been acknowledged as written, and no frame of it
+                // may have reached the server. (A timeout says "not sent" only for a frame
+                // never written; the transport then drops it, see `write_upto`.)
                 for (conn, seq) in sends {
                     let mark = self.written.get(conn).copied().unwrap_or(0);
                     assert!(
@@ -398,22 +457,133 @@ impl Driver {
                         kind.name()
                     );
                 }
-                if matches!(error, RequestError::Timeout { .. }) {
-                    assert!(
-                        sends.is_empty(),
-                        "timeout of a handed-out write claims not sent"
-                    );
-                }
+                assert!(
+                    !self.delivered.contains(&id.0),
+                    "{id:?} ({}) reported not sent ({error:?}) but its frame reached the server",
+                    kind.name()
+                );
             }
             _ => {}
         }
     }
 
+    fn check_subscription(&mut self, event: &SubscriptionEvent) {
+        let id = match event {
+            SubscriptionEvent::Ready { id, .. }
+            | SubscriptionEvent::Update { id, .. }
+            | SubscriptionEvent::Failed { id, .. }
+            | SubscriptionEvent::Ended { id } => *id,
+            SubscriptionEvent::Restored { id, gap, .. } => {
+                assert!(gap.from <= gap.to, "{id:?}: gap ends before it starts");
+                *id
+            }
+        };
+        assert!(
+            self.specs.contains_key(&id),
+            "event for a subscription never made: {event:?}"
+        );
+        assert!(
+            !self.ended_subs.contains(&id),
+            "event for a subscription that ended: {event:?}"
+        );
+        if let SubscriptionEvent::Failed { .. } | SubscriptionEvent::Ended { .. } = event {
+            if self.closed_now {
+                assert!(
+                    matches!(event, SubscriptionEvent::Ended { .. }),
+                    "close fails {id:?} instead of ending it: {event:?}"
+                );
+            } else {
+                assert!(
+                    matches!(event, SubscriptionEvent::Failed { .. }),
+                    "{id:?} ended without a close: {event:?}"
+                );
+            }
+            self.subs.retain(|s| *s != id);
+            self.ended_subs.insert(id);
+        }
+    }
+
+    /// The transport writes the frames handed out up to `seq` in order, dropping those the
+    /// core no longer wants, then reports them written. What it wrote reaches the server.
+    fn write_upto(&mut self, core: &mut ClientCore, base: Instant, seq: u64) {
+        if self.conn.is_none() || self.transport_gone {
+            return;
+        }
+        while self.outq.front().is_some_and(|(s, _, _)| *s <= seq) {
+            let Some((_, request, wire)) = self.outq.pop_front() else {
+                break;
+            };
+            if !core.wants_frame(request) {
+                self.frames_dropped += 1;
+                continue;
+            }
+            if let Some(r) = request {
+                assert!(
+                    !self.responses.contains_key(&r.0) && !self.cancelled.contains(&r.0),
+                    "the frame of {r:?}, which ended, is still wanted"
+                );
+            }
+            if let Some(Wire { id, kind, target }) = wire {
+                if kind.ends_with(".unsubscribe") {
+                    if let Some(target) = target {
+                        self.registry.remove(&target);
+                    }
+                }
+                self.delivered.insert(id);
+                self.unanswered.push((id, kind));
+            }
+        }
+        self.input(core, base, Input::Written { seq });
+    }
+
+    /// The transport writes everything handed out so far.
+    fn write_all(&mut self, core: &mut ClientCore, base: Instant) {
+        if let Some(last) = self.outq.back().map(|(s, _, _)| *s) {
+            self.write_upto(core, base, last);
+        }
+    }
+
+    /// The counters add up, agree with what the driver saw, and the gauges with the core.
+    fn check_counters(&self, core: &ClientCore) {
+        let c = core.counters();
+        assert_eq!(
+            c.requests_issued,
+            c.requests_ended() + c.requests_pending,
+            "counters do not add up: {c:?}"
+        );
+        assert_eq!(c.requests_issued, self.issued, "requests issued: {c:?}");
+        assert_eq!(c.requests_pending, core.pending_requests() as u64);
+        assert_eq!(c.subscriptions_live, core.subscription_count() as u64);
+        assert_eq!(c.requests_cancelled, self.cancelled.len() as u64, "{c:?}");
+        let open = self.accepted.len() - self.responses.len() - self.cancelled.len();
+        assert_eq!(
+            c.requests_pending, open as u64,
+            "requests still open: {c:?}"
+        );
+        if core.state() == ConnectionState::Disconnected && !self.closed {
+            // No connection is coming: nothing waits for one.
+            assert_eq!(
+                core.subscription_count(),
+                0,
+                "a subscription outlived giving up"
+            );
+            assert_eq!(core.pending_entries(), 0, "a request outlived giving up");
+        }
+    }
+
     fn input(&mut self, core: &mut ClientCore, base: Instant, input: Input<'_>) {
         if let Some(conn) = self.conn {
-            if let Input::Written { seq } = input {
-                let mark = self.written.entry(conn).or_default();
-                *mark = (*mark).max(seq);
+            match input {
+                Input::Written { seq } => {
+                    let mark = self.written.entry(conn).or_default();
+                    *mark = (*mark).max(seq);
+                }
+                // The transport is gone: what it did not write never leaves.
+                Input::Closed { .. } | Input::ConnectFailed { .. } => {
+                    self.outq.clear();
+                    self.transport_gone = true;
+                }
+                _ => {}
             }
             core.handle_input(self.now(base), conn, input);
         }
@@ -454,6 +624,7 @@ impl Driver {
                 self.next_server_sub += 1;
                 let sub = format!("sub-{}", self.next_server_sub);
                 self.server_subs.push(sub.clone());
+                self.registry.insert(sub.clone());
                 if kind == "store.subscribe" {
                     json!({"subscriptionId": sub, "data": [{"n": shape}]})
                 } else {
@@ -469,8 +640,10 @@ impl Driver {
         }
     }
 
-    /// Answers one unanswered request.
+    /// Answers one request that reached the server (the transport first writes what it
+    /// holds).
     fn answer(&mut self, core: &mut ClientCore, base: Instant, pick: usize, ok: bool, shape: u8) {
+        self.write_all(core, base);
         if self.unanswered.is_empty() {
             return;
         }
@@ -497,11 +670,13 @@ impl Driver {
                 core.connect(self.now(base));
                 self.drain(core);
             }
-            if core.state() == noex_proto::ConnectionState::Connected && self.unanswered.is_empty()
+            if core.state() == noex_proto::ConnectionState::Connected
+                && self.unanswered.is_empty()
+                && self.outq.is_empty()
             {
                 return true;
             }
-            if !self.unanswered.is_empty() {
+            if !self.unanswered.is_empty() || !self.outq.is_empty() {
                 self.answer(core, base, 0, true, 0);
                 continue;
             }
@@ -565,6 +740,7 @@ pub fn run_script(script: &Script, base: Instant) -> (Driver, ClientCore) {
                 core.pending_entries() >= core.pending_requests(),
                 "pending bookkeeping"
             );
+            d.check_counters(&core);
         }
     }
     (d, core)
@@ -592,12 +768,30 @@ impl Driver {
                 if let Some(r) = retry {
                     options = options.retry_safe(*r);
                 }
+                let state = core.state();
+                let slot = core.has_request_slot();
+                let queue = core.config().queue_while_disconnected;
+                self.issued += 1;
                 match core.request_with(now, operation, options) {
                     Ok(id) => {
                         assert!(!self.closed, "request accepted after close");
+                        assert!(slot, "request accepted past the in-flight cap");
+                        assert!(
+                            state == ConnectionState::Connected
+                                || (queue && state != ConnectionState::Disconnected),
+                            "request accepted while {state:?} (queueing {queue})"
+                        );
                         assert!(self.accepted.insert(id.0, kind).is_none(), "id reused");
                     }
-                    Err(e) => assert_eq!(e.delivery(), Some(Delivery::NotSent)),
+                    Err(e) => {
+                        assert_eq!(e.delivery(), Some(Delivery::NotSent));
+                        if state == ConnectionState::Connected && slot {
+                            panic!("request refused while connected with a free slot: {e:?}");
+                        }
+                        if e == RequestError::QueueFull {
+                            assert!(state != ConnectionState::Disconnected);
+                        }
+                    }
                 }
                 self.drain(core);
             }
@@ -619,7 +813,8 @@ impl Driver {
             Step::Unsubscribe { pick } => {
                 if !self.subs.is_empty() {
                     let id = self.subs.remove(*pick as usize % self.subs.len());
-                    core.unsubscribe(now, id);
+                    assert!(core.unsubscribe(now, id), "live {id:?} unknown to the core");
+                    self.ended_subs.insert(id);
                     self.drain(core);
                 }
             }
@@ -651,6 +846,8 @@ impl Driver {
                 self.answer(core, base, *pick as usize, *ok, *shape)
             }
             Step::AnswerId { id, ok } => {
+                // Whatever the server answers a raw id with counts as its answer.
+                self.unanswered.retain(|(u, _)| *u != u64::from(*id));
                 let frame = if *ok {
                     json!({"id": id, "type": "result", "data": null})
                 } else {
@@ -685,6 +882,12 @@ impl Driver {
                 } else {
                     String::from_utf8_lossy(bytes).into_owned()
                 };
+                // Garbage that answers a request counts as the server's answer to it.
+                if let Ok(ServerFrame::Result { id, .. } | ServerFrame::Error { id, .. }) =
+                    decode(&text)
+                {
+                    self.unanswered.retain(|(u, _)| *u != id);
+                }
                 self.input(core, base, Input::Frame(&text))
             }
             Step::Binary { len } => {
@@ -695,7 +898,7 @@ impl Driver {
                 if let Some(conn) = self.conn {
                     if let Some(last) = self.last_seq.get(&conn).copied() {
                         let seq = last.saturating_sub(u64::from(*back % 4));
-                        self.input(core, base, Input::Written { seq });
+                        self.write_upto(core, base, seq);
                     }
                 }
             }
@@ -731,6 +934,7 @@ impl Driver {
             }
             Step::Close => {
                 core.close(now);
+                self.closed_now = true;
                 self.drain(core);
                 self.closed = true;
                 assert_eq!(core.pending_entries(), 0, "pending survived close");
@@ -743,6 +947,7 @@ impl Driver {
     pub fn finish(&mut self, core: &mut ClientCore, base: Instant) {
         let now = self.now(base);
         core.close(now);
+        self.closed_now = true;
         self.drain(core);
         self.closed = true;
         assert_eq!(
@@ -750,6 +955,7 @@ impl Driver {
             0,
             "pending survived the final close"
         );
+        self.check_counters(core);
         assert_eq!(core.pending_requests(), 0);
         assert_eq!(core.subscription_count(), 0);
         assert_eq!(core.poll_timeout(), None);
@@ -771,8 +977,34 @@ impl Driver {
     }
 }
 
+/// How much of the interesting ground a script covered (for tests that check a batch of
+/// scripts exercises it).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Exercised {
+    /// Frames the transport dropped because their request had ended.
+    pub frames_dropped: usize,
+    /// Requests cancelled before they ended.
+    pub cancelled: usize,
+    /// Requests refused because the in-flight cap or the queue was full.
+    pub refused_full: u64,
+    /// Subscriptions failed because the core gave up on the connection.
+    pub gave_up: usize,
+    /// Subscriptions restored after a reconnect.
+    pub restored: usize,
+}
+
+impl std::ops::AddAssign for Exercised {
+    fn add_assign(&mut self, other: Exercised) {
+        self.frames_dropped += other.frames_dropped;
+        self.cancelled += other.cancelled;
+        self.refused_full += other.refused_full;
+        self.gave_up += other.gave_up;
+        self.restored += other.restored;
+    }
+}
+
 /// Target `core_script`.
-pub fn core_script(script: &Script) {
+pub fn core_script(script: &Script) -> Exercised {
     let base = Instant::now();
     let (mut d, mut core) = run_script(script, base);
     d.finish(&mut core, base);
@@ -780,4 +1012,29 @@ pub fn core_script(script: &Script) {
     let (mut d2, mut core2) = run_script(script, base);
     d2.finish(&mut core2, base);
     assert!(d.log == d2.log, "two runs of one script differ");
+    let sub_events = || {
+        d.log.iter().filter_map(|o| match o {
+            Output::Event(Event::Subscription(e)) => Some(e),
+            _ => None,
+        })
+    };
+    Exercised {
+        frames_dropped: d.frames_dropped,
+        cancelled: d.cancelled.len(),
+        refused_full: core.counters().requests_rejected,
+        gave_up: sub_events()
+            .filter(|e| {
+                matches!(
+                    e,
+                    SubscriptionEvent::Failed {
+                        error: RequestError::GaveUp(_),
+                        ..
+                    }
+                )
+            })
+            .count(),
+        restored: sub_events()
+            .filter(|e| matches!(e, SubscriptionEvent::Restored { .. }))
+            .count(),
+    }
 }

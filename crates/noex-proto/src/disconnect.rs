@@ -1,0 +1,54 @@
+//! Why a connection ended.
+
+use std::fmt;
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The transport closed, with the close frame's code and reason when there was one.
+    Closed {
+        /// Close code.
+        code: Option<u16>,
+        /// Close reason.
+        reason: String,
+    },
+    /// Opening the connection failed.
+    ConnectFailed(String),
+    /// No `welcome` within the connect timeout.
+    ConnectTimeout,
+    /// The server went silent (liveness watchdog).
+    LivenessTimeout,
+    /// The configured login did not succeed in time or failed for a passing reason.
+    LoginFailed,
+    /// A subscription restore got no answer in time; the connection is replaced and every
+    /// subscription is restored again (none is given up).
+    RestoreTimeout,
+    /// The configured credentials were refused; no reconnect.
+    AuthRejected,
+    /// The client closed on purpose.
+    ClientClosed,
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisconnectReason::Closed {
+                code: Some(code),
+                reason,
+            } => write!(f, "closed by the server with code {code} ({reason:?})"),
+            DisconnectReason::Closed { code: None, reason } => {
+                write!(f, "connection ended ({reason})")
+            }
+            DisconnectReason::ConnectFailed(reason) => write!(f, "connect failed: {reason}"),
+            DisconnectReason::ConnectTimeout => {
+                f.write_str("no welcome within the connect timeout")
+            }
+            DisconnectReason::LivenessTimeout => f.write_str("the server went silent"),
+            DisconnectReason::LoginFailed => f.write_str("login failed"),
+            DisconnectReason::RestoreTimeout => f.write_str("restoring subscriptions timed out"),
+            DisconnectReason::AuthRejected => f.write_str("the credentials were refused"),
+            DisconnectReason::ClientClosed => f.write_str("closed by the client"),
+        }
+    }
+}
