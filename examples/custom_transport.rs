@@ -68,7 +68,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     connection,
                     seq,
                     text,
+                    request,
                 } => {
+                    // A frame whose request has ended meanwhile is dropped, not written.
+                    if !core.wants_frame(request) {
+                        continue;
+                    }
                     if let Some((_, ws)) = socket.as_mut().filter(|(id, _)| *id == connection) {
                         // The frame may leave the client from here on.
                         core.handle_input(now, connection, Input::Written { seq });

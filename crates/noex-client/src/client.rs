@@ -1,12 +1,14 @@
 //! The client handle.
 
-use crate::driver::{Command, Driver, SubItem};
+use crate::driver::{Command, Driver, SubItem, Ticket};
 use crate::error::{Error, Result};
 use crate::options::ClientOptions;
 use crate::runtime::Backend;
-use crate::shared::{ListenerGuard, Shared};
+use crate::shared::{ListenerGuard, Shared, WaitEnd};
 use crate::slot::{slot, BufferPolicy, SlotReceiver, Taken};
+use async_lock::{Semaphore, SemaphoreGuardArc};
 use futures::channel::{mpsc, oneshot};
+use futures::future::Either;
 use futures::{FutureExt, Stream};
 use noex_proto::{
     ConnectionState, Counters, Delivery, LifecycleEvent, Operation, Payload, RequestOptions,
@@ -35,6 +37,36 @@ struct Inner {
 pub(crate) struct Session {
     pub(crate) commands: mpsc::UnboundedSender<Command>,
     pub(crate) options: Arc<ClientOptions>,
+    /// One permit per request in flight ([`ClientOptions::max_in_flight`]).
+    slots: Arc<Semaphore>,
+}
+
+/// Withdraws a request or subscribe when its future is dropped before the answer.
+struct Withdraw<'a> {
+    commands: &'a mpsc::UnboundedSender<Command>,
+    ticket: Option<Ticket>,
+}
+
+impl<'a> Withdraw<'a> {
+    fn new(commands: &'a mpsc::UnboundedSender<Command>, ticket: Ticket) -> Withdraw<'a> {
+        Withdraw {
+            commands,
+            ticket: Some(ticket),
+        }
+    }
+
+    /// The answer arrived: nothing to withdraw.
+    fn disarm(mut self) {
+        self.ticket = None;
+    }
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            let _ = self.commands.unbounded_send(Command::Cancel { ticket });
+        }
+    }
 }
 
 impl Drop for Inner {
@@ -97,6 +129,7 @@ impl Client {
         );
         *lock(&self.inner.session) = Some(Session {
             commands: commands_tx,
+            slots: Arc::new(Semaphore::new(options.max_in_flight)),
             options: Arc::new(options),
         });
         self.inner.backend.runtime.spawn(driver.run().boxed());
@@ -115,7 +148,8 @@ impl Client {
     }
 
     /// Closes the connection on purpose: pending requests fail with [`Error::Closed`],
-    /// subscriptions end, no reconnect. Completes when the driver has stopped.
+    /// subscriptions end quietly (their streams yield `None`), no reconnect. Completes
+    /// when the driver has stopped: the client then holds no socket and no task.
     pub async fn disconnect(&self) {
         let session = lock(&self.inner.session).take();
         if let Some(session) = session {
@@ -141,7 +175,11 @@ impl Client {
     }
 
     /// Calls `callback` for every lifecycle event until the guard is dropped. The callback
-    /// runs on the driver task: keep it short and never block in it.
+    /// runs on the driver task: keep it short and never block in it. When it runs, the
+    /// [`Client::state`] the event announces is already in place. A callback that panics
+    /// is reported (a `tracing` error and a [`LifecycleEvent::Error`] with
+    /// [`noex_proto::CoreError::CallbackPanicked`]) and stays registered; the client and
+    /// the other callbacks carry on.
     pub fn on(&self, callback: impl Fn(&LifecycleEvent) + Send + Sync + 'static) -> ListenerGuard {
         self.inner.shared.add_callback(Arc::new(callback))
     }
@@ -158,11 +196,15 @@ impl Client {
         }
     }
 
-    /// Running totals of the protocol core (frames, requests by outcome, pushes, reconnects).
+    /// Running totals (frames, requests by outcome, pushes, reconnects) and gauges
+    /// (requests pending, subscriptions live). Every request issued ends exactly once, so
+    /// `requests_issued == requests_ended() + requests_pending`; requests waiting for a
+    /// slot ([`ClientOptions::max_in_flight`]) count as pending.
     pub async fn counters(&self) -> Result<Counters> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Counters { reply })?;
-        answer.await.map_err(|_| closed())
+        let counters = answer.await.map_err(|_| closed())?;
+        Ok(self.inner.shared.with_slot_waits(counters))
     }
 
     /// Sends any operation of the catalogue and returns the raw answer. The typed handles
@@ -172,10 +214,70 @@ impl Client {
     }
 
     /// [`Client::request`] with per-request options (deadline, retry-safe).
-    pub async fn request_with(&self, op: Operation, options: RequestOptions) -> Result<Payload> {
+    ///
+    /// With [`ClientOptions::max_in_flight`] requests already in flight, the call waits for
+    /// one to end (its deadline runs meanwhile; past it the call fails with
+    /// [`Error::Timeout`], not sent). Dropping the future withdraws the request: a frame
+    /// not yet written is never written, and a late answer is ignored.
+    pub async fn request_with(
+        &self,
+        op: Operation,
+        mut options: RequestOptions,
+    ) -> Result<Payload> {
+        let session = self.session().ok_or(Error::Disconnected {
+            delivery: Delivery::NotSent,
+        })?;
+        let permit = match session.slots.try_acquire_arc() {
+            Some(permit) => permit,
+            None => {
+                let timeout = options.timeout.unwrap_or(session.options.request_timeout);
+                let (permit, left) = self.wait_for_slot(&session, timeout).await?;
+                options.timeout = Some(left);
+                permit
+            }
+        };
+        let ticket = self.inner.shared.ticket();
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Request { op, options, reply })?;
-        answer.await.unwrap_or_else(|_| Err(closed()))
+        let command = Command::Request {
+            ticket,
+            op,
+            options,
+            reply,
+        };
+        session
+            .commands
+            .unbounded_send(command)
+            .map_err(|_| closed())?;
+        let withdraw = Withdraw::new(&session.commands, ticket);
+        let result = answer.await.unwrap_or_else(|_| Err(closed()));
+        withdraw.disarm();
+        drop(permit);
+        result
+    }
+
+    /// Waits for a request slot within `timeout`; returns it and the time left.
+    async fn wait_for_slot(
+        &self,
+        session: &Session,
+        timeout: std::time::Duration,
+    ) -> Result<(SemaphoreGuardArc, std::time::Duration)> {
+        let runtime = &self.inner.backend.runtime;
+        let started = runtime.now();
+        let wait = self.inner.shared.wait_for_slot();
+        let acquire = session.slots.acquire_arc();
+        match futures::future::select(std::pin::pin!(acquire), runtime.sleep(timeout)).await {
+            Either::Left((permit, _)) => {
+                wait.end(WaitEnd::Admitted);
+                let waited = runtime.now().saturating_duration_since(started);
+                Ok((permit, timeout.saturating_sub(waited)))
+            }
+            Either::Right(_) => {
+                wait.end(WaitEnd::TimedOut);
+                Err(Error::Timeout {
+                    delivery: Delivery::NotSent,
+                })
+            }
+        }
     }
 
     /// Sends a request and deserializes its answer.
@@ -198,13 +300,24 @@ impl Client {
         let (sink, rx) = slot(policy);
         let (reply, answer) = oneshot::channel();
         let session = self.session().ok_or_else(closed)?;
+        let ticket = self.inner.shared.ticket();
+        let command = Command::Subscribe {
+            ticket,
+            spec,
+            sink,
+            reply,
+        };
         session
             .commands
-            .unbounded_send(Command::Subscribe { spec, sink, reply })
+            .unbounded_send(command)
             .map_err(|_| closed())?;
-        let id = answer.await.unwrap_or_else(|_| Err(closed()))?;
+        // Dropped before the answer: the subscribe is withdrawn (never sent, or undone on
+        // the server when its answer comes) and never restored.
+        let withdraw = Withdraw::new(&session.commands, ticket);
+        let id = answer.await.unwrap_or_else(|_| Err(closed()));
+        withdraw.disarm();
         Ok(RawSubscription {
-            id,
+            id: id?,
             rx,
             commands: Some(session.commands),
         })
@@ -339,6 +452,13 @@ impl RawSubscription {
 
     pub(crate) fn buffered(&self) -> usize {
         self.rx.buffered()
+    }
+
+    /// Reports a lifecycle event through the driver (to every listener, in order).
+    pub(crate) fn report(&self, event: noex_proto::LifecycleEvent) {
+        if let Some(commands) = &self.commands {
+            let _ = commands.unbounded_send(Command::Report(event));
+        }
     }
 }
 

@@ -1,46 +1,61 @@
-//! The driver: one task per connected client that owns the protocol core and moves frames
-//! between it, the transport and the API handles. Written once, against `futures`.
+//! The driver: one task per connected client that owns the protocol core, the connection
+//! (and every attempt at one), and moves frames between the core, the transport and the
+//! API handles. Written once, against `futures`. It spawns nothing: when it ends, every
+//! socket it held is closed.
 
 use crate::error::{Error, Result};
-use crate::runtime::{
-    Backend, FrameSink, FrameStream, Incoming, Outgoing, TlsOptions, TransportError,
-};
+use crate::runtime::{Backend, FrameSink, FrameStream, Incoming, Outgoing, TransportError};
 use crate::shared::Shared;
 use crate::slot::SlotSender;
 use futures::channel::{mpsc, oneshot};
 use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use noex_proto::{
-    ClientCore, ConnectionId, ConnectionState, Counters, Delivery, DisconnectReason, Event, Input,
-    LifecycleEvent, Operation, Output, Payload, RequestId, RequestOptions, SubscriptionEvent,
-    SubscriptionId, SubscriptionSpec, WelcomeInfo,
+    ClientCore, ConnectionId, ConnectionState, Counters, Delivery, DisconnectReason, Event, Gap,
+    Input, LifecycleEvent, Operation, Output, Payload, RequestId, RequestOptions,
+    SubscriptionEvent, SubscriptionId, SubscriptionSpec, WelcomeInfo,
 };
-use std::collections::HashMap;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, trace};
 
 /// What a subscription's stream receives.
 #[derive(Debug)]
 pub(crate) enum SubItem {
     Data(Payload),
+    /// Events may have been missed between these times (rules subscriptions).
+    Gap {
+        from: SystemTime,
+        to: SystemTime,
+    },
     Failed(Error),
 }
+
+/// Identifies a caller's request or subscribe future, so that dropping it can withdraw
+/// what it asked for before the core has named it.
+pub(crate) type Ticket = u64;
 
 /// Requests from the API handles to the driver.
 pub(crate) enum Command {
     Request {
+        ticket: Ticket,
         op: Operation,
         options: RequestOptions,
         reply: oneshot::Sender<Result<Payload>>,
     },
     Subscribe {
+        ticket: Ticket,
         spec: SubscriptionSpec,
         sink: SlotSender<SubItem>,
         reply: oneshot::Sender<Result<SubscriptionId>>,
+    },
+    /// The future of a request or subscribe was dropped before its answer.
+    Cancel {
+        ticket: Ticket,
     },
     Unsubscribe {
         id: SubscriptionId,
@@ -49,29 +64,28 @@ pub(crate) enum Command {
     Counters {
         reply: oneshot::Sender<Counters>,
     },
+    /// A lifecycle event raised outside the driver (a panicking `on_update` callback).
+    Report(LifecycleEvent),
     Close {
         ack: Option<oneshot::Sender<()>>,
     },
 }
 
-/// What a connect task reports.
-enum Net {
-    Opened {
-        connection: ConnectionId,
-        result: std::result::Result<(FrameSink, FrameStream), TransportError>,
-    },
-}
+type Connecting = BoxFuture<'static, std::result::Result<(FrameSink, FrameStream), TransportError>>;
 
-/// One open (or opening) transport connection. The driver reads and writes it itself:
-/// no reader or writer task, no channel hop per frame.
+/// One open (or opening) transport connection. The driver connects, reads and writes it
+/// itself: no task per attempt, no reader or writer task, no channel hop per frame.
 struct Link {
     id: ConnectionId,
+    /// The attempt, until it completes. Dropping it (superseded, timed out, closed)
+    /// closes the socket at once.
+    connecting: Option<Connecting>,
     /// The sending half, once open.
     sink: Option<FrameSink>,
     /// The receiving half, once open.
     stream: Option<FrameStream>,
     /// Frames handed out by the core and not yet handed to the socket.
-    queue: VecDeque<(u64, String)>,
+    queue: VecDeque<Frame>,
     /// Whether frames were handed to the socket since its last flush.
     unflushed: bool,
     /// The highest sequence number handed to the socket (it may have left).
@@ -79,150 +93,124 @@ struct Link {
     reported_written: u64,
 }
 
+struct Frame {
+    seq: u64,
+    request: Option<RequestId>,
+    text: String,
+}
+
 struct SubEntry {
     sink: SlotSender<SubItem>,
+    /// The subscribe future's ticket, kept for the subscription's life: the future may be
+    /// dropped after its answer was sent and before it was read.
+    ticket: Ticket,
+    /// The subscribe future's answer, until it is answered.
     ready: Option<oneshot::Sender<Result<SubscriptionId>>>,
+}
+
+/// What a caller's ticket stands for.
+enum Ticketed {
+    Request(RequestId),
+    Subscribe(SubscriptionId),
 }
 
 /// Frames queued for the socket that are written even while other work is ready.
 const WRITE_BATCH: usize = 64;
 /// How long a closing connection may take to flush its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-/// Frames read from the transport that may wait for the driver.
-const NET_BUFFER: usize = 256;
 
 pub(crate) struct Driver {
     core: ClientCore,
     backend: Backend,
-    tls: TlsOptions,
+    tls: crate::runtime::TlsOptions,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedReceiver<Command>,
-    net_tx: mpsc::Sender<Net>,
-    net_rx: mpsc::Receiver<Net>,
     link: Option<Link>,
-    replies: HashMap<RequestId, oneshot::Sender<Result<Payload>>>,
+    /// Connections being closed: their close frame is flushed (at most [`CLOSE_GRACE`]).
+    closing: FuturesUnordered<BoxFuture<'static, ()>>,
+    replies: HashMap<RequestId, (Ticket, oneshot::Sender<Result<Payload>>)>,
+    tickets: HashMap<Ticket, Ticketed>,
     subs: HashMap<SubscriptionId, SubEntry>,
     connect_waiter: Option<oneshot::Sender<Result<WelcomeInfo>>>,
     welcome: Option<WelcomeInfo>,
     last_disconnect: Option<DisconnectReason>,
     close_acks: Vec<oneshot::Sender<()>>,
-    /// Close frames still being flushed when the client closed.
-    closing_links: Vec<oneshot::Receiver<()>>,
+}
+
+enum Wake {
+    Command(Option<Command>),
+    Opened(
+        ConnectionId,
+        std::result::Result<(FrameSink, FrameStream), TransportError>,
+    ),
+    Frame(ConnectionId, Option<Incoming>),
+    WriteFailed(ConnectionId, String),
+    Timer,
 }
 
 impl Driver {
     pub(crate) fn new(
         core: ClientCore,
         backend: Backend,
-        tls: TlsOptions,
+        tls: crate::runtime::TlsOptions,
         shared: Arc<Shared>,
         commands: mpsc::UnboundedReceiver<Command>,
         connect_waiter: oneshot::Sender<Result<WelcomeInfo>>,
     ) -> Driver {
-        let (net_tx, net_rx) = mpsc::channel(NET_BUFFER);
         Driver {
             core,
             backend,
             tls,
             shared,
             commands,
-            net_tx,
-            net_rx,
             link: None,
+            closing: FuturesUnordered::new(),
             replies: HashMap::new(),
+            tickets: HashMap::new(),
             subs: HashMap::new(),
             connect_waiter: Some(connect_waiter),
             welcome: None,
             last_disconnect: None,
             close_acks: Vec::new(),
-            closing_links: Vec::new(),
         }
+    }
+
+    fn now(&self) -> Instant {
+        self.backend.runtime.now()
     }
 
     /// Runs until the client is closed (explicitly or by dropping every handle).
     pub(crate) async fn run(mut self) {
-        self.core.connect(Instant::now());
+        let now = self.now();
+        self.core.connect(now);
         self.process_outputs();
         let mut timer: Option<(Instant, BoxFuture<'static, ()>)> = None;
         let mut commands_first = true;
-        loop {
-            if self.core.is_closed() {
-                break;
-            }
+        while !self.core.is_closed() {
             // Re-arm only for an earlier deadline: a timer that fires early costs one empty
             // `handle_timeout`, while re-arming on every request would cost a timer
             // registration each time.
             if let Some(next) = self.core.poll_timeout() {
                 if timer.as_ref().is_none_or(|(at, _)| next < *at) {
-                    let wait = next.saturating_duration_since(Instant::now());
+                    let wait = next.saturating_duration_since(self.now());
                     timer = Some((next, self.backend.runtime.sleep(wait)));
                 }
             }
-            enum Wake {
-                Command(Option<Command>),
-                Net(Net),
-                Frame(ConnectionId, Option<Incoming>),
-                WriteFailed(ConnectionId, String),
-                Timer,
-            }
-            let wake = poll_fn(|cx| {
-                // Writes go out when nothing else is ready (so one flush carries everything
-                // queued), or once a batch has piled up.
-                if let Some(link) = self.link.as_mut().filter(|l| l.queue.len() >= WRITE_BATCH) {
-                    if let Err(e) = drive_writes(link, cx) {
-                        return Poll::Ready(Wake::WriteFailed(link.id, e.0));
-                    }
-                }
-                commands_first = !commands_first;
-                if commands_first {
-                    if let Poll::Ready(c) = self.commands.poll_next_unpin(cx) {
-                        return Poll::Ready(Wake::Command(c));
-                    }
-                }
-                if let Some(link) = self.link.as_mut() {
-                    if let Some(stream) = link.stream.as_mut() {
-                        if let Poll::Ready(frame) = stream.poll_next_unpin(cx) {
-                            return Poll::Ready(Wake::Frame(link.id, frame));
-                        }
-                    }
-                }
-                if let Poll::Ready(Some(n)) = self.net_rx.poll_next_unpin(cx) {
-                    return Poll::Ready(Wake::Net(n));
-                }
-                if !commands_first {
-                    if let Poll::Ready(c) = self.commands.poll_next_unpin(cx) {
-                        return Poll::Ready(Wake::Command(c));
-                    }
-                }
-                if let Some((_, sleep)) = timer.as_mut() {
-                    if sleep.poll_unpin(cx).is_ready() {
-                        return Poll::Ready(Wake::Timer);
-                    }
-                }
-                if let Some(link) = self.link.as_mut() {
-                    if let Err(e) = drive_writes(link, cx) {
-                        return Poll::Ready(Wake::WriteFailed(link.id, e.0));
-                    }
-                }
-                Poll::Pending
-            })
-            .await;
+            commands_first = !commands_first;
+            let wake = poll_fn(|cx| self.poll_wake(cx, &mut timer, commands_first)).await;
             self.report_written();
-            let now = Instant::now();
+            let now = self.now();
             match wake {
                 Wake::Command(Some(command)) => self.handle_command(now, command),
                 Wake::Command(None) => self.core.close(now),
-                Wake::Net(net) => self.handle_net(now, net),
+                Wake::Opened(connection, result) => self.opened(now, connection, result),
                 Wake::Frame(connection, frame) => self.handle_frame(now, connection, frame),
                 Wake::WriteFailed(connection, reason) => {
-                    self.core.handle_input(
-                        now,
-                        connection,
-                        Input::Closed {
-                            code: None,
-                            reason: &reason,
-                        },
-                    );
+                    let input = Input::Closed {
+                        code: None,
+                        reason: &reason,
+                    };
+                    self.core.handle_input(now, connection, input);
                     self.drop_link(connection);
                 }
                 Wake::Timer => {
@@ -233,69 +221,147 @@ impl Driver {
             self.process_outputs();
         }
         self.process_outputs();
-        // Let the close frame reach the server before saying the client is closed.
-        if !self.closing_links.is_empty() {
-            let closes = futures::future::join_all(std::mem::take(&mut self.closing_links));
-            let grace = self.backend.runtime.sleep(CLOSE_GRACE);
-            futures::future::select(closes, grace).await;
-        }
+        // Let the close frames reach the server before saying the client is closed; each
+        // is bounded by its grace period. Nothing outlives the driver.
+        while self.closing.next().await.is_some() {}
         for ack in self.close_acks.drain(..) {
             let _ = ack.send(());
         }
         debug!("driver stopped");
     }
 
+    /// Waits for the next thing to do; writes queued frames on the way.
+    fn poll_wake(
+        &mut self,
+        cx: &mut Context<'_>,
+        timer: &mut Option<(Instant, BoxFuture<'static, ()>)>,
+        commands_first: bool,
+    ) -> Poll<Wake> {
+        // Closing connections make progress on their own.
+        while let Poll::Ready(Some(())) = self.closing.poll_next_unpin(cx) {}
+        // Writes go out when nothing else is ready (so one flush carries everything
+        // queued), or once a batch has piled up.
+        if let Some(link) = self.link.as_mut() {
+            if link.queue.len() >= WRITE_BATCH {
+                if let Err(e) = drive_writes(link, &self.core, cx) {
+                    return Poll::Ready(Wake::WriteFailed(link.id, e.0));
+                }
+            }
+        }
+        if commands_first {
+            if let Poll::Ready(c) = self.commands.poll_next_unpin(cx) {
+                return Poll::Ready(Wake::Command(c));
+            }
+        }
+        if let Some(link) = self.link.as_mut() {
+            if let Some(connecting) = link.connecting.as_mut() {
+                if let Poll::Ready(result) = connecting.poll_unpin(cx) {
+                    link.connecting = None;
+                    return Poll::Ready(Wake::Opened(link.id, result));
+                }
+            }
+            if let Some(stream) = link.stream.as_mut() {
+                if let Poll::Ready(frame) = stream.poll_next_unpin(cx) {
+                    return Poll::Ready(Wake::Frame(link.id, frame));
+                }
+            }
+        }
+        if !commands_first {
+            if let Poll::Ready(c) = self.commands.poll_next_unpin(cx) {
+                return Poll::Ready(Wake::Command(c));
+            }
+        }
+        if let Some((_, sleep)) = timer.as_mut() {
+            if sleep.poll_unpin(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+        }
+        if let Some(link) = self.link.as_mut() {
+            if let Err(e) = drive_writes(link, &self.core, cx) {
+                return Poll::Ready(Wake::WriteFailed(link.id, e.0));
+            }
+        }
+        Poll::Pending
+    }
+
     /// Tells the core which frames may have left. The driver is the only writer and calls
     /// this before every decision of the core, so a frame the core declares "not sent" is
-    /// still in the link's queue, and is dropped with it.
+    /// still in the link's queue, and is dropped with it (or skipped, once its request
+    /// has ended).
     fn report_written(&mut self) {
         if let Some(link) = self.link.as_mut() {
             let written = link.written;
             if written > link.reported_written {
                 link.reported_written = written;
                 let id = link.id;
+                let now = self.backend.runtime.now();
                 self.core
-                    .handle_input(Instant::now(), id, Input::Written { seq: written });
+                    .handle_input(now, id, Input::Written { seq: written });
             }
         }
     }
 
     fn handle_command(&mut self, now: Instant, command: Command) {
         match command {
-            Command::Request { op, options, reply } => {
-                match self.core.request_with(now, op, options) {
-                    Ok(id) => {
-                        self.replies.insert(id, reply);
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e.into()));
-                    }
-                }
-            }
-            Command::Subscribe { spec, sink, reply } => match self.core.subscribe(now, spec) {
+            Command::Request {
+                ticket,
+                op,
+                options,
+                reply,
+            } => match self.core.request_with(now, op, options) {
                 Ok(id) => {
-                    self.subs.insert(
-                        id,
-                        SubEntry {
-                            sink,
-                            ready: Some(reply),
-                        },
-                    );
+                    self.replies.insert(id, (ticket, reply));
+                    self.tickets.insert(ticket, Ticketed::Request(id));
                 }
                 Err(e) => {
                     let _ = reply.send(Err(e.into()));
                 }
             },
+            Command::Subscribe {
+                ticket,
+                spec,
+                sink,
+                reply,
+            } => match self.core.subscribe(now, spec) {
+                Ok(id) => {
+                    let ready = Some(reply);
+                    self.subs.insert(
+                        id,
+                        SubEntry {
+                            sink,
+                            ticket,
+                            ready,
+                        },
+                    );
+                    self.tickets.insert(ticket, Ticketed::Subscribe(id));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
+            Command::Cancel { ticket } => match self.tickets.remove(&ticket) {
+                Some(Ticketed::Request(id)) => {
+                    self.replies.remove(&id);
+                    self.core.cancel(id);
+                }
+                Some(Ticketed::Subscribe(id)) => {
+                    trace!(%id, "subscribe withdrawn: its future was dropped");
+                    self.subs.remove(&id);
+                    self.core.unsubscribe(now, id);
+                }
+                None => {}
+            },
             Command::Unsubscribe { id, ack } => {
-                self.subs.remove(&id);
+                self.forget_subscription(id);
                 self.core.unsubscribe(now, id);
                 if let Some(ack) = ack {
                     let _ = ack.send(());
                 }
             }
             Command::Counters { reply } => {
-                let _ = reply.send(self.core.counters().clone());
+                let _ = reply.send(self.core.counters());
             }
+            Command::Report(event) => self.shared.notify(&event),
             Command::Close { ack } => {
                 if let Some(ack) = ack {
                     self.close_acks.push(ack);
@@ -305,22 +371,24 @@ impl Driver {
         }
     }
 
-    fn handle_net(&mut self, now: Instant, net: Net) {
-        match net {
-            Net::Opened { connection, result } => {
-                let current = self.link.as_ref().is_some_and(|l| l.id == connection);
-                match result {
-                    Ok((sink, stream)) if current => {
-                        self.attach(connection, sink, stream);
-                        self.core.handle_input(now, connection, Input::Opened);
-                    }
-                    Ok(_) => trace!(connection = connection.0, "late connection dropped"),
-                    Err(e) => self.core.handle_input(
-                        now,
-                        connection,
-                        Input::ConnectFailed { reason: &e.0 },
-                    ),
+    fn opened(
+        &mut self,
+        now: Instant,
+        connection: ConnectionId,
+        result: std::result::Result<(FrameSink, FrameStream), TransportError>,
+    ) {
+        match result {
+            Ok((sink, stream)) => {
+                if let Some(link) = self.link.as_mut().filter(|l| l.id == connection) {
+                    link.sink = Some(sink);
+                    link.stream = Some(stream);
                 }
+                self.core.handle_input(now, connection, Input::Opened);
+            }
+            Err(e) => {
+                let input = Input::ConnectFailed { reason: &e.0 };
+                self.core.handle_input(now, connection, input);
+                self.drop_link(connection);
             }
         }
     }
@@ -336,14 +404,11 @@ impl Driver {
                     .handle_input(now, connection, Input::Binary(&bytes))
             }
             Some(Incoming::Closed { code, reason }) => {
-                self.core.handle_input(
-                    now,
-                    connection,
-                    Input::Closed {
-                        code,
-                        reason: &reason,
-                    },
-                );
+                let input = Input::Closed {
+                    code,
+                    reason: &reason,
+                };
+                self.core.handle_input(now, connection, input);
                 self.drop_link(connection);
             }
             None => {
@@ -355,67 +420,43 @@ impl Driver {
         }
     }
 
-    /// Keeps both halves of a freshly opened connection.
-    fn attach(&mut self, connection: ConnectionId, sink: FrameSink, stream: FrameStream) {
-        if let Some(link) = self.link.as_mut().filter(|l| l.id == connection) {
-            link.sink = Some(sink);
-            link.stream = Some(stream);
-        }
-    }
-
-    /// Forgets a connection: frames still queued are dropped (the core has declared them
-    /// "not sent"), the socket is closed.
+    /// Forgets a connection: an attempt in progress is abandoned, frames still queued are
+    /// dropped (the core has declared them "not sent"), the socket is closed.
     fn drop_link(&mut self, connection: ConnectionId) {
         self.link.take_if(|l| l.id == connection);
     }
 
-    /// Closes a connection with a close frame, flushed in the background (at most
-    /// [`CLOSE_GRACE`]); queued data frames are dropped.
+    /// Closes a connection with a close frame, flushed alongside the driver's work (at most
+    /// [`CLOSE_GRACE`]); queued data frames are dropped, an attempt still connecting is
+    /// abandoned at once.
     fn close_link(&mut self, connection: ConnectionId, code: u16, reason: String) {
         let Some(link) = self.link.take_if(|l| l.id == connection) else {
             return;
         };
         let Some(mut sink) = link.sink else { return };
-        let (done_tx, done_rx) = oneshot::channel::<()>();
-        if self.core.is_closed() {
-            self.closing_links.push(done_rx);
-        }
         let grace = self.backend.runtime.sleep(CLOSE_GRACE);
         let close = async move {
             let _ = sink.send(Outgoing::Close { code, reason }).await;
             let _ = sink.close().await;
         };
-        self.backend.runtime.spawn(
-            async move {
-                futures::future::select(close.boxed(), grace).await;
-                drop(done_tx);
-            }
-            .boxed(),
+        self.closing.push(
+            futures::future::select(close.boxed(), grace)
+                .map(drop)
+                .boxed(),
         );
     }
 
     fn open(&mut self, connection: ConnectionId, url: String) {
-        if let Some(old) = self.link.as_ref().map(|l| l.id) {
-            self.drop_link(old);
-        }
         self.link = Some(Link {
             id: connection,
+            connecting: Some(self.backend.connector.connect(&url, &self.tls)),
             sink: None,
+            stream: None,
             queue: VecDeque::new(),
             unflushed: false,
             written: 0,
             reported_written: 0,
-            stream: None,
         });
-        let connect = self.backend.connector.connect(&url, &self.tls);
-        let mut net = self.net_tx.clone();
-        self.backend.runtime.spawn(
-            async move {
-                let result = connect.await;
-                let _ = net.send(Net::Opened { connection, result }).await;
-            }
-            .boxed(),
-        );
     }
 
     fn process_outputs(&mut self) {
@@ -426,9 +467,10 @@ impl Driver {
                     connection,
                     seq,
                     text,
+                    request,
                 } => {
                     if let Some(link) = self.link.as_mut().filter(|l| l.id == connection) {
-                        link.queue.push_back((seq, text));
+                        link.queue.push_back(Frame { seq, request, text });
                     }
                 }
                 Output::Close {
@@ -444,7 +486,8 @@ impl Driver {
     fn dispatch(&mut self, event: Event) {
         match event {
             Event::Response { id, result } => {
-                if let Some(reply) = self.replies.remove(&id) {
+                if let Some((ticket, reply)) = self.replies.remove(&id) {
+                    self.tickets.remove(&ticket);
                     let _ = reply.send(result.map_err(Error::from));
                 }
             }
@@ -456,29 +499,44 @@ impl Driver {
     fn dispatch_subscription(&mut self, event: SubscriptionEvent) {
         match event {
             SubscriptionEvent::Ready { id, data } => {
-                if let Some(entry) = self.subs.get_mut(&id) {
-                    if let Some(data) = data {
-                        entry.sink.push(SubItem::Data(data));
-                    }
-                    if let Some(ready) = entry.ready.take() {
-                        let _ = ready.send(Ok(id));
+                let Some(entry) = self.subs.get_mut(&id) else {
+                    return;
+                };
+                if let Some(data) = data {
+                    entry.sink.push(SubItem::Data(data));
+                }
+                if let Some(ready) = entry.ready.take() {
+                    if ready.send(Ok(id)).is_err() {
+                        // Its future is gone (the cancel is on its way): withdraw it now.
+                        self.forget_subscription(id);
+                        let now = self.now();
+                        self.core.unsubscribe(now, id);
                     }
                 }
             }
-            SubscriptionEvent::Restored {
-                id,
-                data: Some(data),
+            SubscriptionEvent::Restored { id, data, gap } => {
+                let Some(entry) = self.subs.get(&id) else {
+                    return;
+                };
+                match data {
+                    Some(data) => {
+                        entry.sink.push(SubItem::Data(data));
+                    }
+                    None => {
+                        let (from, to) = self.wall_clock(gap);
+                        entry.sink.push(SubItem::Gap { from, to });
+                    }
+                }
             }
-            | SubscriptionEvent::Update { id, data } => {
+            SubscriptionEvent::Update { id, data } => {
                 if let Some(entry) = self.subs.get(&id) {
                     entry.sink.push(SubItem::Data(data));
                 }
             }
-            SubscriptionEvent::Restored { data: None, .. } => {}
             SubscriptionEvent::Failed { id, error } => {
-                if let Some(mut entry) = self.subs.remove(&id) {
+                if let Some(entry) = self.forget_subscription(id) {
                     let error = Error::from(error);
-                    match entry.ready.take() {
+                    match entry.ready {
                         Some(ready) => {
                             let _ = ready.send(Err(error));
                         }
@@ -486,7 +544,37 @@ impl Driver {
                     }
                 }
             }
+            SubscriptionEvent::Ended { id } => {
+                if let Some(entry) = self.forget_subscription(id) {
+                    match entry.ready {
+                        Some(ready) => {
+                            let _ = ready.send(Err(Error::Closed {
+                                delivery: Delivery::NotSent,
+                            }));
+                        }
+                        None => entry.sink.close(None),
+                    }
+                }
+            }
         }
+    }
+
+    /// Removes a subscription's entry and its ticket.
+    fn forget_subscription(&mut self, id: SubscriptionId) -> Option<SubEntry> {
+        let entry = self.subs.remove(&id)?;
+        self.tickets.remove(&entry.ticket);
+        Some(entry)
+    }
+
+    /// A gap's instants on the wall clock.
+    fn wall_clock(&self, gap: Gap) -> (SystemTime, SystemTime) {
+        let now = self.now();
+        let wall = SystemTime::now();
+        let at = |instant: Instant| {
+            let ago = now.saturating_duration_since(instant);
+            wall.checked_sub(ago).unwrap_or(wall)
+        };
+        (at(gap.from), at(gap.to))
     }
 
     fn dispatch_lifecycle(&mut self, event: LifecycleEvent) {
@@ -495,62 +583,65 @@ impl Driver {
             LifecycleEvent::Disconnected(reason) => self.last_disconnect = Some(reason.clone()),
             LifecycleEvent::StateChanged(state) => {
                 self.shared.set_state(*state);
-                match state {
-                    ConnectionState::Connected => {
-                        if let (Some(waiter), Some(welcome)) =
-                            (self.connect_waiter.take(), self.welcome.clone())
-                        {
-                            let _ = waiter.send(Ok(welcome));
-                        }
+                if *state == ConnectionState::Connected {
+                    if let (Some(waiter), Some(welcome)) =
+                        (self.connect_waiter.take(), self.welcome.clone())
+                    {
+                        let _ = waiter.send(Ok(welcome));
                     }
-                    ConnectionState::Disconnected => {
-                        if let Some(waiter) = self.connect_waiter.take() {
-                            let _ = waiter.send(Err(connect_error(self.last_disconnect.as_ref())));
-                        }
-                    }
-                    _ => {}
                 }
             }
             _ => {}
         }
         self.shared.notify(&event);
+        // A failed first connection is answered with the reason, which follows the state.
+        if let LifecycleEvent::Disconnected(reason) = &event {
+            if self.shared.state() == ConnectionState::Disconnected {
+                if let Some(waiter) = self.connect_waiter.take() {
+                    let _ = waiter.send(Err(connect_error(reason)));
+                }
+            }
+        }
     }
 }
 
 /// Why the first connection did not come up, as an error.
-fn connect_error(reason: Option<&DisconnectReason>) -> Error {
+fn connect_error(reason: &DisconnectReason) -> Error {
     match reason {
-        Some(DisconnectReason::ConnectFailed(e)) => Error::Transport(e.clone()),
-        Some(DisconnectReason::ConnectTimeout) => Error::Timeout {
+        DisconnectReason::ConnectFailed(e) => Error::Transport(e.clone()),
+        DisconnectReason::ConnectTimeout => Error::Timeout {
             delivery: Delivery::NotSent,
         },
-        Some(DisconnectReason::ClientClosed) => Error::Closed {
+        DisconnectReason::ClientClosed => Error::Closed {
             delivery: Delivery::NotSent,
         },
-        Some(DisconnectReason::AuthRejected) => {
-            Error::Protocol("login rejected by the server".into())
-        }
-        Some(other) => Error::Transport(format!("{other:?}")),
-        None => Error::Disconnected {
-            delivery: Delivery::NotSent,
-        },
+        DisconnectReason::AuthRejected => Error::Protocol("login rejected by the server".into()),
+        other => Error::GaveUp(other.clone()),
     }
 }
 
-/// Hands queued frames to the socket while it takes them, then flushes. Each frame's
-/// sequence number is recorded as written before it is handed over: from then on it may
-/// leave, and the core is told before it decides anything.
-fn drive_writes(link: &mut Link, cx: &mut Context<'_>) -> std::result::Result<(), TransportError> {
+/// Hands queued frames to the socket while it takes them, then flushes. A frame whose
+/// request has ended meanwhile is dropped unwritten. Each frame's sequence number is
+/// recorded as written before it is handed over: from then on it may leave, and the core
+/// is told before it decides anything.
+fn drive_writes(
+    link: &mut Link,
+    core: &ClientCore,
+    cx: &mut Context<'_>,
+) -> std::result::Result<(), TransportError> {
     let Some(sink) = link.sink.as_mut() else {
         return Ok(());
     };
     while !link.queue.is_empty() {
         match sink.poll_ready_unpin(cx) {
             Poll::Ready(Ok(())) => {
-                if let Some((seq, text)) = link.queue.pop_front() {
-                    link.written = link.written.max(seq);
-                    sink.start_send_unpin(Outgoing::Text(text))?;
-                    link.unflushed = true;
+                while let Some(frame) = link.queue.pop_front() {
+                    if core.wants_frame(frame.request) {
+                        link.written = link.written.max(frame.seq);
+                        sink.start_send_unpin(Outgoing::Text(frame.text))?;
+                        link.unflushed = true;
+                        break;
+                    }
                 }
             }
             Poll::Ready(Err(e)) => return Err(e),

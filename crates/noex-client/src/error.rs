@@ -1,7 +1,7 @@
 //! The client's one error type.
 
-use noex_proto::{Delivery, ErrorCode, Payload, RequestError, ServerError};
-use std::time::Duration;
+use noex_proto::{Delivery, DisconnectReason, ErrorCode, Payload, RequestError, ServerError};
+use std::time::{Duration, SystemTime};
 
 /// Everything a client call can fail with.
 ///
@@ -38,9 +38,26 @@ pub enum Error {
         /// Whether the frame had left the client.
         delivery: Delivery,
     },
-    /// Too many requests are waiting for the connection.
+    /// Too many requests are waiting for the connection
+    /// ([`crate::ClientOptions::queue_while_disconnected`]).
     #[error("too many requests queued while disconnected")]
     QueueFull,
+    /// The client gave up on the connection for good: a permanent close code (1003, 4002,
+    /// 4003), the session revoked, the credentials refused, or reconnect attempts
+    /// exhausted. A live subscription ends with this (then `None`).
+    #[error("gave up on the connection: {0}")]
+    GaveUp(DisconnectReason),
+    /// Not a failure: a rules subscription was made again after a reconnect, and events
+    /// emitted between `from` (the connection was lost) and `to` (the subscription was
+    /// registered again) were not delivered. The stream carries on; reconcile what the
+    /// events would have told you (re-read facts or records). See [`crate::Subscription`].
+    #[error("events between the disconnect and the restore may have been missed")]
+    Gap {
+        /// When the connection was lost.
+        from: SystemTime,
+        /// When the subscription was registered again.
+        to: SystemTime,
+    },
     /// The transport failed (socket, TLS, WebSocket handshake).
     #[error("transport: {0}")]
     Transport(String),
@@ -145,6 +162,7 @@ impl From<RequestError> for Error {
             RequestError::Disconnected { delivery } => Error::Disconnected { delivery },
             RequestError::Closed { delivery } => Error::Closed { delivery },
             RequestError::QueueFull => Error::QueueFull,
+            RequestError::GaveUp(reason) => Error::GaveUp(reason),
             RequestError::Malformed(m) => Error::Protocol(m),
             other => Error::Protocol(other.to_string()),
         }

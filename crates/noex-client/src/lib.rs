@@ -56,6 +56,20 @@
 //!   retry-safe, which are sent again. Writes are never sent twice.
 //! - A silent server (no pings, no frames) is noticed by a watchdog and the connection is
 //!   replaced.
+//! - A request made while the client waits for a connection waits for it (within its
+//!   deadline); at most [`ClientOptions::max_in_flight`] requests are in flight, and a
+//!   caller past it waits for a slot.
+//!
+//! # Ownership
+//! - The driver owns every connection attempt; after [`Client::disconnect`] the client holds
+//!   no socket and no task.
+//! - Dropping a request's or a subscribe's future withdraws what it asked for.
+//! - Lifecycle and `on_update` callbacks run isolated: a panic is reported, never fatal.
+//! - Streams end honestly: `None` on [`Client::disconnect`], one [`Error::GaveUp`] and then
+//!   `None` when the client gives up for good; rules subscriptions announce missed events
+//!   after a reconnect with [`Error::Gap`].
+//! - The driver reads time from [`Runtime::now`], so the whole client runs on a virtual
+//!   clock where the runtime has one.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -27,6 +27,7 @@ pub struct ClientOptions {
     pub(crate) retry_reads: bool,
     pub(crate) queue_while_disconnected: bool,
     pub(crate) max_queued: usize,
+    pub(crate) max_in_flight: usize,
     pub(crate) retry_initial_connect: bool,
     pub(crate) tls: TlsOptions,
     pub(crate) seed: Option<u64>,
@@ -47,6 +48,7 @@ impl Default for ClientOptions {
             retry_reads: defaults.retry_reads,
             queue_while_disconnected: defaults.queue_while_disconnected,
             max_queued: defaults.max_queued,
+            max_in_flight: defaults.max_in_flight,
             retry_initial_connect: defaults.retry_initial_connect,
             tls: TlsOptions::default(),
             seed: None,
@@ -116,11 +118,22 @@ impl ClientOptions {
         self.retry_reads = on;
         self
     }
-    /// Hold requests made while reconnecting until connected (bounded by their deadline and
-    /// `max`) instead of failing them at once.
+    /// Whether requests made while a connection is being made (or waited for) wait for
+    /// it, bounded by their own deadline, `max` queued requests and
+    /// [`ClientOptions::max_in_flight`]. On by default (with `max` 4 096): a request that
+    /// was never sent can safely wait. `false` fails such requests at once with
+    /// [`crate::Error::Disconnected`] (not sent). Requests always fail at once when no
+    /// connection is coming.
     pub fn queue_while_disconnected(mut self, on: bool, max: usize) -> Self {
         self.queue_while_disconnected = on;
         self.max_queued = max;
+        self
+    }
+    /// Most requests in flight (sent or waiting for the connection, not yet answered). A
+    /// caller past it waits for a slot, its deadline running, instead of failing or
+    /// growing memory. Default 4 096; at least 1.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
         self
     }
     /// Keep trying when the very first connection fails, instead of failing `connect`.
@@ -160,6 +173,7 @@ impl ClientOptions {
             .retry_reads(self.retry_reads)
             .queue_while_disconnected(self.queue_while_disconnected)
             .max_queued(self.max_queued)
+            .max_in_flight(self.max_in_flight)
             .retry_initial_connect(self.retry_initial_connect);
         if let Some(auth) = &self.auth {
             config = config.auth(auth.clone());

@@ -10,14 +10,20 @@ use futures::{Sink, Stream};
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Spawning and sleeping.
+/// Spawning, sleeping and the time.
 pub trait Runtime: Send + Sync + 'static {
     /// Runs `task` in the background.
     fn spawn(&self, task: BoxFuture<'static, ()>);
     /// Completes after `duration`.
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+    /// The current time, on the clock `sleep` runs on. The client reads time only from
+    /// here, so a runtime with a virtual clock (tokio's paused time, a simulation) drives
+    /// the whole client. The default is the OS clock.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
 }
 
 /// A frame from the transport.

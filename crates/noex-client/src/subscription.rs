@@ -4,12 +4,14 @@ use crate::client::{Client, RawSubscription};
 use crate::driver::SubItem;
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
+use crate::shared::callback_panicked;
 use crate::slot::Taken;
 use futures::future::{AbortHandle, Abortable};
 use futures::{FutureExt, Stream, StreamExt};
 use noex_proto::SubscriptionId;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -24,9 +26,47 @@ use std::task::{Context, Poll};
 ///   [`Error::Lagged`].
 ///
 /// The subscription survives reconnects: after each one it is made again and yields fresh
-/// data. It ends (after yielding the error) when it cannot be restored, and ends quietly
-/// when the client closes. Dropping it unsubscribes on the server; so does
-/// [`Subscription::unsubscribe`], which also waits until the client has processed it.
+/// data. How it ends:
+/// - the client closes ([`crate::Client::disconnect`], or the last handle dropped): the
+///   stream ends quietly with `None`;
+/// - the client gives up on the connection for good (a permanent close code, the session
+///   revoked, credentials refused, reconnect attempts exhausted): one
+///   [`Error::GaveUp`] saying why, then `None`;
+/// - it cannot be made again after a reconnect: its error, then `None`.
+///
+/// Dropping it unsubscribes on the server; so does [`Subscription::unsubscribe`], which
+/// also waits until the client has processed it. Dropping the future that makes it, before
+/// it is ready, withdraws the subscribe: nothing stays registered on the server.
+///
+/// # Missed events (rules subscriptions)
+///
+/// A store query's fresh data after a reconnect makes up for the pushes it missed. A rules
+/// pattern's events are gone: after a reconnect, before any new event, the stream yields
+/// one [`Error::Gap`] with the time the connection was lost and the time the subscription
+/// was registered again. It is not fatal; reconcile and read on:
+///
+/// ```no_run
+/// # async fn demo(client: noex_client::Client) -> noex_client::Result<()> {
+/// use futures::StreamExt;
+/// use noex_client::Error;
+///
+/// let mut orders = client.rules().subscribe("order.*").await?;
+/// while let Some(item) = orders.next().await {
+///     match item {
+///         Ok(message) => println!("{}: {:?}", message.topic, message.event),
+///         Err(Error::Gap { from, to }) => {
+///             // Events between `from` and `to` were not delivered: re-read the state
+///             // they would have changed.
+///             let facts = client.rules().query_facts("order:*").await?;
+///             println!("reconciled {} facts after a gap of {:?}", facts.len(), to.duration_since(from));
+///         }
+///         Err(Error::Lagged { missed }) => println!("too slow: {missed} events dropped"),
+///         Err(other) => return Err(other), // the subscription has ended
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub struct Subscription<T> {
     raw: RawSubscription,
     /// Only the runtime, never the client: a live subscription must not keep the client
@@ -71,14 +111,22 @@ impl<T: DeserializeOwned + Send + 'static> Subscription<T> {
     }
 
     /// Hands every value to `callback` on a background task instead of reading the stream.
-    /// Dropping the returned handle stops the task and unsubscribes.
+    /// Dropping the returned handle stops the task and unsubscribes. The callback gets the
+    /// same items the stream yields (an ordinary shutdown ends it without an error). A
+    /// callback that panics is reported (a `tracing` error and a lifecycle
+    /// [`noex_proto::CoreError::CallbackPanicked`] event) and called again for the next
+    /// item: the subscription carries on.
     pub fn on_update(self, mut callback: impl FnMut(Result<T>) + Send + 'static) -> CallbackHandle {
         let (abort, registration) = AbortHandle::new_pair();
         let runtime = self.runtime.clone();
         let mut stream = self;
         let task = async move {
             while let Some(item) = stream.next().await {
-                callback(item);
+                let call = std::panic::catch_unwind(AssertUnwindSafe(|| callback(item)));
+                if let Err(panic) = call {
+                    let name = format!("on_update of {}", stream.raw.id);
+                    stream.raw.report(callback_panicked(name, &*panic));
+                }
             }
         };
         runtime.spawn(Abortable::new(task, registration).map(drop).boxed());
@@ -96,6 +144,9 @@ impl<T: DeserializeOwned> Stream for Subscription<T> {
         match self.raw.rx.poll_take(cx) {
             Poll::Ready(Taken::Item(SubItem::Data(payload))) => {
                 Poll::Ready(Some(payload.deserialize().map_err(Error::from)))
+            }
+            Poll::Ready(Taken::Item(SubItem::Gap { from, to })) => {
+                Poll::Ready(Some(Err(Error::Gap { from, to })))
             }
             Poll::Ready(Taken::Item(SubItem::Failed(error))) => {
                 self.ended = true;

@@ -52,6 +52,12 @@ impl Runtime for Tokio {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         tokio::time::sleep(duration).boxed()
     }
+
+    /// tokio's clock: under paused time (`tokio::time::pause`) the whole client runs on
+    /// virtual time.
+    fn now(&self) -> std::time::Instant {
+        tokio::time::Instant::now().into_std()
+    }
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}

@@ -1,5 +1,6 @@
 //! Chaos over real sockets on tokio: a workload of live subscriptions, writes and reads
-//! while the embedded server drops, stalls and closes connections at random.
+//! (some of their futures dropped at random moments) while the embedded server drops,
+//! stalls and closes connections and stalls, delays or resets handshakes at random.
 //!
 //! The CI-sized run (200 faults, 60 subscriptions) runs with the other tests. The long run:
 //! `CHAOS_FAULTS=5000 cargo test --release -p noex-tokio --test chaos -- --ignored --nocapture`.
