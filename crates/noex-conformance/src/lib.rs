@@ -201,9 +201,16 @@ macro_rules! conformance_suite {
             close_codes_that_stop, shutdown_notice_then_reconnect, token_login_across_reconnects,
             credentials_login_across_reconnects, identity_api, auth_and_audit, pending_rejected_on_loss,
             retry_safe_read_survives_drop, request_timeout, connect_timeout, bad_frames_leave_client_working,
-            dropped_request_future_ends_by_deadline, slow_consumer_keeps_latest_only, subscription_limit,
+            dropped_request_future_is_withdrawn, slow_consumer_keeps_latest_only, subscription_limit,
             wss_with_custom_root, stalled_writes_not_sent_are_absent, stall_resume_drop_outcomes,
             events_stream_and_state, queue_while_disconnected, dropping_last_handle_closes, session_revoked_stops,
+            handshake_stall_holds_at_most_one_socket, handshake_delay_and_reset_hold_at_most_one_socket,
+            disconnect_releases_the_socket, dropped_subscribe_futures_leave_nothing_on_the_server,
+            dropped_futures_while_reconnecting_are_never_sent, panicking_lifecycle_callback_is_isolated,
+            panicking_on_update_callback_is_isolated, disconnect_ends_streams_quietly,
+            giving_up_ends_streams_with_the_reason, revoked_or_exhausted_ends_streams,
+            state_is_set_before_its_event, requests_wait_for_the_connection_by_default,
+            in_flight_cap_makes_callers_wait, counters_add_up,
         ]);
     };
     (@independent $block_on:path, $backend:expr, [$($case:ident),* $(,)?]) => {

@@ -5,6 +5,15 @@ pub use super::auth::{
     token_login_across_reconnects,
 };
 pub use super::outcomes::{stall_resume_drop_outcomes, stalled_writes_not_sent_are_absent};
+pub use super::resources::{
+    counters_add_up, disconnect_ends_streams_quietly, disconnect_releases_the_socket,
+    dropped_futures_while_reconnecting_are_never_sent,
+    dropped_subscribe_futures_leave_nothing_on_the_server, giving_up_ends_streams_with_the_reason,
+    handshake_delay_and_reset_hold_at_most_one_socket, handshake_stall_holds_at_most_one_socket,
+    in_flight_cap_makes_callers_wait, panicking_lifecycle_callback_is_isolated,
+    panicking_on_update_callback_is_isolated, requests_wait_for_the_connection_by_default,
+    revoked_or_exhausted_ends_streams, state_is_set_before_its_event,
+};
 
 use super::users_server;
 use crate::{fast_options, Ctx, EventLog};
@@ -108,6 +117,11 @@ pub async fn restore_after_drop(backend: Backend) {
         1,
         "restore delivers the data changed while disconnected"
     );
+    // The rules subscription says first that events of the gap may have been missed.
+    match ctx.within(WAIT, events.next()).await {
+        Some(Some(Err(Error::Gap { from, to }))) => assert!(from <= to, "{from:?} > {to:?}"),
+        other => panic!("expected the gap marker first, got {other:?}"),
+    }
     client
         .rules()
         .emit("order.created", &json!({}))
@@ -240,11 +254,16 @@ pub async fn shutdown_notice_then_reconnect(backend: Backend) {
 pub async fn pending_rejected_on_loss(backend: Backend) {
     let ctx = Ctx::with_server(&backend, users_server());
     let client = ctx
-        .connect(fast_options().backoff(noex_client::Backoff {
-            initial: Duration::from_millis(500),
-            jitter: Duration::ZERO,
-            ..Default::default()
-        }))
+        .connect(
+            fast_options()
+                .backoff(noex_client::Backoff {
+                    initial: Duration::from_millis(500),
+                    jitter: Duration::ZERO,
+                    ..Default::default()
+                })
+                // Fail fast while reconnecting instead of waiting (the default).
+                .queue_while_disconnected(false, 0),
+        )
         .await;
     ctx.server().set_delay(Duration::from_millis(400));
     let users = client.store().bucket("users");
@@ -425,26 +444,32 @@ pub async fn bad_frames_leave_client_working(backend: Backend) {
 }
 
 /// A request future dropped before its answer leaves nothing behind once its deadline
-/// passes.
-pub async fn dropped_request_future_ends_by_deadline(backend: Backend) {
+/// A request whose future is dropped is withdrawn at once: cancelled in the core, not
+/// left to its deadline.
+pub async fn dropped_request_future_is_withdrawn(backend: Backend) {
     let ctx = Ctx::with_server(&backend, users_server());
     let client = ctx.connect(fast_options()).await;
     ctx.server().set_delay(Duration::from_millis(500));
-    let users = client
-        .store()
-        .bucket("users")
-        .with_options(RequestOptions::default().timeout(Duration::from_millis(100)));
+    let users = client.store().bucket("users");
     // Start the request, then drop the future.
     assert!(ctx
         .within(Duration::from_millis(20), users.count(None))
         .await
         .is_none());
-    ctx.eventually(WAIT, "the abandoned request times out", || async {
-        client.counters().await.unwrap().requests_timed_out >= 1
+    ctx.eventually(WAIT, "the dropped request is cancelled", || async {
+        let counters = client.counters().await.unwrap();
+        counters.requests_cancelled == 1 && counters.requests_pending == 0
     })
     .await;
     ctx.server().set_delay(Duration::ZERO);
     assert_eq!(client.store().bucket("users").count(None).await.unwrap(), 0);
+    let counters = client.counters().await.unwrap();
+    assert_eq!(counters.requests_timed_out, 0, "{counters:?}");
+    // The late answer of the withdrawn request is ignored.
+    ctx.eventually(WAIT, "the late answer arrives", || async {
+        client.counters().await.unwrap().late_answers == 1
+    })
+    .await;
 }
 
 /// A subscription nobody reads keeps only the latest result.

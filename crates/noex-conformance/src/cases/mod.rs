@@ -4,6 +4,7 @@ pub mod auth;
 pub mod faults;
 pub mod independent;
 pub mod outcomes;
+pub mod resources;
 
 use noex_testkit::{QueryDef, TestServer, TestServerBuilder};
 use serde_json::json;
