@@ -7,12 +7,14 @@
 //! cargo run --release -p noex-bench -- --quick      # seconds; what CI runs
 //! cargo run --release -p noex-bench -- --threads 2  # multi-threaded tokio runtime
 //! cargo run --release -p noex-bench -- --only throughput,latency
+//! cargo run --release -p noex-bench -- --only burst         # 100 000 requests at once
 //! NOEX_URL=ws://127.0.0.1:8080 cargo run --release -p noex-bench
 //! ```
 //!
 //! The test server runs in a child process (`noex-bench serve`), so this process's CPU time
 //! and memory are the client's own. Memory is measured in further child processes
 //! (`noex-bench mem …`), one per measurement, so earlier allocations do not blur it.
+//! The parts: `throughput`, `cpu`, `latency`, `restore`, `memory`, `burst`.
 #![forbid(unsafe_code)]
 
 mod measure;
@@ -20,7 +22,7 @@ mod ours;
 mod raw;
 mod serve;
 
-use measure::{cpu_time, percentile, rss_bytes};
+use measure::{cpu_time, peak_rss_bytes, percentile, rss_bytes, start_peak};
 use raw::Raw;
 use serde_json::{json, Value};
 use serve::{Server, BUCKET, COUNT_QUERY, GROUP_QUERY, RECORDS};
@@ -38,6 +40,8 @@ struct Plan {
     restore_subs: usize,
     restore_reps: usize,
     memory_n: usize,
+    /// Requests issued at once by the burst part: the large and the small burst.
+    burst_n: [usize; 2],
 }
 
 impl Plan {
@@ -51,6 +55,7 @@ impl Plan {
             restore_subs: 1000,
             restore_reps: 7,
             memory_n: 10_000,
+            burst_n: [100_000, 10_000],
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -62,6 +67,7 @@ impl Plan {
                     plan.restore_subs = 20;
                     plan.restore_reps = 1;
                     plan.memory_n = 500;
+                    plan.burst_n = [5_000, 500];
                 }
                 "--threads" => {
                     plan.threads = it
@@ -92,7 +98,7 @@ fn usage(problem: &str) -> ! {
         eprintln!("noex-bench: {problem}");
     }
     eprintln!(
-        "usage: noex-bench [--quick] [--threads N] [--only throughput,latency,cpu,restore,memory]\n\
+        "usage: noex-bench [--quick] [--threads N] [--only throughput,latency,cpu,restore,memory,burst]\n\
          \x20      (NOEX_URL=ws://… to run against a real noex-server)"
     );
     std::process::exit(2)
@@ -262,6 +268,20 @@ fn bench(plan: Plan, args: &[String]) {
                 "skipped".into(),
                 "-".into(),
                 "needs the test server (stall, 10 000 subs per connection)",
+            ));
+        }
+    }
+    if plan.runs("burst") {
+        if server.can_inject() {
+            eprintln!("noex-bench: burst …");
+            burst(&plan, &mut rows);
+        } else {
+            rows.push(row(
+                "peak memory, requests issued at once",
+                "skipped".into(),
+                "skipped".into(),
+                "-".into(),
+                "needs the test server (measured in child processes with their own server)",
             ));
         }
     }
@@ -541,25 +561,55 @@ fn restore(plan: &Plan, server: &mut Server, names: &Names, rows: &mut Vec<Row>)
     }
 }
 
+/// Runs `noex-bench mem <who> <what> <n>` and returns the value of each `name` it prints
+/// (`name value` lines), in order. A child that fails or leaves one out fails the run.
+fn mem_run(who: &str, what: &str, n: usize, names: &[&str]) -> Vec<f64> {
+    let exe = std::env::current_exe().expect("current exe");
+    let out = std::process::Command::new(exe)
+        .args(["mem", who, what, &n.to_string()])
+        .output()
+        .expect("memory child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fail = |why: &str| -> ! {
+        panic!(
+            "memory child {who} {what} {n} {why}: {}; said {text:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    if !out.status.success() {
+        fail("failed");
+    }
+    names
+        .iter()
+        .map(|name| {
+            text.lines()
+                .find_map(|l| {
+                    let (key, value) = l.split_once(' ')?;
+                    (key == *name).then(|| value.trim().parse::<f64>().ok())?
+                })
+                .unwrap_or_else(|| fail(&format!("printed no {name}")))
+        })
+        .collect()
+}
+
+/// `n` with a space between thousands: `100 000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Memory per subscription and per pending request, each measured in a fresh process.
 fn memory(plan: &Plan, rows: &mut Vec<Row>) {
     let n = plan.memory_n;
-    let measure = |who: &str, what: &str| -> f64 {
-        let exe = std::env::current_exe().expect("current exe");
-        let out = std::process::Command::new(exe)
-            .args(["mem", who, what, &n.to_string()])
-            .output()
-            .expect("memory child");
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.lines()
-            .find_map(|l| l.strip_prefix("bytes ")?.trim().parse::<f64>().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "memory child {who} {what} said {text:?} {}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            })
-    };
+    let measure = |who: &str, what: &str| -> f64 { mem_run(who, what, n, &["bytes"])[0] };
     for (what, label) in [
         (
             "subs",
@@ -582,14 +632,180 @@ fn memory(plan: &Plan, rows: &mut Vec<Row>) {
     }
 }
 
+/// Peak memory while requests are issued at once, each figure measured in a fresh process
+/// as the growth of its peak RSS: the large and the small burst with the client's default
+/// `max_in_flight`, the raw client (no cap) as the baseline, the callers' futures alone
+/// (the same futures, every one waiting for a slot), and the large burst with the cap
+/// lifted. The client's own memory at the peak is the burst's peak less its callers'
+/// futures: bounded when it does not grow from the small burst to the large one.
+fn burst(plan: &Plan, rows: &mut Vec<Row>) {
+    let cap = noex_tokio::proto::Config::new("").max_in_flight;
+    let inline = std::cell::Cell::new(0.0);
+    let measure = |who: &str, n: usize| -> f64 {
+        let got = mem_run(who, "burst", n, &["bytes", "secs", "done", "inline"]);
+        let (bytes, secs, done) = (got[0], got[1], got[2]);
+        if who == "ours-waiting" {
+            inline.set(got[3]);
+        }
+        assert_eq!(
+            done as usize, n,
+            "burst {who} {n}: {done} of {n} requests answered (or pending, for ours-waiting)"
+        );
+        eprintln!(
+            "noex-bench:   {who}, {} at once: all {}, peak +{bytes:.0} bytes, {secs:.2} s",
+            thousands(n),
+            if who == "ours-waiting" {
+                "pending at the peak"
+            } else {
+                "answered"
+            },
+        );
+        bytes
+    };
+    let mb = |b: f64| format!("{b:.0}");
+    let [big, small] = plan.burst_n;
+    // (n, ours peak, raw peak, callers' futures alone)
+    let mut m = Vec::new();
+    for n in [big, small] {
+        m.push((
+            n,
+            measure("ours", n),
+            measure("raw", n),
+            measure("ours-waiting", n),
+        ));
+    }
+    let uncapped = measure("ours-uncapped", big);
+    for &(n, ours, raw, _) in &m {
+        rows.push(row(
+            format!(
+                "peak memory, {} requests issued at once (bytes)",
+                thousands(n)
+            ),
+            mb(ours),
+            mb(raw),
+            format!("{:.2}×", ours / raw.max(1.0)),
+            &format!(
+                "reported: ours includes the callers' {} futures, raw has none",
+                thousands(n)
+            ),
+        ));
+    }
+    for &(n, ours, raw, _) in &m {
+        rows.push(row(
+            format!("peak memory per request, {} at once (bytes)", thousands(n)),
+            format!("{:.0}", ours / n as f64),
+            format!("{:.0}", raw / n as f64),
+            format!("{:.2}×", ours / raw.max(1.0)),
+            "reported",
+        ));
+    }
+    for &(n, _, _, waiting) in &m {
+        rows.push(row(
+            format!(
+                "callers' futures alone, {} waiting (bytes per request)",
+                thousands(n)
+            ),
+            format!("{:.0}", waiting / n as f64),
+            "-".into(),
+            "-".into(),
+            &format!(
+                "reported: the same futures, all waiting for a slot (max_in_flight 1, server \
+                 stalled); {:.0} bytes of each inline",
+                inline.get()
+            ),
+        ));
+    }
+    let own: Vec<(usize, f64, f64)> = m
+        .iter()
+        .map(|&(n, ours, raw, waiting)| (n, ours - waiting, raw))
+        .collect();
+    // The verdicts need both bursts past the cap (the full run: 10 000 and 100 000);
+    // below it the client holds every request, like raw.
+    let past_cap = small >= cap;
+    let not_judged = format!(
+        "not judged: {} requests do not reach max_in_flight {}",
+        thousands(small),
+        thousands(cap)
+    );
+    for (i, &(n, ours, raw)) in own.iter().enumerate() {
+        let target = if i == 0 && past_cap {
+            format!("ours ≤ raw: {}", verdict(ours <= raw))
+        } else if i == 0 {
+            not_judged.clone()
+        } else {
+            "reported".to_string()
+        };
+        rows.push(row(
+            format!(
+                "client's own memory at the peak, {} at once (bytes: peak − callers' futures)",
+                thousands(n)
+            ),
+            mb(ours),
+            mb(raw),
+            format!("{:.2}×", ours / raw.max(1.0)),
+            &target,
+        ));
+    }
+    let added = (big - small) as f64;
+    let ours_growth = (own[0].1 - own[1].1) / added;
+    let raw_growth = (own[0].2 - own[1].2) / added;
+    let target = if past_cap {
+        format!(
+            "bounded (ours ≤ 10% of raw): {}",
+            verdict(ours_growth <= 0.1 * raw_growth)
+        )
+    } else {
+        not_judged
+    };
+    rows.push(row(
+        format!(
+            "client's own memory per added request, {} → {} at once (bytes)",
+            thousands(small),
+            thousands(big)
+        ),
+        format!("{ours_growth:+.1}"),
+        format!("{raw_growth:+.1}"),
+        format!("{:.2}×", ours_growth / raw_growth.max(1.0)),
+        &target,
+    ));
+    rows.push(row(
+        format!(
+            "peak memory, {} at once, cap lifted (max_in_flight {}) (bytes)",
+            thousands(big),
+            thousands(big)
+        ),
+        mb(uncapped),
+        mb(m[0].2),
+        format!("{:.2}×", uncapped / m[0].2.max(1.0)),
+        &format!(
+            "reported: with the default cap ({}) ours peaks at {:.0}% of this",
+            thousands(cap),
+            m[0].1 / uncapped.max(1.0) * 100.0
+        ),
+    ));
+}
+
 /// `noex-bench mem <ours|raw> <subs|pending> <n>`: prints `bytes <RSS growth>` for `n`
 /// live subscriptions (count query) or `n` requests in flight (server stalled).
+///
+/// `noex-bench mem <ours|ours-uncapped|raw> burst <n>`: issues `n` `store.get` requests
+/// at once and waits for them all; prints `bytes <peak RSS growth>` (the kernel's
+/// high-water mark, reset before the burst), `secs <duration>` and `done <answered>`.
+/// `ours` has the default `max_in_flight`, `ours-uncapped` has `max_in_flight` = `n`.
+/// `ours-waiting` measures the callers' futures alone: the same `n` futures, every one
+/// waiting for a slot (`max_in_flight` 1, server stalled), then dropped; its `done` is
+/// the number pending at the peak.
 fn mem_child(args: &[String]) {
+    const USAGE: &str =
+        "mem <ours|raw> <subs|pending> <n> | mem <ours|ours-uncapped|ours-waiting|raw> burst <n>";
     let (who, what) = match args {
         [who, what, _] => (who.clone(), what.clone()),
-        _ => usage("mem <ours|raw> <subs|pending> <n>"),
+        _ => usage(USAGE),
     };
     let n: usize = args[2].parse().unwrap_or_else(|_| usage("mem: n"));
+    if what == "burst" {
+        return burst_child(&who, n);
+    }
     let mut server = Server::spawn();
     let url = server.url().to_string();
     let (stall_tx, stall_rx) = std::sync::mpsc::channel::<&'static str>();
@@ -669,7 +885,7 @@ fn mem_child(args: &[String]) {
                     raw.close().await;
                     after.saturating_sub(before)
                 }
-                _ => usage("mem <ours|raw> <subs|pending> <n>"),
+                _ => usage(USAGE),
             }
         })
     });
@@ -679,4 +895,59 @@ fn mem_child(args: &[String]) {
     }
     let bytes = worker.join().expect("memory worker");
     println!("bytes {bytes}");
+}
+
+/// `noex-bench mem <ours|ours-uncapped|ours-waiting|raw> burst <n>`: see [`mem_child`].
+fn burst_child(who: &str, n: usize) {
+    let mut server = Server::spawn();
+    let url = server.url().to_string();
+    let who = who.to_string();
+    let (bytes, secs, count) = block_on(0, async move {
+        let options = match who.as_str() {
+            "ours" => ours::options(),
+            "ours-uncapped" => ours::options().max_in_flight(n),
+            "ours-waiting" => ours::options().max_in_flight(1),
+            "raw" => {
+                let mut raw = Raw::connect(&url).await;
+                raw.latencies(BUCKET, 100).await;
+                let before = start_peak();
+                let t0 = Instant::now();
+                let done = raw.burst(BUCKET, n).await;
+                let secs = t0.elapsed().as_secs_f64();
+                let peak = peak_rss_bytes();
+                raw.close().await;
+                println!("inline 0");
+                return (peak.saturating_sub(before), secs, done);
+            }
+            _ => usage("mem <ours|ours-uncapped|ours-waiting|raw> burst <n>"),
+        };
+        let client = noex_tokio::connect(&url, options)
+            .await
+            .expect("client connects");
+        println!("inline {}", ours::get_future_size(&client, BUCKET));
+        ours::latencies(&client, BUCKET, 100).await;
+        let result = if who == "ours-waiting" {
+            server.command("stall");
+            let before = start_peak();
+            let t0 = Instant::now();
+            let peak = ours::waiting_burst(&client, BUCKET, n, peak_rss_bytes).await;
+            let secs = t0.elapsed().as_secs_f64();
+            server.command("resume");
+            (peak.saturating_sub(before), secs, n)
+        } else {
+            let before = start_peak();
+            let t0 = Instant::now();
+            let done = ours::burst(&client, BUCKET, n).await;
+            let secs = t0.elapsed().as_secs_f64();
+            let peak = peak_rss_bytes();
+            (peak.saturating_sub(before), secs, done)
+        };
+        client.disconnect().await;
+        drop(server);
+        result
+    });
+    println!("bytes {bytes}");
+    println!("secs {secs}");
+    // For `ours-waiting`: the requests pending (all waiting but one) at the peak.
+    println!("done {count}");
 }

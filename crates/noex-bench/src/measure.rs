@@ -46,6 +46,28 @@ pub fn rss_bytes() -> u64 {
         .unwrap_or(0)
 }
 
+/// Starts a peak measurement: resets the kernel's peak-RSS mark (`VmHWM`) to the current
+/// resident size (writes `5` to `/proc/self/clear_refs`, Linux ≥ 4.0) and returns that
+/// size. Where the reset is refused, the mark stays at the process's earlier peak, which a
+/// fresh measurement process keeps small.
+pub fn start_peak() -> u64 {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    rss_bytes()
+}
+
+/// The peak resident memory of this process in bytes since [`start_peak`] (`VmHWM` in
+/// `/proc/self/status`).
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(0)
+}
+
 /// The `q` quantile (0..=1) of `samples` (sorted in place).
 pub fn percentile(samples: &mut [Duration], q: f64) -> Duration {
     if samples.is_empty() {

@@ -1,10 +1,10 @@
 //! The same work through the noex client.
 
 use futures::stream::FuturesUnordered;
-use futures::{Stream, StreamExt};
-use noex_tokio::{Backoff, Client, ClientOptions, LifecycleEvent, Subscription};
+use futures::{FutureExt, Stream, StreamExt};
+use noex_tokio::{Backoff, Bucket, Client, ClientOptions, LifecycleEvent, Record, Subscription};
 use serde_json::Value;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
@@ -119,4 +119,65 @@ pub fn welcome_clock(client: &Client) -> (Arc<Mutex<Option<Instant>>>, noex_toki
         }
     });
     (at, guard)
+}
+
+/// `n` `store.get` requests issued at once: every future made before any is polled.
+pub fn issue(
+    bucket: &Bucket,
+    n: usize,
+) -> FuturesUnordered<impl Future<Output = noex_tokio::Result<Option<Record>>> + '_> {
+    (0..n).map(|i| bucket.get(crate::serve::key(i))).collect()
+}
+
+/// Issues `n` `store.get` requests at once and waits for them all; returns how many
+/// answered with a record. A failed request panics.
+pub async fn burst(client: &Client, bucket: &str, n: usize) -> usize {
+    let bucket = client.store().bucket(bucket);
+    let mut in_flight = issue(&bucket, n);
+    let mut done = 0;
+    while let Some(result) = in_flight.next().await {
+        if result.expect("get in a burst").is_some() {
+            done += 1;
+        }
+    }
+    done
+}
+
+/// The size of one caller's `store.get` future itself (what it holds inline, before any
+/// heap allocation it makes when polled).
+pub fn get_future_size(client: &Client, bucket: &str) -> usize {
+    let bucket = client.store().bucket(bucket);
+    let future = bucket.get(crate::serve::key(0));
+    std::mem::size_of_val(&future)
+}
+
+/// The callers' side of a burst alone: the same `n` futures as [`burst`], on a client
+/// where every request but one waits for a slot (`max_in_flight` 1, server stalled so
+/// none ends). Polls them until all `n` count as pending, calls `at_peak` (the
+/// measurement), then drops them (which withdraws the requests). Returns what `at_peak`
+/// returned.
+pub async fn waiting_burst<T>(
+    client: &Client,
+    bucket: &str,
+    n: usize,
+    at_peak: impl FnOnce() -> T,
+) -> T {
+    let bucket = client.store().bucket(bucket);
+    let mut waiting = issue(&bucket, n);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(waiting.next().now_or_never().is_none(), "a request ended");
+        let pending = client.counters().await.expect("counters").requests_pending;
+        if pending == n as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {pending} of {n} requests pending"
+        );
+        tokio::task::yield_now().await;
+    }
+    let measured = at_peak();
+    drop(waiting);
+    measured
 }

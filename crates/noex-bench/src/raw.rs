@@ -2,9 +2,12 @@
 //! serde_json, request ids in a map, nothing else: no reconnects, no timeouts, no typed
 //! answers, one task per connection.
 
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -202,6 +205,61 @@ impl Raw {
         while !self.pending.is_empty() {
             self.answer().await;
         }
+    }
+
+    /// Issues `n` `store.get` requests at once: with no cap, every one becomes a frame and a
+    /// pending entry before any is written. Then writes them while reading answers (the
+    /// server's answers must be read for it to go on reading); returns how many answered
+    /// with a record.
+    pub async fn burst(&mut self, bucket: &str, n: usize) -> usize {
+        let mut frames: VecDeque<Message> = (0..n)
+            .map(|i| {
+                let id = self.next_id;
+                self.next_id += 1;
+                self.pending.insert(id, Instant::now());
+                let request = json!({"type": "store.get", "bucket": bucket,
+                    "key": crate::serve::key(i), "id": id});
+                Message::Text(request.to_string().into())
+            })
+            .collect();
+        let mut done = 0;
+        poll_fn(|cx| {
+            let ws = &mut self.ws;
+            while !frames.is_empty() {
+                match Pin::new(&mut *ws).poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        let frame = frames.pop_front().expect("a frame");
+                        Pin::new(&mut *ws).start_send(frame).expect("raw send");
+                    }
+                    Poll::Ready(Err(e)) => panic!("raw send: {e}"),
+                    Poll::Pending => break,
+                }
+            }
+            if let Poll::Ready(Err(e)) = Pin::new(&mut *ws).poll_flush(cx) {
+                panic!("raw flush: {e}");
+            }
+            loop {
+                match Pin::new(&mut self.ws).poll_next(cx) {
+                    Poll::Ready(Some(Ok(Message::Text(text)))) => {
+                        if let Some((_, data)) = self.handle(text.as_str()) {
+                            if data.is_object() {
+                                done += 1;
+                            }
+                        }
+                    }
+                    Poll::Ready(Some(Ok(_))) => {}
+                    Poll::Ready(other) => panic!("raw connection ended: {other:?}"),
+                    Poll::Pending => break,
+                }
+            }
+            if self.pending.is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        done
     }
 
     /// Requests in flight.

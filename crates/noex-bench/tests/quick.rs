@@ -41,6 +41,8 @@ fn quick_mode_runs() {
         "latency p50",
         "restore",
         "memory per",
+        "peak memory, 5 000 requests issued at once",
+        "client's own memory",
     ] {
         assert!(out.contains(part), "no {part:?} row in\n{out}");
     }
