@@ -846,7 +846,11 @@ fn mem_child(args: &[String]) {
                 }
                 ("ours", "pending") => {
                     use futures::{FutureExt, StreamExt};
-                    let client = ours::connect(&url).await;
+                    // Every one of the `n` requests in flight, as the raw client has them.
+                    let options = ours::options().max_in_flight(n);
+                    let client = noex_tokio::connect(&url, options)
+                        .await
+                        .expect("client connects");
                     ours::latencies(&client, BUCKET, 100).await;
                     let bucket = client.store().bucket(BUCKET);
                     let before = rss_bytes();
