@@ -61,6 +61,21 @@ impl<'a> Withdraw<'a> {
     }
 }
 
+/// Sends a ticketed command and waits for its answer; dropped before the answer, it
+/// withdraws what the command asked for.
+async fn ask<T>(
+    commands: &mpsc::UnboundedSender<Command>,
+    ticket: Ticket,
+    command: Command,
+    answer: oneshot::Receiver<Result<T>>,
+) -> Result<T> {
+    commands.unbounded_send(command).map_err(|_| closed())?;
+    let withdraw = Withdraw::new(commands, ticket);
+    let result = answer.await.unwrap_or_else(|_| Err(closed()));
+    withdraw.disarm();
+    result
+}
+
 impl Drop for Withdraw<'_> {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
@@ -244,13 +259,7 @@ impl Client {
             options,
             reply,
         };
-        session
-            .commands
-            .unbounded_send(command)
-            .map_err(|_| closed())?;
-        let withdraw = Withdraw::new(&session.commands, ticket);
-        let result = answer.await.unwrap_or_else(|_| Err(closed()));
-        withdraw.disarm();
+        let result = ask(&session.commands, ticket, command, answer).await;
         drop(permit);
         result
     }
@@ -307,17 +316,11 @@ impl Client {
             sink,
             reply,
         };
-        session
-            .commands
-            .unbounded_send(command)
-            .map_err(|_| closed())?;
         // Dropped before the answer: the subscribe is withdrawn (never sent, or undone on
         // the server when its answer comes) and never restored.
-        let withdraw = Withdraw::new(&session.commands, ticket);
-        let id = answer.await.unwrap_or_else(|_| Err(closed()));
-        withdraw.disarm();
+        let id = ask(&session.commands, ticket, command, answer).await?;
         Ok(RawSubscription {
-            id: id?,
+            id,
             rx,
             commands: Some(session.commands),
         })

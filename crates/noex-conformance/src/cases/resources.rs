@@ -32,6 +32,25 @@ fn attempt_options() -> ClientOptions {
         .retry_initial_connect(true)
 }
 
+/// A request fails at once, not sent (no connection is coming, or fail-fast is on).
+async fn fails_at_once_not_sent(client: &Client) {
+    let err = client
+        .store()
+        .bucket("users")
+        .count(None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Disconnected {
+                delivery: Delivery::NotSent
+            }
+        ),
+        "{err:?}"
+    );
+}
+
 /// Samples the server's open sockets every 20 ms for `span`; returns the most seen.
 async fn most_open_sockets(ctx: &Ctx, span: Duration) -> usize {
     let mut most = 0;
@@ -398,21 +417,7 @@ pub async fn giving_up_ends_streams_with_the_reason(backend: Backend) {
     ends_with_gave_up(&ctx, all, 4003).await;
     ends_with_gave_up(&ctx, orders, 4003).await;
     assert_eq!(client.state(), ConnectionState::Disconnected);
-    let err = client
-        .store()
-        .bucket("users")
-        .count(None)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Disconnected {
-                delivery: Delivery::NotSent
-            }
-        ),
-        "{err:?}"
-    );
+    fails_at_once_not_sent(&client).await;
     let counters = client.counters().await.unwrap();
     assert_eq!(counters.requests_disconnected, 1, "{counters:?}");
     assert_eq!(counters.subscriptions_live, 0, "{counters:?}");
@@ -558,21 +563,7 @@ pub async fn requests_wait_for_the_connection_by_default(backend: Backend) {
         client.state() == ConnectionState::Reconnecting
     })
     .await;
-    let err = client
-        .store()
-        .bucket("users")
-        .count(None)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Disconnected {
-                delivery: Delivery::NotSent
-            }
-        ),
-        "{err:?}"
-    );
+    fails_at_once_not_sent(&client).await;
 }
 
 /// With `max_in_flight(4)`, ten concurrent requests put four frames on the wire at a time;
