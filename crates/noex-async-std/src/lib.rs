@@ -1,8 +1,14 @@
 //! [noex-server](https://github.com/hamicek/noex-server) client for the async-std runtime.
 //!
-//! A thin adapter: it opens sockets with async-std and async-tungstenite (`wss://` through
-//! rustls) and runs the runtime-agnostic [`noex_client`] driver on async-std. The whole
-//! client API is re-exported.
+//! A thin adapter: it runs the runtime-agnostic [`noex_client`] driver on async-std (tasks
+//! and timers) and opens TCP connections with async-std; TLS (`wss://` through rustls) and
+//! the WebSocket handshake are [`noex_client::ws_connector`], shared with the other adapters.
+//! The whole client API is re-exported.
+//!
+//! **async-std is deprecated in favour of smol**: its crate page says so ("Deprecated in
+//! favor of `smol`"). This adapter stays for applications that run on async-std; new code is
+//! better served by `noex-smol`, the same client API on smol (async-std already runs on
+//! smol's building blocks, async-io and async-executor, so moving is mostly renaming).
 //!
 //! ```
 //! use noex_async_std::ClientOptions;
@@ -27,8 +33,7 @@
 #![warn(missing_docs)]
 
 use futures::future::BoxFuture;
-use futures::{AsyncRead, AsyncWrite, FutureExt};
-use noex_client::transport::{frame_sink, frame_stream, Target};
+use futures::FutureExt;
 pub use noex_client::*;
 use std::time::Duration;
 
@@ -46,9 +51,6 @@ impl Runtime for AsyncStd {
     }
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
 impl Connector for AsyncStd {
     fn connect(
         &self,
@@ -56,31 +58,11 @@ impl Connector for AsyncStd {
         tls: &TlsOptions,
     ) -> BoxFuture<'static, Result<(runtime::FrameSink, runtime::FrameStream), TransportError>>
     {
-        let url = url.to_owned();
-        let tls = tls.clone();
-        async move {
-            let target = Target::parse(&url)?;
-            let tcp = async_std::net::TcpStream::connect((target.host.as_str(), target.port))
-                .await
-                .map_err(|e| target.connect_error(e))?;
+        ws_connector::connect(url, tls, |host, port| async move {
+            let tcp = async_std::net::TcpStream::connect((host.as_str(), port)).await?;
             let _ = tcp.set_nodelay(true);
-            let io: Box<dyn Io> = if target.tls {
-                let connector = futures_rustls::TlsConnector::from(transport::client_config(&tls)?);
-                let stream = connector
-                    .connect(transport::server_name(&target.host)?, tcp)
-                    .await
-                    .map_err(transport::tls_error)?;
-                Box::new(stream)
-            } else {
-                Box::new(tcp)
-            };
-            let (ws, _) = async_tungstenite::client_async(url.as_str(), io)
-                .await
-                .map_err(transport::error)?;
-            let (sink, stream) = ws.split();
-            Ok((frame_sink(sink), frame_stream(stream)))
-        }
-        .boxed()
+            Ok(tcp)
+        })
     }
 }
 

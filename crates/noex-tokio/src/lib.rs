@@ -1,8 +1,9 @@
 //! [noex-server](https://github.com/hamicek/noex-server) client for the tokio runtime.
 //!
-//! A thin adapter: it opens sockets with tokio and tokio-tungstenite (`wss://` through
-//! rustls) and runs the runtime-agnostic [`noex_client`] driver on tokio. The whole client
-//! API is re-exported.
+//! A thin adapter: it runs the runtime-agnostic [`noex_client`] driver on tokio (tasks,
+//! timers and clock) and opens TCP connections with tokio; TLS (`wss://` through rustls) and
+//! the WebSocket handshake are [`noex_client::ws_connector`], shared with the other adapters.
+//! The whole client API is re-exported.
 //!
 //! ```
 //! use noex_tokio::{ClientOptions, Record};
@@ -33,12 +34,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+use async_tungstenite::tokio::TokioAdapter;
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
-use noex_client::transport::{frame_sink, frame_stream, Target};
+use futures::FutureExt;
 pub use noex_client::*;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The tokio backend: pass it to [`Client::new`], or use [`connect`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -60,9 +60,6 @@ impl Runtime for Tokio {
     }
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
 impl Connector for Tokio {
     fn connect(
         &self,
@@ -70,31 +67,11 @@ impl Connector for Tokio {
         tls: &TlsOptions,
     ) -> BoxFuture<'static, Result<(runtime::FrameSink, runtime::FrameStream), TransportError>>
     {
-        let url = url.to_owned();
-        let tls = tls.clone();
-        async move {
-            let target = Target::parse(&url)?;
-            let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
-                .await
-                .map_err(|e| target.connect_error(e))?;
+        ws_connector::connect(url, tls, |host, port| async move {
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
             let _ = tcp.set_nodelay(true);
-            let io: Box<dyn Io> = if target.tls {
-                let connector = tokio_rustls::TlsConnector::from(transport::client_config(&tls)?);
-                let stream = connector
-                    .connect(transport::server_name(&target.host)?, tcp)
-                    .await
-                    .map_err(transport::tls_error)?;
-                Box::new(stream)
-            } else {
-                Box::new(tcp)
-            };
-            let (ws, _) = tokio_tungstenite::client_async(url.as_str(), io)
-                .await
-                .map_err(transport::error)?;
-            let (sink, stream) = ws.split();
-            Ok((frame_sink(sink), frame_stream(stream)))
-        }
-        .boxed()
+            Ok(TokioAdapter::new(tcp))
+        })
     }
 }
 
