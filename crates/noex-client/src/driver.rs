@@ -4,7 +4,9 @@
 //! socket it held is closed.
 
 use crate::error::{Error, Result};
-use crate::runtime::{Backend, FrameSink, FrameStream, Incoming, Outgoing, TransportError};
+use crate::runtime::{
+    Backend, FrameSink, FrameStream, Incoming, Outgoing, TransportError, TransportErrorKind,
+};
 use crate::shared::Shared;
 use crate::slot::SlotSender;
 use futures::channel::{mpsc, oneshot};
@@ -134,6 +136,9 @@ pub(crate) struct Driver {
     connect_waiter: Option<oneshot::Sender<Result<WelcomeInfo>>>,
     welcome: Option<WelcomeInfo>,
     last_disconnect: Option<DisconnectReason>,
+    /// The last failed connection attempt's error, kept with its kind and source for the
+    /// answer of [`crate::Client::connect`] (the core only hears its text).
+    last_transport_error: Option<TransportError>,
     close_acks: Vec<oneshot::Sender<()>>,
 }
 
@@ -144,7 +149,7 @@ enum Wake {
         std::result::Result<(FrameSink, FrameStream), TransportError>,
     ),
     Frame(ConnectionId, Option<Incoming>),
-    WriteFailed(ConnectionId, String),
+    WriteFailed(ConnectionId, TransportError),
     Timer,
 }
 
@@ -171,6 +176,7 @@ impl Driver {
             connect_waiter: Some(connect_waiter),
             welcome: None,
             last_disconnect: None,
+            last_transport_error: None,
             close_acks: Vec::new(),
         }
     }
@@ -205,7 +211,8 @@ impl Driver {
                 Wake::Command(None) => self.core.close(now),
                 Wake::Opened(connection, result) => self.opened(now, connection, result),
                 Wake::Frame(connection, frame) => self.handle_frame(now, connection, frame),
-                Wake::WriteFailed(connection, reason) => {
+                Wake::WriteFailed(connection, error) => {
+                    let reason = error.chain_text();
                     let input = Input::Closed {
                         code: None,
                         reason: &reason,
@@ -244,7 +251,7 @@ impl Driver {
         if let Some(link) = self.link.as_mut() {
             if link.queue.len() >= WRITE_BATCH {
                 if let Err(e) = drive_writes(link, &self.core, cx) {
-                    return Poll::Ready(Wake::WriteFailed(link.id, e.0));
+                    return Poll::Ready(Wake::WriteFailed(link.id, e));
                 }
             }
         }
@@ -278,7 +285,7 @@ impl Driver {
         }
         if let Some(link) = self.link.as_mut() {
             if let Err(e) = drive_writes(link, &self.core, cx) {
-                return Poll::Ready(Wake::WriteFailed(link.id, e.0));
+                return Poll::Ready(Wake::WriteFailed(link.id, e));
             }
         }
         Poll::Pending
@@ -386,7 +393,9 @@ impl Driver {
                 self.core.handle_input(now, connection, Input::Opened);
             }
             Err(e) => {
-                let input = Input::ConnectFailed { reason: &e.0 };
+                let reason = e.chain_text();
+                self.last_transport_error = Some(e);
+                let input = Input::ConnectFailed { reason: &reason };
                 self.core.handle_input(now, connection, input);
                 self.drop_link(connection);
             }
@@ -598,24 +607,29 @@ impl Driver {
         if let LifecycleEvent::Disconnected(reason) = &event {
             if self.shared.state() == ConnectionState::Disconnected {
                 if let Some(waiter) = self.connect_waiter.take() {
-                    let _ = waiter.send(Err(connect_error(reason)));
+                    let transport = self.last_transport_error.take();
+                    let _ = waiter.send(Err(connect_error(reason, transport)));
                 }
             }
         }
     }
 }
 
-/// Why the first connection did not come up, as an error.
-fn connect_error(reason: &DisconnectReason) -> Error {
+/// Why the first connection did not come up, as an error. `transport` is the failed
+/// attempt's own error, which keeps its kind and source.
+fn connect_error(reason: &DisconnectReason, transport: Option<TransportError>) -> Error {
     match reason {
-        DisconnectReason::ConnectFailed(e) => Error::Transport(e.clone()),
+        DisconnectReason::ConnectFailed(text) => Error::Transport(
+            transport
+                .unwrap_or_else(|| TransportError::new(TransportErrorKind::Other, text.clone())),
+        ),
         DisconnectReason::ConnectTimeout => Error::Timeout {
             delivery: Delivery::NotSent,
         },
         DisconnectReason::ClientClosed => Error::Closed {
             delivery: Delivery::NotSent,
         },
-        DisconnectReason::AuthRejected => Error::Protocol("login rejected by the server".into()),
+        // Refused credentials (with the server's code) and close codes are typed reasons.
         other => Error::GaveUp(other.clone()),
     }
 }
@@ -656,4 +670,42 @@ fn drive_writes(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use noex_proto::ErrorCode;
+
+    #[test]
+    fn connect_errors_are_typed() {
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let transport =
+            TransportError::new(TransportErrorKind::Connect, "connecting failed").with_source(io);
+        let text = DisconnectReason::ConnectFailed(transport.chain_text());
+        match connect_error(&text, Some(transport)) {
+            Error::Transport(e) => {
+                assert_eq!(e.kind(), TransportErrorKind::Connect);
+                assert!(std::error::Error::source(&e).is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+        match connect_error(&text, None) {
+            Error::Transport(e) => assert_eq!(e.kind(), TransportErrorKind::Other),
+            other => panic!("{other:?}"),
+        }
+        let refused = DisconnectReason::AuthRejected {
+            code: ErrorCode::Unauthorized,
+            message: "Invalid credentials".into(),
+        };
+        assert_eq!(
+            connect_error(&refused, None).code(),
+            Some(&ErrorCode::Unauthorized)
+        );
+        let closed = DisconnectReason::Closed {
+            code: Some(4003),
+            reason: "too_many_connections".into(),
+        };
+        assert_eq!(connect_error(&closed, None).close_code(), Some(4003));
+    }
 }

@@ -1,6 +1,9 @@
 //! The client's one error type.
 
+use crate::runtime::{BoxedSource, TransportError};
 use noex_proto::{Delivery, DisconnectReason, ErrorCode, Payload, RequestError, ServerError};
+use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Everything a client call can fail with.
@@ -43,8 +46,11 @@ pub enum Error {
     #[error("too many requests queued while disconnected")]
     QueueFull,
     /// The client gave up on the connection for good: a permanent close code (1003, 4002,
-    /// 4003), the session revoked, the credentials refused, or reconnect attempts
-    /// exhausted. A live subscription ends with this (then `None`).
+    /// 4003: [`DisconnectReason::Closed`] with the code and the server's reason; see
+    /// [`Error::close_code`]), the session revoked, the credentials refused
+    /// ([`DisconnectReason::AuthRejected`] with the server's code: [`Error::code`]), or
+    /// reconnect attempts exhausted. [`crate::Client::connect`] fails with this when the
+    /// first connection ends that way, and a live subscription ends with it (then `None`).
     #[error("gave up on the connection: {0}")]
     GaveUp(DisconnectReason),
     /// Not a failure: a rules subscription was made again after a reconnect, and events
@@ -58,15 +64,18 @@ pub enum Error {
         /// When the subscription was registered again.
         to: SystemTime,
     },
-    /// The transport failed (socket, TLS, WebSocket handshake).
-    #[error("transport: {0}")]
-    Transport(String),
-    /// The server said something this client cannot understand.
-    #[error("protocol violation: {0}")]
-    Protocol(String),
-    /// A value could not be turned into JSON, or an answer into the requested type.
-    #[error("serialization: {0}")]
-    Serde(String),
+    /// The transport failed (socket, TLS, WebSocket handshake): see
+    /// [`TransportError::kind`]; the underlying error is the [`std::error::Error::source`].
+    #[error(transparent)]
+    Transport(TransportError),
+    /// The server said something this client cannot understand: see
+    /// [`ProtocolError::kind`].
+    #[error(transparent)]
+    Protocol(ProtocolError),
+    /// A value could not be turned into JSON, or an answer into the requested type; the
+    /// `serde_json` error is the [`std::error::Error::source`].
+    #[error(transparent)]
+    Serde(SerdeError),
     /// A slow consumer of a rules subscription missed this many events (its buffer is
     /// bounded; see [`crate::ClientOptions::rules_buffer`]).
     #[error("subscription lagged: {missed} events dropped")]
@@ -80,12 +89,43 @@ pub enum Error {
 }
 
 impl Error {
-    /// The server's error code, for server errors.
+    /// The server's error code: for server errors, and for a login the server refused
+    /// ([`Error::GaveUp`] with [`DisconnectReason::AuthRejected`], which is what
+    /// [`crate::Client::connect`] fails with for wrong credentials).
+    ///
+    /// ```
+    /// use noex_client::{DisconnectReason, Error, ErrorCode};
+    /// let e = Error::GaveUp(DisconnectReason::AuthRejected {
+    ///     code: ErrorCode::Unauthorized,
+    ///     message: "Invalid credentials".into(),
+    /// });
+    /// assert_eq!(e.code(), Some(&ErrorCode::Unauthorized));
+    /// ```
     pub fn code(&self) -> Option<&ErrorCode> {
         match self {
             Error::Server { code, .. } => Some(code),
+            Error::GaveUp(DisconnectReason::AuthRejected { code, .. }) => Some(code),
             _ => None,
         }
+    }
+
+    /// The close code the server ended the connection with, when the client gave up
+    /// because of it (a permanent code such as 4003).
+    pub fn close_code(&self) -> Option<u16> {
+        match self {
+            Error::GaveUp(DisconnectReason::Closed { code, .. }) => *code,
+            _ => None,
+        }
+    }
+
+    /// A [`Error::Protocol`] for an answer of the wrong shape ([`ProtocolErrorKind::Unexpected`]).
+    pub fn protocol(message: impl Into<String>) -> Error {
+        Error::Protocol(ProtocolError::new(ProtocolErrorKind::Unexpected, message))
+    }
+
+    /// A [`Error::Serde`] with `message` and no `serde_json` error behind it.
+    pub fn serde(message: impl Into<String>) -> Error {
+        Error::Serde(SerdeError::new(message))
     }
 
     /// For `RATE_LIMITED`: how long the server asks to wait.
@@ -163,15 +203,205 @@ impl From<RequestError> for Error {
             RequestError::Closed { delivery } => Error::Closed { delivery },
             RequestError::QueueFull => Error::QueueFull,
             RequestError::GaveUp(reason) => Error::GaveUp(reason),
-            RequestError::Malformed(m) => Error::Protocol(m),
-            other => Error::Protocol(other.to_string()),
+            RequestError::Malformed(m) => {
+                Error::Protocol(ProtocolError::new(ProtocolErrorKind::Malformed, m))
+            }
+            other => Error::Protocol(ProtocolError::new(
+                ProtocolErrorKind::Other,
+                other.to_string(),
+            )),
         }
     }
 }
 
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
-        Error::Serde(e.to_string())
+        Error::Serde(e.into())
+    }
+}
+
+impl From<TransportError> for Error {
+    fn from(e: TransportError) -> Self {
+        Error::Transport(e)
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Error::Protocol(e)
+    }
+}
+
+impl From<SerdeError> for Error {
+    fn from(e: SerdeError) -> Self {
+        Error::Serde(e)
+    }
+}
+
+/// What kind of protocol problem a [`ProtocolError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProtocolErrorKind {
+    /// An answer could not be read at all (not the JSON shape the protocol defines).
+    Malformed,
+    /// An answer was readable but not what the operation answers (a missing field, a
+    /// value of the wrong type, an answer in the wrong state).
+    Unexpected,
+    /// Anything else.
+    Other,
+}
+
+/// The server said something this client cannot understand.
+///
+/// `Display` shows the message; the underlying error, when there is one, is the
+/// [`std::error::Error::source`].
+#[derive(Clone)]
+pub struct ProtocolError {
+    kind: ProtocolErrorKind,
+    message: String,
+    source: Option<BoxedSource>,
+}
+
+impl ProtocolError {
+    /// A protocol error of `kind`.
+    pub fn new(kind: ProtocolErrorKind, message: impl Into<String>) -> ProtocolError {
+        ProtocolError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same error, caused by `source`.
+    pub fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> ProtocolError {
+        self.source = Some(Arc::from(source.into()));
+        self
+    }
+
+    /// What kind of problem this is.
+    pub fn kind(&self) -> ProtocolErrorKind {
+        self.kind
+    }
+
+    /// What went wrong, without the cause.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Debug for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProtocolError")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "protocol violation: {}", self.message)
+    }
+}
+
+impl std::error::Error for ProtocolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// A value could not be turned into JSON, or JSON into the requested type.
+///
+/// `Display` says what was being done; the `serde_json` error (with the field, line and
+/// column) is the [`std::error::Error::source`], also reachable with
+/// [`SerdeError::json_error`], and its [`category`](SerdeError::category) tells syntax
+/// errors from type mismatches.
+///
+/// ```
+/// use noex_client::Error;
+/// use std::error::Error as _;
+/// let e: Error = serde_json::from_str::<u32>("\"x\"").unwrap_err().into();
+/// let Error::Serde(serde) = &e else { panic!() };
+/// assert_eq!(serde.category(), Some(serde_json::error::Category::Data));
+/// assert!(e.source().unwrap().to_string().contains("expected u32"));
+/// ```
+#[derive(Clone)]
+pub struct SerdeError {
+    message: String,
+    source: Option<Arc<serde_json::Error>>,
+}
+
+impl SerdeError {
+    /// A serialization error with `message` and no `serde_json` error behind it.
+    pub fn new(message: impl Into<String>) -> SerdeError {
+        SerdeError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same error, caused by `source`.
+    pub fn with_source(mut self, source: serde_json::Error) -> SerdeError {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// What was being done, without the cause.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The `serde_json` error behind it, when there is one.
+    pub fn json_error(&self) -> Option<&serde_json::Error> {
+        self.source.as_deref()
+    }
+
+    /// The kind of `serde_json` failure (syntax, data, end of input, I/O), when there is
+    /// a `serde_json` error behind it.
+    pub fn category(&self) -> Option<serde_json::error::Category> {
+        self.source.as_deref().map(serde_json::Error::classify)
+    }
+}
+
+impl From<serde_json::Error> for SerdeError {
+    fn from(e: serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        let message = match e.classify() {
+            Category::Syntax => "invalid JSON",
+            Category::Eof => "JSON ended unexpectedly",
+            Category::Data => "JSON does not match the expected type",
+            Category::Io => "JSON I/O failed",
+        };
+        SerdeError::new(message).with_source(e)
+    }
+}
+
+impl fmt::Debug for SerdeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SerdeError")
+            .field("message", &self.message)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for SerdeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "serialization: {}", self.message)
+    }
+}
+
+impl std::error::Error for SerdeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -204,6 +434,64 @@ mod tests {
             None
         );
         assert_eq!(rate_limited(r#"{}"#).retry_after(), None);
+    }
+
+    #[test]
+    fn sources_are_kept_through_the_chain() {
+        use crate::runtime::TransportErrorKind;
+        use std::error::Error as _;
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = Error::from(
+            TransportError::new(TransportErrorKind::Connect, "connecting to h:1 failed")
+                .with_source(io),
+        );
+        let copy = e.clone();
+        let Error::Transport(t) = &copy else {
+            panic!("{copy:?}")
+        };
+        assert_eq!(t.kind(), TransportErrorKind::Connect);
+        assert_eq!(e.to_string(), "connecting to h:1 failed");
+        let source = e.source().expect("source");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("the io::Error itself");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+
+        let e: Error = serde_json::from_str::<u32>("").unwrap_err().into();
+        assert!(e.source().is_some_and(|s| s.is::<serde_json::Error>()));
+        assert_eq!(e.to_string(), "serialization: JSON ended unexpectedly");
+        assert!(Error::serde("no").source().is_none());
+
+        let e = Error::Protocol(
+            ProtocolError::new(ProtocolErrorKind::Malformed, "bad answer")
+                .with_source(serde_json::from_str::<u32>("x").unwrap_err()),
+        );
+        assert!(e.source().is_some());
+        assert_eq!(e.to_string(), "protocol violation: bad answer");
+        let Error::Protocol(p) = Error::from(RequestError::Malformed("m".into())) else {
+            panic!()
+        };
+        assert_eq!(p.kind(), ProtocolErrorKind::Malformed);
+        assert_eq!(Error::protocol("x").to_string(), "protocol violation: x");
+    }
+
+    #[test]
+    fn codes_and_close_codes_of_giving_up() {
+        let refused = Error::GaveUp(DisconnectReason::AuthRejected {
+            code: ErrorCode::Unauthorized,
+            message: "Invalid credentials".into(),
+        });
+        assert_eq!(refused.code(), Some(&ErrorCode::Unauthorized));
+        assert!(refused.is(&ErrorCode::Unauthorized));
+        assert!(!refused.may_have_been_applied());
+        assert_eq!(refused.close_code(), None);
+        let closed = Error::GaveUp(DisconnectReason::Closed {
+            code: Some(4003),
+            reason: "too_many_connections".into(),
+        });
+        assert_eq!(closed.close_code(), Some(4003));
+        assert_eq!(closed.code(), None);
+        assert!(closed.to_string().contains("4003"), "{closed}");
     }
 
     #[test]

@@ -1,7 +1,13 @@
 //! Pieces every WebSocket adapter needs: where to connect, TLS configuration, and the
 //! conversion between tungstenite messages and the client's frames.
 
-use crate::runtime::TransportError;
+use crate::runtime::{TransportError, TransportErrorKind};
+use std::fmt;
+
+/// An error that a transport helper can keep as the [`std::error::Error::source`] of a
+/// [`TransportError`]: any `std::error::Error + Send + Sync` (an `io::Error`, a rustls or
+/// tungstenite error), or a `String`/`&str` message.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Where a `ws://` or `wss://` URL points.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,53 +21,93 @@ pub struct Target {
 }
 
 impl Target {
-    /// Parses a WebSocket URL.
+    /// Parses a WebSocket URL. A failure is a [`TransportErrorKind::InvalidUrl`] whose
+    /// message shows the URL without its user info and query (which may carry secrets).
     ///
     /// ```
     /// use noex_client::transport::Target;
+    /// use noex_client::TransportErrorKind;
     /// let t = Target::parse("wss://example.com/ws").unwrap();
     /// assert_eq!((t.host.as_str(), t.port, t.tls), ("example.com", 443, true));
-    /// assert!(Target::parse("http://example.com").is_err());
+    /// let e = Target::parse("http://user:hunter2@example.com").unwrap_err();
+    /// assert_eq!(e.kind(), TransportErrorKind::InvalidUrl);
+    /// assert!(!format!("{e:?}").contains("hunter2"));
     /// ```
     pub fn parse(url: &str) -> Result<Target, TransportError> {
-        let parsed = url::Url::parse(url)
-            .map_err(|e| TransportError(format!("invalid URL {url:?}: {e}")))?;
+        let invalid = |what: &str| {
+            TransportError::new(
+                TransportErrorKind::InvalidUrl,
+                format!("invalid URL {}: {what}", RedactedUrl(url)),
+            )
+        };
+        let parsed = url::Url::parse(url).map_err(|e| invalid("not a URL").with_source(e))?;
         let tls = match parsed.scheme() {
             "ws" => false,
             "wss" => true,
-            other => {
-                return Err(TransportError(format!(
-                    "unsupported URL scheme {other:?} (use ws:// or wss://)"
-                )))
-            }
+            _ => return Err(invalid("unsupported scheme (use ws:// or wss://)")),
         };
         let host = match parsed.host() {
             Some(url::Host::Domain(d)) => d.to_owned(),
             Some(url::Host::Ipv4(a)) => a.to_string(),
             Some(url::Host::Ipv6(a)) => a.to_string(),
-            None => return Err(TransportError(format!("URL {url:?} has no host"))),
+            None => return Err(invalid("no host")),
         };
         let port = parsed.port().unwrap_or(if tls { 443 } else { 80 });
         Ok(Target { host, port, tls })
     }
 
-    /// The error for a failed TCP connect to this target.
-    pub fn connect_error(&self, error: impl std::fmt::Display) -> TransportError {
-        TransportError(format!(
-            "connecting to {}:{}: {error}",
-            self.host, self.port
-        ))
+    /// The error for a failed TCP connect to this target: a
+    /// [`TransportErrorKind::Connect`] with `error` as its source.
+    pub fn connect_error(&self, error: impl Into<Cause>) -> TransportError {
+        TransportError::new(
+            TransportErrorKind::Connect,
+            format!("connecting to {}:{} failed", self.host, self.port),
+        )
+        .with_source(error)
     }
 }
 
-/// The error for a failed TLS handshake.
-pub fn tls_error(error: impl std::fmt::Display) -> TransportError {
-    TransportError(format!("TLS handshake: {error}"))
+/// The error for a failed TLS handshake: a [`TransportErrorKind::Tls`] with `error` as its
+/// source.
+pub fn tls_error(error: impl Into<Cause>) -> TransportError {
+    TransportError::new(TransportErrorKind::Tls, "TLS handshake failed").with_source(error)
+}
+
+/// Shows a URL without its user info, query and fragment, which may carry credentials.
+/// Works on any text, URL or not, without allocating.
+pub(crate) struct RedactedUrl<'a>(pub(crate) &'a str);
+
+impl fmt::Display for RedactedUrl<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self.0;
+        let (scheme, rest) = match url.find("://") {
+            Some(at) => url.split_at(at + 3),
+            None => ("", url),
+        };
+        let end = rest.find(['?', '#']).unwrap_or(rest.len());
+        let (rest, tail) = rest.split_at(end);
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(authority_end);
+        let host = match authority.rfind('@') {
+            Some(at) => &authority[at + 1..],
+            None => authority,
+        };
+        f.write_str(scheme)?;
+        if host.len() != authority.len() {
+            f.write_str("<redacted>@")?;
+        }
+        f.write_str(host)?;
+        f.write_str(path)?;
+        if !tail.is_empty() {
+            f.write_str("?<redacted>")?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(feature = "rustls")]
 mod tls {
-    use crate::runtime::{TlsOptions, TransportError};
+    use crate::runtime::{TlsOptions, TransportError, TransportErrorKind};
     use rustls::pki_types::{CertificateDer, ServerName};
     use std::sync::Arc;
 
@@ -73,14 +119,17 @@ mod tls {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         for der in &options.root_certificates {
-            roots
-                .add(CertificateDer::from(der.clone()))
-                .map_err(|e| TransportError(format!("invalid root certificate: {e}")))?;
+            roots.add(CertificateDer::from(der.clone())).map_err(|e| {
+                TransportError::new(TransportErrorKind::Tls, "invalid root certificate")
+                    .with_source(e)
+            })?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| TransportError(format!("TLS setup: {e}")))?
+            .map_err(|e| {
+                TransportError::new(TransportErrorKind::Tls, "TLS setup failed").with_source(e)
+            })?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(Arc::new(config))
@@ -88,8 +137,13 @@ mod tls {
 
     /// The TLS server name for `host`.
     pub fn server_name(host: &str) -> Result<ServerName<'static>, TransportError> {
-        ServerName::try_from(host.to_owned())
-            .map_err(|e| TransportError(format!("invalid TLS server name {host:?}: {e}")))
+        ServerName::try_from(host.to_owned()).map_err(|e| {
+            TransportError::new(
+                TransportErrorKind::InvalidUrl,
+                format!("invalid TLS server name {host:?}"),
+            )
+            .with_source(e)
+        })
     }
 }
 
@@ -98,7 +152,7 @@ pub use tls::{client_config, server_name};
 
 #[cfg(feature = "tungstenite")]
 mod messages {
-    use crate::runtime::{Incoming, Outgoing, TransportError};
+    use crate::runtime::{Incoming, Outgoing, TransportError, TransportErrorKind};
     use tungstenite::protocol::frame::coding::CloseCode;
     use tungstenite::protocol::CloseFrame;
     use tungstenite::Message;
@@ -138,9 +192,29 @@ mod messages {
         }
     }
 
-    /// A tungstenite error as a transport error.
+    /// A tungstenite error as a transport error, with a kind from its variant and the
+    /// tungstenite error as its source.
     pub fn error(error: tungstenite::Error) -> TransportError {
-        TransportError(error.to_string())
+        use tungstenite::Error as E;
+        let (kind, message) = match &error {
+            E::ConnectionClosed | E::AlreadyClosed => {
+                (TransportErrorKind::Closed, "WebSocket connection closed")
+            }
+            E::Io(_) => (TransportErrorKind::Io, "WebSocket I/O failed"),
+            E::Tls(_) => (TransportErrorKind::Tls, "TLS failed"),
+            E::Url(_) => (TransportErrorKind::InvalidUrl, "invalid WebSocket URL"),
+            // `Http` and `HttpFormat` exist only with tungstenite's `handshake` feature;
+            // their messages say what they are.
+            _ if error.to_string().starts_with("HTTP") => {
+                (TransportErrorKind::Handshake, "WebSocket handshake failed")
+            }
+            E::Protocol(tungstenite::error::ProtocolError::SendAfterClosing) => {
+                (TransportErrorKind::Closed, "WebSocket connection closing")
+            }
+            E::Protocol(_) => (TransportErrorKind::Other, "WebSocket protocol error"),
+            _ => (TransportErrorKind::Other, "WebSocket error"),
+        };
+        TransportError::new(kind, message).with_source(error)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Why a connection ended.
 
+use crate::error_code::ErrorCode;
 use std::fmt;
 
 /// Why a connection ended.
@@ -25,7 +26,12 @@ pub enum DisconnectReason {
     /// subscription is restored again (none is given up).
     RestoreTimeout,
     /// The configured credentials were refused; no reconnect.
-    AuthRejected,
+    AuthRejected {
+        /// The server's code (`UNAUTHORIZED`, `FORBIDDEN` or `VALIDATION_ERROR`).
+        code: ErrorCode,
+        /// The server's message.
+        message: String,
+    },
     /// The client closed on purpose.
     ClientClosed,
 }
@@ -47,7 +53,9 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::LivenessTimeout => f.write_str("the server went silent"),
             DisconnectReason::LoginFailed => f.write_str("login failed"),
             DisconnectReason::RestoreTimeout => f.write_str("restoring subscriptions timed out"),
-            DisconnectReason::AuthRejected => f.write_str("the credentials were refused"),
+            DisconnectReason::AuthRejected { code, message } => {
+                write!(f, "the credentials were refused ({code}: {message})")
+            }
             DisconnectReason::ClientClosed => f.write_str("closed by the client"),
         }
     }

@@ -167,7 +167,13 @@ fn refused_token_is_surfaced_and_final() {
         "{errors:?}"
     );
     assert_eq!(h.closes, vec![(conn, 1000, "auth_rejected".to_owned())]);
-    assert_eq!(h.disconnects(), vec![&DisconnectReason::AuthRejected]);
+    assert_eq!(
+        h.disconnects(),
+        vec![&DisconnectReason::AuthRejected {
+            code: ErrorCode::Unauthorized,
+            message: "Invalid token".into(),
+        }]
+    );
     assert_eq!(h.core.state(), ConnectionState::Disconnected);
     h.advance(Duration::from_secs(300));
     assert_eq!(h.opens.len(), 1);

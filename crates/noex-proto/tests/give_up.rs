@@ -200,7 +200,11 @@ fn refused_credentials_fail_every_live_subscription_with_gave_up() {
     h.open_and_welcome(true);
     let login = h.last_send().id().unwrap();
     h.answer_error(login, "UNAUTHORIZED", "Invalid token");
-    assert_eq!(gave_up(&h), vec![(a, DisconnectReason::AuthRejected)]);
+    let rejected = DisconnectReason::AuthRejected {
+        code: noex_proto::ErrorCode::Unauthorized,
+        message: "Invalid token".into(),
+    };
+    assert_eq!(gave_up(&h), vec![(a, rejected)]);
     assert!(h.sends.iter().all(|s| s.kind() != "store.subscribe"));
 }
 
@@ -245,7 +249,10 @@ fn after_giving_up_a_new_connect_restores_nothing() {
 
 #[test]
 fn gave_up_carries_the_reason_and_no_delivery() {
-    let error = RequestError::GaveUp(DisconnectReason::AuthRejected);
+    let error = RequestError::GaveUp(DisconnectReason::AuthRejected {
+        code: noex_proto::ErrorCode::Unauthorized,
+        message: "Invalid token".into(),
+    });
     assert_eq!(error.delivery(), None);
     assert!(!error.may_have_been_applied());
     assert!(error.to_string().contains("gave up"), "{error}");

@@ -2,7 +2,8 @@
 
 use crate::{fast_options, Ctx, EventLog};
 use noex_client::{
-    AuditFilter, Backend, ClientOptions, ConnectionState, ErrorCode, Grant, LifecycleEvent, NewUser,
+    AuditFilter, Backend, ClientOptions, ConnectionState, ErrorCode, Grant, LifecycleEvent,
+    NewRole, NewUser,
 };
 use noex_testkit::{AuthMode, TestServer, TokenSession};
 use serde_json::json;
@@ -60,7 +61,17 @@ pub async fn token_login_across_reconnects(backend: Backend) {
         .connect(&ctx.url, fast_options().token("wrong"))
         .await
         .unwrap_err();
-    assert!(matches!(err, noex_client::Error::Protocol(_)), "{err:?}");
+    // The server's code comes through, typed: the login was refused for good.
+    assert_eq!(err.code(), Some(&ErrorCode::Unauthorized), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            noex_client::Error::GaveUp(noex_client::DisconnectReason::AuthRejected { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(!err.may_have_been_applied());
+    assert!(!format!("{err:?}").contains("wrong"), "{err:?}");
     assert_eq!(bad.state(), ConnectionState::Disconnected);
 }
 
@@ -79,7 +90,7 @@ pub async fn credentials_login_across_reconnects(backend: Backend) {
     let (ctx, admin) = identity_server(&backend).await;
     admin
         .identity()
-        .create_user(&NewUser::new("alice", "alice-pass-123").display_name("Alice"))
+        .create_user(NewUser::new("alice", "alice-pass-123").display_name("Alice"))
         .await
         .unwrap();
     admin.disconnect().await;
@@ -101,13 +112,16 @@ pub async fn credentials_login_across_reconnects(backend: Backend) {
         "{types:?}"
     );
     let bad = noex_client::Client::new(backend.clone());
-    assert!(bad
+    let err = bad
         .connect(
             &ctx.url,
-            fast_options().credentials("alice", "wrong-password")
+            fast_options().credentials("alice", "wrong-password"),
         )
         .await
-        .is_err());
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&ErrorCode::Unauthorized), "{err:?}");
+    assert!(err.is(&ErrorCode::Unauthorized));
+    assert!(!format!("{err:?}").contains("wrong-password"), "{err:?}");
 }
 
 /// Every identity operation with the field names the server reads.
@@ -115,68 +129,100 @@ pub async fn identity_api(backend: Backend) {
     let (ctx, admin) = identity_server(&backend).await;
     let id = admin.identity();
     let alice = id
-        .create_user(&NewUser::new("alice", "alice-pass-123").email("alice@example.com"))
+        .create_user(
+            NewUser::new("alice", "alice-pass-123")
+                .email("alice@example.com")
+                .metadata(json!({"team": "ops", "level": 3})),
+        )
         .await
         .unwrap();
-    let user_id = alice["id"].as_str().unwrap().to_owned();
+    let user_id = alice.id.clone();
+    assert_eq!(alice.email.as_deref(), Some("alice@example.com"));
+    assert!(alice.enabled);
+    assert!(alice.created_at > 0);
+    let metadata = alice.metadata.clone().expect("metadata kept");
+    assert_eq!(
+        (metadata["team"].clone(), metadata["level"].clone()),
+        (json!("ops"), json!(3))
+    );
     let dup = id
-        .create_user(&NewUser::new("alice", "alice-pass-123"))
+        .create_user(NewUser::new("alice", "alice-pass-123"))
         .await
         .unwrap_err();
     assert!(dup.is(&ErrorCode::AlreadyExists));
     assert!(id
-        .create_user(&NewUser::new("bob", "short"))
+        .create_user(NewUser::new("bob", "short"))
         .await
         .unwrap_err()
         .is(&ErrorCode::ValidationError));
-    assert_eq!(id.get_user(&user_id).await.unwrap()["username"], "alice");
+    let disabled = id
+        .create_user(NewUser::new("dora", "dora-pass-123").enabled(false))
+        .await
+        .unwrap();
+    assert!(!disabled.enabled);
+    id.delete_user(&disabled.id).await.unwrap();
+    let got = id.get_user(&user_id).await.unwrap();
+    assert_eq!(got.username, "alice");
+    assert_eq!(got.metadata, alice.metadata);
     assert_eq!(
-        id.update_user(&user_id, &json!({"displayName": "Alice A."}))
+        id.update_user(&user_id, json!({"displayName": "Alice A."}))
             .await
-            .unwrap()["displayName"],
-        "Alice A."
+            .unwrap()
+            .display_name
+            .as_deref(),
+        Some("Alice A.")
     );
-    assert_eq!(id.list_users(None, None).await.unwrap()["total"], 1);
+    let users = id.list_users(None, None).await.unwrap();
+    assert_eq!((users.total, users.users.len()), (1, 1));
+    assert_eq!(users.page, 1);
+    assert!((&users).into_iter().any(|u| u.id == user_id));
     let role = id
         .create_role(
-            "doc-reader",
-            Some("Reads docs"),
-            &json!([{"allow": ["store.get", "store.all"], "buckets": ["docs"]}]),
+            NewRole::new("doc-reader")
+                .description("Reads docs")
+                .permissions(json!([{"allow": ["store.get", "store.all"], "buckets": ["docs"]}])),
         )
         .await
         .unwrap();
-    let role_id = role["id"].as_str().unwrap().to_owned();
+    let role_id = role.id.clone();
+    assert!(!role.system);
+    assert_eq!(role.permissions[0].allow, ["store.get", "store.all"]);
     assert_eq!(
-        id.update_role(&role_id, &json!({"description": "v2"}))
+        role.permissions[0].buckets.as_deref(),
+        Some(&["docs".to_owned()][..])
+    );
+    // A role without permissions (the server's default: none).
+    let bare = id.create_role(NewRole::new("auditor")).await.unwrap();
+    assert_eq!(
+        (bare.name.as_str(), bare.description.as_deref()),
+        ("auditor", None)
+    );
+    assert!(bare.permissions.is_empty(), "{bare:?}");
+    id.delete_role(&bare.id).await.unwrap();
+    assert_eq!(
+        id.update_role(&role_id, json!({"description": "v2"}))
             .await
-            .unwrap()["description"],
-        "v2"
-    );
-    assert!(
-        id.list_roles().await.unwrap()["roles"]
-            .as_array()
             .unwrap()
-            .len()
-            >= 2
+            .description
+            .as_deref(),
+        Some("v2")
     );
-    assert_eq!(
-        id.assign_role(&user_id, "doc-reader").await.unwrap()["assigned"],
-        true
-    );
-    assert!(id.get_user_roles(&user_id).await.unwrap()["roles"]
-        .as_array()
+    let roles = id.list_roles().await.unwrap();
+    assert!(roles.len() >= 2);
+    assert!(roles.iter().any(|r| r.name == "superadmin" && r.system));
+    id.assign_role(&user_id, "doc-reader").await.unwrap();
+    assert!(id
+        .get_user_roles(&user_id)
+        .await
         .unwrap()
         .iter()
-        .any(|r| r["name"] == "doc-reader"));
-    assert_eq!(
-        id.remove_role(&user_id, "doc-reader").await.unwrap()["removed"],
-        true
-    );
+        .any(|r| r.name == "doc-reader"));
+    id.remove_role(&user_id, "doc-reader").await.unwrap();
     admin
         .store()
         .define_bucket(
             "docs",
-            &json!({"key": "id", "schema": {"id": {"type": "string", "generated": "uuid"}}}),
+            json!({"key": "id", "schema": {"id": {"type": "string", "generated": "uuid"}}}),
         )
         .await
         .unwrap();
@@ -187,36 +233,44 @@ pub async fn identity_api(backend: Backend) {
         resource_name: "docs".into(),
         operations: vec!["read".into(), "write".into()],
     };
-    assert_eq!(id.grant(&grant).await.unwrap()["granted"], true);
+    id.grant(grant.clone()).await.unwrap();
     let acl = id.get_acl("bucket", "docs").await.unwrap();
-    assert!(acl["entries"]
-        .as_array()
-        .unwrap()
+    let entry = acl
         .iter()
-        .any(|e| e["subjectId"] == user_id.as_str()));
-    assert_eq!(
-        id.get_owner("bucket", "docs").await.unwrap()["owner"]["userId"],
-        "__superadmin__"
-    );
-    assert!(id.my_access().await.unwrap()["resources"].is_array());
-    assert_eq!(
-        id.revoke(&Grant {
-            operations: vec!["write".into()],
-            ..grant
-        })
+        .find(|e| e.subject_id == user_id)
+        .expect("alice in the ACL");
+    assert_eq!(entry.operations, ["read", "write"]);
+    assert_eq!(entry.subject_name.as_deref(), Some("alice"));
+    assert!(!entry.is_owner);
+    let owner = id
+        .get_owner("bucket", "docs")
         .await
-        .unwrap()["revoked"],
-        true
-    );
+        .unwrap()
+        .expect("owned");
+    assert_eq!(owner.user_id, "__superadmin__");
+    let access = id.my_access().await.unwrap();
+    assert_eq!(access.user.id, "__superadmin__");
+    assert!(access
+        .resources
+        .iter()
+        .any(|r| r.resource_name == "docs" && r.is_owner));
+    id.revoke(Grant {
+        operations: vec!["write".into()],
+        ..grant
+    })
+    .await
+    .unwrap();
+    id.reset_password(&user_id, "alice-pass-789").await.unwrap();
+    assert!(!id.disable_user(&user_id).await.unwrap().enabled);
+    assert!(id.enable_user(&user_id).await.unwrap().enabled);
+    id.transfer_owner("bucket", "docs", &user_id).await.unwrap();
     assert_eq!(
-        id.reset_password(&user_id, "alice-pass-789").await.unwrap()["reset"],
-        true
-    );
-    assert_eq!(id.disable_user(&user_id).await.unwrap()["enabled"], false);
-    assert_eq!(id.enable_user(&user_id).await.unwrap()["enabled"], true);
-    assert_eq!(
-        id.transfer_owner("bucket", "docs", &user_id).await.unwrap()["transferred"],
-        true
+        id.get_owner("bucket", "docs")
+            .await
+            .unwrap()
+            .expect("owned")
+            .user_id,
+        user_id
     );
 
     // A plain user: session, refresh, password change, and admin-only refusals.
@@ -230,25 +284,23 @@ pub async fn identity_api(backend: Backend) {
         !format!("{session:?}").contains(session.token.expose()),
         "token never in Debug"
     );
+    assert_eq!(session.user.username, "alice");
     let refreshed = alice_client.identity().refresh_session().await.unwrap();
     assert_ne!(refreshed.token.expose(), session.token.expose());
     let forbidden = alice_client
         .identity()
-        .create_user(&NewUser::new("mallory", "mallory-pass-1"))
+        .create_user(NewUser::new("mallory", "mallory-pass-1"))
         .await
         .unwrap_err();
     assert!(forbidden.is(&ErrorCode::Forbidden), "{forbidden:?}");
-    assert_eq!(
-        alice_client
-            .identity()
-            .change_password(&user_id, "alice-pass-789", "alice-pass-000")
-            .await
-            .unwrap()["changed"],
-        true
-    );
+    alice_client
+        .identity()
+        .change_password(&user_id, "alice-pass-789", "alice-pass-000")
+        .await
+        .unwrap();
     alice_client.identity().logout().await.ok();
-    assert_eq!(id.delete_role(&role_id).await.unwrap()["deleted"], true);
-    assert_eq!(id.delete_user(&user_id).await.unwrap()["deleted"], true);
+    id.delete_role(&role_id).await.unwrap();
+    id.delete_user(&user_id).await.unwrap();
     assert!(id
         .delete_user(&user_id)
         .await

@@ -12,7 +12,7 @@ use crate::ops;
 use crate::payload::Payload;
 use rand::RngExt;
 use std::time::{Duration, Instant};
-use tracing::{debug, trace, warn};
+use tracing::{debug, field, info, info_span, trace, warn};
 
 /// Close codes after which the server must not be contacted again.
 const PERMANENT_CLOSE_CODES: [u16; 3] = [1003, 4002, 4003];
@@ -56,6 +56,7 @@ impl ClientCore {
         }
         self.end_all_subscriptions();
         self.reset_connection_scoped();
+        self.restore = None;
         self.timers = Default::default();
         self.phase = Phase::Closed;
         self.set_state(ConnectionState::Disconnected);
@@ -71,6 +72,13 @@ impl ClientCore {
             Some(super::later(now, self.config.connect_timeout)),
         );
         self.timers.stop(Timer::Liveness);
+        let span = info_span!(
+            "noex_connection",
+            connection = id.0,
+            url = %super::RedactedUrl(&self.config.url),
+            attempt = self.attempt,
+        );
+        debug!(parent: &span, "opening connection");
         self.link = Some(Link {
             id,
             opened_at: None,
@@ -79,9 +87,9 @@ impl ClientCore {
             ping_interval: None,
             written_upto: None,
             last_pong: None,
+            span,
         });
         self.phase = Phase::Opening;
-        debug!(connection = id.0, "opening connection");
         self.outputs.push_back(Output::Open {
             connection: id,
             url: self.config.url.clone(),
@@ -103,6 +111,8 @@ impl ClientCore {
             );
             return;
         };
+        let span = link.span.clone();
+        let _entered = span.enter();
         match input {
             Input::Opened => {
                 if self.phase == Phase::Opening {
@@ -259,6 +269,8 @@ impl ClientCore {
 
     /// Advances time: deadlines, connect timeout, backoff, liveness.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let span = self.connection_span();
+        let _entered = span.enter();
         self.expire_requests(now);
         while let Some(timer) = self.timers.take_due(now) {
             match timer {
@@ -299,7 +311,7 @@ impl ClientCore {
     ) {
         let Some(link) = self.link.take() else { return };
         let permanent_code = code.is_some_and(|c| PERMANENT_CLOSE_CODES.contains(&c));
-        let auth_rejected = reason == DisconnectReason::AuthRejected;
+        let auth_rejected = matches!(reason, DisconnectReason::AuthRejected { .. });
         let first_attempt_failed = !self.ever_connected && !self.config.retry_initial_connect;
         let retries_left = self
             .config
@@ -313,10 +325,18 @@ impl ClientCore {
             && retries_left;
         debug!(
             connection = link.id.0,
-            ?reason,
+            %reason,
             will_reconnect,
             "connection lost"
         );
+        if let Some(restore) = self.restore.take() {
+            debug!(
+                parent: &restore.span,
+                subscriptions = restore.subscriptions,
+                elapsed_ms = millis(now.saturating_duration_since(restore.started)),
+                "restore abandoned: the connection was lost"
+            );
+        }
 
         self.timers.stop(Timer::Connect);
         self.timers.stop(Timer::Liveness);
@@ -335,6 +355,13 @@ impl ClientCore {
             self.phase = Phase::Backoff;
             self.timers
                 .set(Timer::Backoff, Some(super::later(now, delay)));
+            info!(
+                connection = link.id.0,
+                attempt = self.attempt,
+                delay_ms = millis(delay),
+                %reason,
+                "reconnecting"
+            );
             self.set_state(ConnectionState::Reconnecting);
             self.lifecycle(LifecycleEvent::Disconnected(reason));
             self.lifecycle(LifecycleEvent::Reconnecting {
@@ -342,6 +369,24 @@ impl ClientCore {
                 delay,
             });
         } else {
+            let why = if !self.config.reconnect {
+                "reconnect is off"
+            } else if permanent_code {
+                "permanent close code"
+            } else if auth_rejected {
+                "credentials refused"
+            } else if first_attempt_failed {
+                "first connection failed (retry_initial_connect is off)"
+            } else {
+                "reconnect attempts exhausted"
+            };
+            info!(
+                connection = link.id.0,
+                attempts = self.attempt,
+                %reason,
+                why,
+                "not reconnecting"
+            );
             self.phase = Phase::Disconnected;
             self.set_state(ConnectionState::Disconnected);
             self.lifecycle(LifecycleEvent::Disconnected(reason.clone()));
@@ -447,25 +492,29 @@ impl ClientCore {
                 self.begin_login(now, Some(LoginStep::Session));
             }
             Err(error) => {
-                let rejected = matches!(
-                    &error,
+                let rejected = match &error {
                     RequestError::Server(ServerError {
-                        code: ErrorCode::Unauthorized
+                        code:
+                            code @ (ErrorCode::Unauthorized
                             | ErrorCode::Forbidden
-                            | ErrorCode::ValidationError,
+                            | ErrorCode::ValidationError),
+                        message,
                         ..
-                    })
+                    }) => Some(DisconnectReason::AuthRejected {
+                        code: code.clone(),
+                        message: message.clone(),
+                    }),
+                    _ => None,
+                };
+                info!(
+                    error = super::error_kind(&error),
+                    code = super::error_code(&error),
+                    "login failed"
                 );
                 self.lifecycle(LifecycleEvent::Error(CoreError::Login(error)));
-                if rejected {
-                    self.abort_link_with(
-                        now,
-                        DisconnectReason::AuthRejected,
-                        1000,
-                        "auth_rejected",
-                    );
-                } else {
-                    self.abort_link(now, DisconnectReason::LoginFailed, "login_failed");
+                match rejected {
+                    Some(reason) => self.abort_link_with(now, reason, 1000, "auth_rejected"),
+                    None => self.abort_link(now, DisconnectReason::LoginFailed, "login_failed"),
                 }
             }
         }
@@ -497,15 +546,41 @@ impl ClientCore {
     pub(super) fn begin_restore(&mut self, now: Instant) {
         self.phase = Phase::Restoring;
         let subs: Vec<_> = self.subs.live.keys().copied().collect();
+        // A first connection only makes the subscriptions asked for while connecting.
+        if self.ever_connected && !subs.is_empty() {
+            let parent = self.connection_span();
+            let span = info_span!(
+                parent: &parent,
+                "noex_restore",
+                subscriptions = subs.len(),
+                elapsed_ms = field::Empty,
+            );
+            debug!(parent: &span, subscriptions = subs.len(), "restoring subscriptions");
+            self.restore = Some(super::Restore {
+                span,
+                started: now,
+                subscriptions: subs.len(),
+            });
+        }
         for sub in subs {
             self.send_subscribe(now, sub, true);
         }
         if self.subs.restores_outstanding == 0 {
-            self.become_ready();
+            self.become_ready(now);
         }
     }
 
-    pub(super) fn become_ready(&mut self) {
+    pub(super) fn become_ready(&mut self, now: Instant) {
+        if let Some(restore) = self.restore.take() {
+            let elapsed_ms = millis(now.saturating_duration_since(restore.started));
+            restore.span.record("elapsed_ms", elapsed_ms);
+            info!(
+                parent: &restore.span,
+                subscriptions = restore.subscriptions,
+                elapsed_ms,
+                "subscriptions restored"
+            );
+        }
         self.phase = Phase::Ready;
         self.attempt = 0;
         self.set_state(ConnectionState::Connected);
@@ -523,4 +598,9 @@ impl ClientCore {
     pub(super) fn link_usable(&self) -> bool {
         matches!(self.phase, Phase::Restoring | Phase::Ready)
     }
+}
+
+/// A duration in whole milliseconds, for logs.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

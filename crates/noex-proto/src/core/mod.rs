@@ -71,6 +71,71 @@ struct Link {
     written_upto: Option<u64>,
     /// The last pong handed out, to send at most one that is still waiting for the socket.
     last_pong: Option<u64>,
+    /// The `noex_connection` span of this attempt (disabled when nobody listens).
+    span: tracing::Span,
+}
+
+/// A restore in progress: its `noex_restore` span, when it began, how many subscriptions.
+#[derive(Debug)]
+struct Restore {
+    span: tracing::Span,
+    started: Instant,
+    subscriptions: usize,
+}
+
+/// Shows a URL without its user info, query and fragment, which may carry credentials
+/// (`ws://user:pass@host/?token=…` shows as `ws://<redacted>@host/?<redacted>`). Works
+/// on any text without allocating.
+struct RedactedUrl<'a>(&'a str);
+
+impl std::fmt::Display for RedactedUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.0;
+        let (scheme, rest) = match url.find("://") {
+            Some(at) => url.split_at(at + 3),
+            None => ("", url),
+        };
+        let end = rest.find(['?', '#']).unwrap_or(rest.len());
+        let (rest, tail) = rest.split_at(end);
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(authority_end);
+        let host = match authority.rfind('@') {
+            Some(at) => authority.get(at + 1..).unwrap_or(""),
+            None => authority,
+        };
+        f.write_str(scheme)?;
+        if host.len() != authority.len() {
+            f.write_str("<redacted>@")?;
+        }
+        f.write_str(host)?;
+        f.write_str(path)?;
+        if !tail.is_empty() {
+            f.write_str("?<redacted>")?;
+        }
+        Ok(())
+    }
+}
+
+/// A request error's kind, for logs (never its message, which may echo what was sent).
+fn error_kind(error: &crate::error::RequestError) -> &'static str {
+    use crate::error::RequestError as E;
+    match error {
+        E::Server(_) => "server",
+        E::Timeout { .. } => "timeout",
+        E::Disconnected { .. } => "disconnected",
+        E::Closed { .. } => "closed",
+        E::QueueFull => "queue_full",
+        E::GaveUp(_) => "gave_up",
+        E::Malformed(_) => "malformed",
+    }
+}
+
+/// A server error's code, for logs.
+fn error_code(error: &crate::error::RequestError) -> Option<&str> {
+    match error {
+        crate::error::RequestError::Server(e) => Some(e.code.as_str()),
+        _ => None,
+    }
 }
 
 /// Why a request is in the pending table.
@@ -191,6 +256,8 @@ pub struct ClientCore {
     session_token: Option<Secret>,
     outputs: VecDeque<Output>,
     counters: Counters,
+    /// The restore in progress, if any.
+    restore: Option<Restore>,
 }
 
 impl ClientCore {
@@ -228,6 +295,7 @@ impl ClientCore {
             session_token: None,
             outputs: VecDeque::new(),
             counters: Counters::default(),
+            restore: None,
         }
     }
 
@@ -324,6 +392,14 @@ impl ClientCore {
 
     fn emit(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
+    }
+
+    /// The current connection's span, to enter while handling something for it.
+    fn connection_span(&self) -> tracing::Span {
+        match &self.link {
+            Some(link) => link.span.clone(),
+            None => tracing::Span::none(),
+        }
     }
 
     fn lifecycle(&mut self, event: LifecycleEvent) {

@@ -6,7 +6,7 @@ use crate::event::{DisconnectReason, Event, RequestId};
 use crate::ops::{OpKind, Operation};
 use crate::payload::Payload;
 use std::time::{Duration, Instant};
-use tracing::trace;
+use tracing::{debug, trace};
 
 /// Per-request settings that override the configuration.
 ///
@@ -64,6 +64,7 @@ impl ClientCore {
         let queue = match self.phase {
             Phase::Ready => false,
             Phase::Closed => {
+                debug!(op = op.kind().name(), error = "closed", "request refused");
                 self.counters.requests_closed += 1;
                 return Err(RequestError::Closed {
                     delivery: Delivery::NotSent,
@@ -79,6 +80,11 @@ impl ClientCore {
                 true
             }
             _ => {
+                debug!(
+                    op = op.kind().name(),
+                    error = "disconnected",
+                    "request refused"
+                );
                 self.counters.requests_disconnected += 1;
                 return Err(RequestError::Disconnected {
                     delivery: Delivery::NotSent,
@@ -86,6 +92,11 @@ impl ClientCore {
             }
         };
         if !self.has_request_slot() || (queue && self.queued() >= self.config.max_queued) {
+            debug!(
+                op = op.kind().name(),
+                error = "queue_full",
+                "request refused"
+            );
             self.counters.requests_rejected += 1;
             return Err(RequestError::QueueFull);
         }
@@ -205,7 +216,16 @@ impl ClientCore {
         Some(entry)
     }
 
-    fn respond(&mut self, id: u64, result: Result<Payload, RequestError>) {
+    fn respond(&mut self, id: u64, kind: OpKind, result: Result<Payload, RequestError>) {
+        if let Err(error) = &result {
+            debug!(
+                id,
+                op = kind.name(),
+                error = super::error_kind(error),
+                code = super::error_code(error),
+                "request failed"
+            );
+        }
         match &result {
             Ok(_) => self.counters.requests_ok += 1,
             Err(RequestError::Server(_)) => self.counters.requests_server_error += 1,
@@ -238,7 +258,7 @@ impl ClientCore {
                 if let Ok(data) = &result {
                     self.observe_session(&entry, data);
                 }
-                self.respond(id, result);
+                self.respond(id, entry.kind, result);
             }
             Purpose::Login(step) => self.login_answered(now, step, result),
             Purpose::Subscribe { sub, restore } => {
@@ -275,7 +295,7 @@ impl ClientCore {
             let delivery = entry.delivery(Self::delivery_of(self.link.as_ref(), entry.sent));
             let error = RequestError::Timeout { delivery };
             match entry.purpose {
-                Purpose::User => self.respond(id, Err(error)),
+                Purpose::User => self.respond(id, entry.kind, Err(error)),
                 Purpose::Login(step) => self.login_answered(now, step, Err(error)),
                 // A restore that gets no answer means the connection is bad, not the
                 // subscription: replace the connection and restore everything again.
@@ -316,7 +336,7 @@ impl ClientCore {
             };
             if entry.purpose == Purpose::User {
                 let delivery = entry.delivery(Self::delivery_of(Some(link), entry.sent));
-                self.respond(id, Err(RequestError::Disconnected { delivery }));
+                self.respond(id, entry.kind, Err(RequestError::Disconnected { delivery }));
             }
         }
         // Everything kept goes out again once ready, in id order.
@@ -334,7 +354,7 @@ impl ClientCore {
             if let Some(entry) = self.take_pending(id) {
                 // A read kept from an earlier connection may have reached the server there.
                 let delivery = entry.delivery(Delivery::NotSent);
-                self.respond(id, Err(RequestError::Disconnected { delivery }));
+                self.respond(id, entry.kind, Err(RequestError::Disconnected { delivery }));
             }
         }
     }
@@ -354,7 +374,7 @@ impl ClientCore {
             };
             if entry.purpose == Purpose::User {
                 let delivery = entry.delivery(Self::delivery_of(link, entry.sent));
-                self.respond(id, Err(error(delivery)));
+                self.respond(id, entry.kind, Err(error(delivery)));
             }
         }
     }

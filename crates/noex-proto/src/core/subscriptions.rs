@@ -119,7 +119,7 @@ impl ClientCore {
         if restore {
             self.subs.restores_outstanding = self.subs.restores_outstanding.saturating_sub(1);
             if self.subs.restores_outstanding == 0 && self.phase == Phase::Restoring {
-                self.become_ready();
+                self.become_ready(now);
             }
         }
     }
