@@ -43,17 +43,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .store()
         .define_bucket(
             &bucket,
-            &json!({"key": "id", "schema": {"id": {"type": "string", "generated": "uuid"}}}),
+            json!({"key": "id", "schema": {"id": {"type": "string", "generated": "uuid"}}}),
         )
         .await?;
     let user = admin
         .identity()
-        .create_user(&NewUser::new(&username, "alice-pass-123").display_name("Alice"))
+        .create_user(
+            NewUser::new(&username, "alice-pass-123")
+                .display_name("Alice")
+                .metadata(json!({"team": "docs"})),
+        )
         .await?;
-    let user_id = user["id"].as_str().unwrap_or_default().to_owned();
+    let user_id = user.id.clone();
     admin
         .identity()
-        .grant(&Grant {
+        .grant(Grant {
             subject_type: "user".into(),
             subject_id: user_id.clone(),
             resource_type: "bucket".into(),
@@ -61,10 +65,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             operations: vec!["read".into(), "write".into()],
         })
         .await?;
-    println!(
-        "ACL of {bucket}: {}",
-        admin.identity().get_acl("bucket", &bucket).await?
-    );
+    for entry in admin.identity().get_acl("bucket", &bucket).await? {
+        println!(
+            "ACL of {bucket}: {} {} may {:?}",
+            entry.subject_type,
+            entry.subject_name.as_deref().unwrap_or(&entry.subject_id),
+            entry.operations
+        );
+    }
 
     // The user, logging in with credentials (kept by the client for reconnects).
     let alice = noex_tokio::connect(
@@ -76,11 +84,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     alice
         .store()
         .bucket(&bucket)
-        .insert(&json!({"title": "Hello"}))
+        .insert(json!({"title": "Hello"}))
         .await?;
     match alice
         .identity()
-        .create_user(&NewUser::new("mallory", "mallory-pass-1"))
+        .create_user(NewUser::new("mallory", "mallory-pass-1"))
         .await
     {
         Err(e) => println!("alice may not create users: {e}"),

@@ -106,7 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 Output::Event(Event::Lifecycle(LifecycleEvent::Connected)) => {
                     println!("connected");
-                    let op = ops::store::define_bucket(&bucket, &common::users_bucket());
+                    let op = ops::store::define_bucket(&bucket, common::users_bucket());
                     waiting = Some(core.request(now, op)?);
                 }
                 Output::Event(Event::Response { id, result }) if Some(id) == waiting => {

@@ -8,7 +8,7 @@
 mod common;
 
 use futures::StreamExt;
-use noex_tokio::{ClientOptions, Record};
+use noex_tokio::{ClientOptions, Filter, Record};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -29,11 +29,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (bucket, query) = common::users_and_query(&client, "all", None).await?;
     let users = client.store().bucket(&bucket).typed::<User>();
 
-    // Insert and list.
-    let alice = users
-        .insert(&json!({"name": "Alice", "age": 30, "role": "admin"}))
-        .await?;
-    users.insert(&json!({"name": "Bob", "age": 25})).await?;
+    // Insert (two at once: arguments are owned, so futures over temporaries compose).
+    let (alice, bob) = tokio::join!(
+        users.insert(json!({"name": "Alice", "age": 30, "role": "admin"})),
+        users.insert(json!({"name": "Bob", "age": 25})),
+    );
+    let (alice, _bob) = (alice?, bob?);
     println!(
         "inserted Alice with key {} (version {})",
         alice.key, alice.version
@@ -44,6 +45,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             user.data.name, user.data.age, user.data.role
         );
     }
+    // Filters: the typed builder (or raw JSON such as `json!({"age": {"$gte": 30}})`).
+    let thirty_plus = users
+        .where_(
+            Filter::field("age")
+                .gte(30)
+                .and(Filter::field("role").eq("admin")),
+        )
+        .await?;
+    println!("admins aged 30 or more: {}", thirty_plus.len());
 
     // Subscribe: the initial result first, then every change.
     let mut live = client
@@ -52,7 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let initial = live.next().await.expect("initial result")?;
     println!("subscription starts with {} users", initial.len());
-    users.insert(&json!({"name": "Carol", "age": 35})).await?;
+    users.insert(json!({"name": "Carol", "age": 35})).await?;
     let update = live.next().await.expect("an update")?;
     println!("subscription now sees {} users", update.len());
 
@@ -60,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut orders = client.rules().subscribe("order.*").await?;
     let event = client
         .rules()
-        .emit("order.created", &json!({"orderId": "o-1", "total": 99}))
+        .emit("order.created", json!({"orderId": "o-1", "total": 99}))
         .await?;
     let delivered = orders.next().await.expect("an event")?;
     println!(
@@ -70,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Clean up.
     live.unsubscribe().await;
-    orders.unsubscribe().await;
+    client.rules().unsubscribe(orders).await?;
     client.store().undefine_query(&query).await?;
     client.store().drop_bucket(&bucket).await?;
     client.disconnect().await;

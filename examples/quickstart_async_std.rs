@@ -7,7 +7,7 @@
 mod common;
 
 use futures::StreamExt;
-use noex_async_std::ClientOptions;
+use noex_async_std::{ClientOptions, Filter};
 use serde_json::json;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,12 +25,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             live.next().await.expect("initial")?.len()
         );
         let users = client.store().bucket(&bucket);
-        users.insert(&json!({"name": "Alice", "age": 30})).await?;
+        users.insert(json!({"name": "Alice", "age": 30})).await?;
         println!(
             "after an insert: {} users",
             live.next().await.expect("update")?.len()
         );
-        println!("count(): {}", users.count(None).await?);
+        println!("count(): {}", users.count(Filter::all()).await?);
 
         live.unsubscribe().await;
         client.store().undefine_query(&query).await?;

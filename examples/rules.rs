@@ -20,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rule_id = format!("{topic}-ready");
 
     rules
-        .register_rule(&json!({
+        .register_rule(json!({
             "id": rule_id, "name": "Paid orders are ready", "priority": 10, "enabled": true,
             "tags": [], // noex-rules needs the field (it fails with "rule.tags is not iterable")
             "trigger": {"type": "event", "topic": format!("{topic}.paid")},
@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     rules
         .emit_with(
             &format!("{topic}.paid"),
-            &json!({"orderId": "o-1"}),
+            json!({"orderId": "o-1"}),
             EmitOptions {
                 correlation_id: Some("checkout-1".into()),
                 causation_id: None,
@@ -51,8 +51,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let key = format!("{topic}:customer:42:tier");
-    rules.set_fact(&key, &json!("gold")).await?;
-    println!("fact {key} = {:?}", rules.get_fact::<String>(&key).await?);
+    rules.set_fact(&key, json!("gold")).await?;
+    println!(
+        "fact {key} = {:?}",
+        rules.get_fact_as::<String>(&key).await?
+    );
     println!(
         "facts matching {topic}:customer:*:tier: {}",
         rules

@@ -41,9 +41,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
 
     users
-        .insert(&json!({"name": "Alice", "role": "admin"}))
+        .insert(json!({"name": "Alice", "role": "admin"}))
         .await?;
-    users.insert(&json!({"name": "Bob"})).await?;
+    users.insert(json!({"name": "Bob"})).await?;
     println!(
         "stream: {} admins",
         live.next().await.expect("update")?.len()
@@ -52,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A slow reader never makes memory grow: only the latest result is kept.
     for i in 0..50 {
         users
-            .insert(&json!({"name": format!("admin-{i}"), "role": "admin"}))
+            .insert(json!({"name": format!("admin-{i}"), "role": "admin"}))
             .await?;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -7,7 +7,7 @@
 
 mod common;
 
-use noex_tokio::{ClientOptions, Transaction};
+use noex_tokio::{ClientOptions, Filter, Transaction, TxResult};
 use serde_json::json;
 
 #[tokio::main]
@@ -17,26 +17,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bucket = common::unique("accounts");
     client
         .store()
-        .define_bucket(&bucket, &common::users_bucket())
+        .define_bucket(&bucket, common::users_bucket())
         .await?;
     let accounts = client.store().bucket(&bucket);
-    let alice = accounts
-        .insert(&json!({"name": "Alice", "age": 30}))
-        .await?;
+    let alice = accounts.insert(json!({"name": "Alice", "age": 30})).await?;
 
+    // Building never fails; a value that cannot be serialised fails `transaction` unsent.
     let tx = Transaction::new()
-        .insert(&bucket, &json!({"name": "Eve", "age": 22}))?
-        .update(&bucket, &alice.key, &json!({"age": 31}))?
-        .get(&bucket, &alice.key)?
-        .count(&bucket, None)?;
-    for result in client.store().transaction(tx).await? {
-        println!("op {}: {}", result.index, result.data);
+        .insert(&bucket, json!({"name": "Eve", "age": 22}))
+        .update(&bucket, &alice.key, json!({"age": 31}))
+        .get(&bucket, &alice.key)
+        .count(&bucket, Filter::field("age").gte(30));
+    for (index, result) in client
+        .store()
+        .transaction(tx)
+        .await?
+        .into_iter()
+        .enumerate()
+    {
+        match result {
+            TxResult::Written(record) => println!("op {index}: wrote version {}", record.version),
+            TxResult::Found(record) => println!("op {index}: found {:?}", record.map(|r| r.data)),
+            TxResult::Count(n) => println!("op {index}: {n} records aged 30 or more"),
+            other => println!("op {index}: {other:?}"),
+        }
     }
 
     // The second insert is invalid (no name): nothing of this transaction is applied.
     let failing = Transaction::new()
-        .insert(&bucket, &json!({"name": "Mallory"}))?
-        .insert(&bucket, &json!({"age": 5}))?;
+        .insert(&bucket, json!({"name": "Mallory"}))
+        .insert(&bucket, json!({"age": 5}));
     match client.store().transaction(failing).await {
         Ok(_) => println!("unexpected success"),
         Err(e) => println!(
@@ -44,7 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             e.may_have_been_applied()
         ),
     }
-    println!("records now: {}", accounts.count(None).await?);
+    println!("records now: {}", accounts.count(Filter::all()).await?);
 
     client.store().drop_bucket(&bucket).await?;
     client.disconnect().await;

@@ -239,6 +239,10 @@ impl Client {
         op: Operation,
         mut options: RequestOptions,
     ) -> Result<Payload> {
+        // An argument that could not be serialised never becomes a frame.
+        if let Some(problem) = op.encode_error() {
+            return Err(Error::serde(problem));
+        }
         let session = self.session().ok_or(Error::Disconnected {
             delivery: Delivery::NotSent,
         })?;
@@ -296,9 +300,11 @@ impl Client {
         options: RequestOptions,
     ) -> Result<T> {
         let payload = self.request_with(op, options).await?;
-        payload
-            .deserialize()
-            .map_err(|e| Error::Serde(format!("{e} in answer {}", truncate(payload.json()))))
+        payload.deserialize().map_err(|e| {
+            // The answer's `Debug` is bounded and has its secrets redacted.
+            let message = format!("the answer does not match the expected type: {payload:?}");
+            Error::Serde(crate::SerdeError::new(message).with_source(e))
+        })
     }
 
     pub(crate) async fn subscribe_raw(
@@ -382,14 +388,6 @@ impl Client {
             .unbounded_send(command)
             .map_err(|_| closed())
     }
-}
-
-fn truncate(text: &str) -> &str {
-    let mut end = text.len().min(200);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// A per-client seed for the reconnect jitter, so that many clients restarted together do

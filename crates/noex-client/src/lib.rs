@@ -17,7 +17,7 @@
 //! /// Works on any adapter's client.
 //! async fn rename(client: &Client, key: &str, name: &str) -> Result<(), Error> {
 //!     let users = client.store().bucket("users");
-//!     match users.update(key, &json!({"name": name})).await {
+//!     match users.update(key, json!({"name": name})).await {
 //!         Ok(record) => println!("now at version {}", record.version),
 //!         // The write may have reached the server: look before trying again.
 //!         Err(e) if e.may_have_been_applied() => {
@@ -39,7 +39,7 @@
 //!     let client = Client::new(noex_tokio::Tokio);
 //!     let welcome = client.connect(&url, ClientOptions::new()).await?;
 //!     assert_eq!(welcome.version, "1.0.0");
-//!     client.store().bucket("users").insert(&json!({"id": "u1", "name": "Alice"})).await?;
+//!     client.store().bucket("users").insert(json!({"id": "u1", "name": "Alice"})).await?;
 //!     rename(&client, "u1", "Alicia").await?;
 //!     Ok::<_, Error>(())
 //! })?;
@@ -83,24 +83,38 @@ mod shared;
 mod slot;
 mod subscription;
 pub mod transport;
+pub mod ws_connector;
 
 pub use api::audit::{AuditEntry, AuditFilter};
 pub use api::auth::{AuthSession, WhoAmI};
 pub use api::bucket::Bucket;
-pub use api::identity::{IdentitySession, NewUser};
+pub use api::identity::{
+    Access, AclEntry, IdentitySession, NewRole, NewUser, Owner, Permission, ResourceAccess, Role,
+    SessionUser, User, UserList,
+};
+pub use api::procedures::{Procedure, ProcedureInfo, ProcedureResult};
 pub use api::record::{Page, Record};
-pub use api::rules::{EmitOptions, Fact, RuleEvent, RuleMessage, Validation};
-pub use api::server::ConnectionInfo;
-pub use api::store::{BucketList, QueryInfo, Transaction, TxResult};
+pub use api::rules::{
+    EmitOptions, Fact, Rule, RuleEvent, RuleInfo, RuleMessage, RulesStats, Validation,
+    ValidationIssue,
+};
+pub use api::server::{ConnectionInfo, ConnectionStats, ServerStats};
+pub use api::store::{
+    BucketConfig, BucketList, BucketSchema, Feature, QueryInfo, QueryStats, StoreStats, Totals,
+    Transaction, TxResult,
+};
 pub use client::{Client, EventStream};
-pub use error::{Error, Result};
+pub use error::{Error, ProtocolError, ProtocolErrorKind, Result, SerdeError};
 pub use noex_proto::ops::identity::Grant;
+pub use noex_proto::ops::{Field, Filter};
 pub use noex_proto::{
     self as proto, Backoff, ConnectionState, Counters, Delivery, DisconnectReason, ErrorCode,
     LifecycleEvent, Payload, RequestOptions, SubscriptionId, WelcomeInfo,
 };
 pub use options::ClientOptions;
-pub use runtime::{Backend, Connector, Incoming, Outgoing, Runtime, TlsOptions, TransportError};
+pub use runtime::{
+    Backend, Connector, Incoming, Outgoing, Runtime, TlsOptions, TransportError, TransportErrorKind,
+};
 pub use shared::ListenerGuard;
 pub use slot::BufferPolicy;
 pub use subscription::{CallbackHandle, Subscription};

@@ -195,6 +195,7 @@ macro_rules! conformance_suite {
             store_crud_typed_records, store_queries_and_aggregates, store_errors, transactions,
             admin_store_ops, store_subscription_pushes, subscription_callback_and_drop,
             rules_events_and_facts, rules_admin, procedures, server_introspection,
+            filter_builder_operators, unsubscribe_and_bare_emit,
         ]);
         $crate::conformance_suite!(@testkit $block_on, $backend, [
             count_and_param_queries, restore_after_drop, restore_after_stall, close_codes_that_reconnect,

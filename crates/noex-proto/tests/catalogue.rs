@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use noex_proto::ops::{self, audit::AuditFilter, identity::Grant, AnswerShape, OpKind};
+use noex_proto::ops::{self, audit::AuditFilter, identity::Grant, AnswerShape, Filter, OpKind};
 use noex_proto::Secret;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -113,7 +113,7 @@ fn operations_beyond_the_recordings() {
             json!({"type": "identity.listUsers"}),
         ),
         (
-            ops::rules::emit("t", &json!({}), None, Some("cause-1")),
+            ops::rules::emit("t", json!({}), None, Some("cause-1")),
             json!({"type": "rules.emit", "topic": "t", "data": {}, "causationId": "cause-1"}),
         ),
         (
@@ -125,15 +125,31 @@ fn operations_beyond_the_recordings() {
             json!({"type": "audit.query", "from": 1, "to": 2}),
         ),
         (
-            ops::identity::create_role("r", None, &json!([])),
+            ops::identity::create_role("r", None, Some(&json!([]))),
             json!({"type": "identity.createRole", "name": "r", "permissions": []}),
         ),
         (
-            ops::store::count("b", Some(&json!({"x": 1}))),
+            ops::identity::create_role("r", None, None),
+            json!({"type": "identity.createRole", "name": "r"}),
+        ),
+        (
+            ops::rules::emit_bare("t", Some("c"), None),
+            json!({"type": "rules.emit", "topic": "t", "correlationId": "c"}),
+        ),
+        (
+            ops::store::count("b", Some(&Filter::all())),
+            json!({"type": "store.count", "bucket": "b"}),
+        ),
+        (
+            ops::store::where_("b", &Filter::field("age").between(1, 2).into()),
+            json!({"type": "store.where", "bucket": "b", "filter": {"age": {"$between": [1, 2]}}}),
+        ),
+        (
+            ops::store::count("b", Some(&json!({"x": 1}).into())),
             json!({"type": "store.count", "bucket": "b", "filter": {"x": 1}}),
         ),
         (
-            ops::store::sum("b", "f", Some(&json!({"x": {"$neq": 1}}))),
+            ops::store::sum("b", "f", Some(&json!({"x": {"$neq": 1}}).into())),
             json!({"type": "store.sum", "bucket": "b", "field": "f", "filter": {"x": {"$neq": 1}}}),
         ),
     ];

@@ -75,12 +75,12 @@ fn writes_are_never_resent_even_when_marked_retry_safe() {
             ops::store::insert("users", json!({"name": "A"})),
             RequestOptions::default().retry_safe(true),
         ),
-        h.request(ops::store::update("users", &json!("k"), json!({"a": 1}))),
-        h.request(ops::store::delete("users", &json!("k"))),
+        h.request(ops::store::update("users", json!("k"), json!({"a": 1}))),
+        h.request(ops::store::delete("users", json!("k"))),
         h.request(ops::store::clear("users")),
-        h.request(ops::rules::emit("t", &json!({}), None, None)),
-        h.request(ops::rules::set_fact("k", &json!(1))),
-        h.request(ops::procedures::call("p", &json!({}))),
+        h.request(ops::rules::emit("t", json!({}), None, None)),
+        h.request(ops::rules::set_fact("k", json!(1))),
+        h.request(ops::procedures::call("p", json!({}))),
     ];
     h.written_all();
     h.server_close(None, "");

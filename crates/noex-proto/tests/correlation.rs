@@ -14,7 +14,7 @@ fn wire_id_is_the_request_id_and_ids_are_never_reused() {
     let mut h = Harness::connected(Harness::config());
     let mut ids = Vec::new();
     for i in 0..5 {
-        let id = h.request(ops::store::get("users", &json!(format!("k{i}"))));
+        let id = h.request(ops::store::get("users", json!(format!("k{i}"))));
         assert_eq!(h.last_send().id(), Some(id.0));
         ids.push(id);
     }

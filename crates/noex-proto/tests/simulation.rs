@@ -499,9 +499,9 @@ impl Sim {
                         "items",
                         json!({"id": key, "v": self.rng.random_range(-100..100)}),
                     ),
-                    1 => ops::store::delete("items", &json!(key)),
+                    1 => ops::store::delete("items", json!(key)),
                     2 => ops::store::count("items", None),
-                    _ => ops::store::get("items", &json!(key)),
+                    _ => ops::store::get("items", json!(key)),
                 };
                 let retry = self.rng.random_bool(0.5);
                 let options = RequestOptions::default().retry_safe(retry);

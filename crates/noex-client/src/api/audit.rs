@@ -16,6 +16,7 @@ pub struct Audit {
 /// One audit entry.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct AuditEntry {
     /// When, ms since the epoch.
     pub timestamp: i64,
@@ -38,6 +39,9 @@ pub struct AuditEntry {
     /// The client's address.
     #[serde(default)]
     pub remote_address: Option<String>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Deserialize)]

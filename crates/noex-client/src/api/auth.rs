@@ -14,6 +14,7 @@ pub struct AuthApi {
 /// The session a login established.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct AuthSession {
     /// The user.
     pub user_id: String,
@@ -23,11 +24,15 @@ pub struct AuthSession {
     /// When the session ends, ms since the epoch; `None` = never.
     #[serde(default)]
     pub expires_at: Option<i64>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Who the connection is logged in as.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct WhoAmI {
     /// Whether logged in.
     pub authenticated: bool,
@@ -40,6 +45,9 @@ pub struct WhoAmI {
     /// When the session ends.
     #[serde(default)]
     pub expires_at: Option<i64>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl AuthApi {

@@ -1,10 +1,11 @@
 //! One bucket's records.
 
+use super::checked;
 use super::record::{Page, Record};
-use super::to_json;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use futures::stream::{self, Stream};
+use noex_proto::ops::Filter;
 use noex_proto::{ops, Operation, RequestOptions};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,35 @@ use std::marker::PhantomData;
 /// fails with [`Error::may_have_been_applied`] true (a timeout, or the connection lost after
 /// the frame left), the server may or may not have applied it: re-read before retrying.
 /// When it is false, nothing reached the server and retrying is safe.
+///
+/// Arguments are owned (`impl Serialize`, filters `impl Into<Filter>`), so calls over
+/// temporaries compose:
+///
+/// ```
+/// # use noex_client::{Client, ClientOptions, Filter};
+/// # use serde_json::json;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = noex_testkit::TestServer::builder()
+/// #     .bucket_json("users", json!({"key": "id", "schema": {"id": {"type": "string"}}}))
+/// #     .start()?;
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// # let client = Client::new(noex_tokio::Tokio);
+/// # client.connect(&server.url(), ClientOptions::new()).await?;
+/// let users = client.store().bucket("users");
+/// let (a, b) = tokio::join!(
+///     users.insert(json!({"id": "a", "age": 30})),
+///     users.insert(json!({"id": "b", "age": 12})),
+/// );
+/// assert_eq!((a?.version, b?.version), (1, 1));
+/// let adults = users.where_(Filter::field("age").gte(18)).await?;
+/// assert_eq!(adults.len(), 1);
+/// assert_eq!(users.count(json!({"age": 12})).await?, 1);
+/// assert_eq!(users.count(Filter::all()).await?, 2);
+/// # Ok::<_, noex_client::Error>(())
+/// # })?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Bucket<T = Value> {
     client: Client,
@@ -97,7 +127,11 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     async fn value(&self, op: Operation) -> Result<Value> {
-        self.client.call(op, self.options).await
+        self.client.call(checked(op)?, self.options).await
+    }
+
+    async fn call<U: DeserializeOwned>(&self, op: Operation) -> Result<U> {
+        self.client.call(checked(op)?, self.options).await
     }
 
     fn record(&self, value: Value) -> Result<Record<T>> {
@@ -114,7 +148,7 @@ impl<T: DeserializeOwned> Bucket<T> {
     fn records(&self, value: Value) -> Result<Vec<Record<T>>> {
         match value {
             Value::Array(items) => items.into_iter().map(|v| self.record(v)).collect(),
-            other => Err(Error::Protocol(format!(
+            other => Err(Error::protocol(format!(
                 "expected an array of records, got {other}"
             ))),
         }
@@ -125,18 +159,14 @@ impl<T: DeserializeOwned> Bucket<T> {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn insert(&self, data: &(impl Serialize + ?Sized)) -> Result<Record<T>> {
-        let value = self
-            .value(ops::store::insert(&self.name, to_json(data)?))
-            .await?;
+    pub async fn insert(&self, data: impl Serialize) -> Result<Record<T>> {
+        let value = self.value(ops::store::insert(&self.name, data)).await?;
         self.record(value)
     }
 
     /// The record with this key, if any.
     pub async fn get(&self, key: impl Serialize) -> Result<Option<Record<T>>> {
-        let value = self
-            .value(ops::store::get(&self.name, &to_json(&key)?))
-            .await?;
+        let value = self.value(ops::store::get(&self.name, key)).await?;
         self.optional(value)
     }
 
@@ -145,17 +175,9 @@ impl<T: DeserializeOwned> Bucket<T> {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn update(
-        &self,
-        key: impl Serialize,
-        patch: &(impl Serialize + ?Sized),
-    ) -> Result<Record<T>> {
+    pub async fn update(&self, key: impl Serialize, patch: impl Serialize) -> Result<Record<T>> {
         let value = self
-            .value(ops::store::update(
-                &self.name,
-                &to_json(&key)?,
-                to_json(patch)?,
-            ))
+            .value(ops::store::update(&self.name, key, patch))
             .await?;
         self.record(value)
     }
@@ -166,13 +188,7 @@ impl<T: DeserializeOwned> Bucket<T> {
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
     pub async fn delete(&self, key: impl Serialize) -> Result<bool> {
-        let flag: Flag = self
-            .client
-            .call(
-                ops::store::delete(&self.name, &to_json(&key)?),
-                self.options,
-            )
-            .await?;
+        let flag: Flag = self.call(ops::store::delete(&self.name, key)).await?;
         Ok(flag.deleted)
     }
 
@@ -182,24 +198,26 @@ impl<T: DeserializeOwned> Bucket<T> {
         self.records(value)
     }
 
-    /// Records matching `filter` (equality, `$gt`, `$gte`, `$lt`, `$lte`, `$neq`, `$in`, …).
-    pub async fn where_(&self, filter: Value) -> Result<Vec<Record<T>>> {
-        let value = self.value(ops::store::where_(&self.name, &filter)).await?;
+    /// Records matching `filter`: a [`Filter`] or raw JSON such as
+    /// `json!({"age": {"$gte": 18}})`.
+    pub async fn where_(&self, filter: impl Into<Filter>) -> Result<Vec<Record<T>>> {
+        let value = self
+            .value(ops::store::where_(&self.name, &filter.into()))
+            .await?;
         self.records(value)
     }
 
     /// The first record matching `filter`, if any.
-    pub async fn find_one(&self, filter: Value) -> Result<Option<Record<T>>> {
+    pub async fn find_one(&self, filter: impl Into<Filter>) -> Result<Option<Record<T>>> {
         let value = self
-            .value(ops::store::find_one(&self.name, &filter))
+            .value(ops::store::find_one(&self.name, &filter.into()))
             .await?;
         self.optional(value)
     }
 
-    /// How many records match `filter` (all when `None`).
-    pub async fn count(&self, filter: Option<Value>) -> Result<u64> {
-        self.client
-            .call(ops::store::count(&self.name, filter.as_ref()), self.options)
+    /// How many records match `filter` ([`Filter::all`] counts every record).
+    pub async fn count(&self, filter: impl Into<Filter>) -> Result<u64> {
+        self.call(ops::store::count(&self.name, Some(&filter.into())))
             .await
     }
 
@@ -218,11 +236,7 @@ impl<T: DeserializeOwned> Bucket<T> {
     /// One page of at most `limit` records after the cursor `after`.
     pub async fn paginate(&self, limit: u64, after: Option<Value>) -> Result<Page<T>> {
         let page: RawPage = self
-            .client
-            .call(
-                ops::store::paginate(&self.name, limit, after.as_ref()),
-                self.options,
-            )
+            .call(ops::store::paginate(&self.name, limit, after.as_ref()))
             .await?;
         Ok(Page {
             records: page
@@ -253,43 +267,27 @@ impl<T: DeserializeOwned> Bucket<T> {
         })
     }
 
-    /// Sum of `field` over the records matching `filter`.
-    pub async fn sum(&self, field: &str, filter: Option<Value>) -> Result<f64> {
-        self.client
-            .call(
-                ops::store::sum(&self.name, field, filter.as_ref()),
-                self.options,
-            )
+    /// Sum of `field` over the records matching `filter` ([`Filter::all`]: every record).
+    pub async fn sum(&self, field: &str, filter: impl Into<Filter>) -> Result<f64> {
+        self.call(ops::store::sum(&self.name, field, Some(&filter.into())))
             .await
     }
 
     /// Average of `field` over the records matching `filter`.
-    pub async fn avg(&self, field: &str, filter: Option<Value>) -> Result<f64> {
-        self.client
-            .call(
-                ops::store::avg(&self.name, field, filter.as_ref()),
-                self.options,
-            )
+    pub async fn avg(&self, field: &str, filter: impl Into<Filter>) -> Result<f64> {
+        self.call(ops::store::avg(&self.name, field, Some(&filter.into())))
             .await
     }
 
     /// Smallest `field`, `None` when no record matches.
-    pub async fn min(&self, field: &str, filter: Option<Value>) -> Result<Option<f64>> {
-        self.client
-            .call(
-                ops::store::min(&self.name, field, filter.as_ref()),
-                self.options,
-            )
+    pub async fn min(&self, field: &str, filter: impl Into<Filter>) -> Result<Option<f64>> {
+        self.call(ops::store::min(&self.name, field, Some(&filter.into())))
             .await
     }
 
     /// Largest `field`, `None` when no record matches.
-    pub async fn max(&self, field: &str, filter: Option<Value>) -> Result<Option<f64>> {
-        self.client
-            .call(
-                ops::store::max(&self.name, field, filter.as_ref()),
-                self.options,
-            )
+    pub async fn max(&self, field: &str, filter: impl Into<Filter>) -> Result<Option<f64>> {
+        self.call(ops::store::max(&self.name, field, Some(&filter.into())))
             .await
     }
 

@@ -1,4 +1,21 @@
 //! The typed API, one module per server domain.
+//!
+//! # Conventions
+//! - **Arguments** are owned `impl Serialize` (references work too, since `&T: Serialize`),
+//!   so futures over temporaries compose with `join!`. They are serialised straight into
+//!   the request; a value that cannot be serialised fails the call with
+//!   [`crate::Error::Serde`] before anything is sent.
+//! - **Filters** are `impl Into<`[`Filter`](crate::Filter)`>`: the typed builder, or raw
+//!   JSON (`serde_json::Value`). Where a filter is optional, pass [`Filter::all`](crate::Filter::all).
+//! - **Answers** are typed. Records come back as [`Record<T>`](crate::Record); everything
+//!   else as a struct of this crate that tolerates fields it does not know and keeps them
+//!   in its `extra` map. Acknowledgements such as `{deleted: true}` become `()` (the server
+//!   answers an error when it did not do it), except where the flag carries information
+//!   (`Bucket::delete`, `Rules::delete_fact`).
+//! - **Lists** come back as `Vec<T>`, the server's wrapper object (`{roles}`, `{entries}`,
+//!   `{procedures}`, …) removed. The one paged list, `identity.listUsers`, returns
+//!   [`UserList`](crate::UserList), which adds the total and page numbers to the `users`
+//!   and iterates like the `Vec` (store pages are [`Page`](crate::Page)).
 
 pub mod audit;
 pub mod auth;
@@ -10,24 +27,34 @@ pub mod rules;
 pub mod server;
 pub mod store;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use noex_proto::Operation;
 use serde::Serialize;
 use serde_json::Value;
 
 /// Turns a caller's value into JSON.
-pub(crate) fn to_json(value: &(impl Serialize + ?Sized)) -> Result<Value> {
-    Ok(serde_json::to_value(value)?)
+pub(crate) fn to_json(value: impl Serialize) -> Result<Value> {
+    serde_json::to_value(value).map_err(Error::from)
 }
 
 /// Turns a caller's value into a JSON object (for flattened fields).
-pub(crate) fn to_object(
-    value: &(impl Serialize + ?Sized),
-) -> Result<serde_json::Map<String, Value>> {
+pub(crate) fn to_object(value: impl Serialize) -> Result<serde_json::Map<String, Value>> {
     match to_json(value)? {
         Value::Object(map) => Ok(map),
         Value::Null => Ok(serde_json::Map::new()),
-        other => Err(crate::Error::InvalidArgument(format!(
+        other => Err(Error::InvalidArgument(format!(
             "expected a JSON object of fields, got {other}"
         ))),
+    }
+}
+
+/// Refuses an operation one of whose fields could not be serialised.
+pub(crate) fn checked(op: Operation) -> Result<Operation> {
+    match op.encode_error() {
+        Some(reason) => Err(Error::serde(format!(
+            "cannot serialise the {} request: {reason}",
+            op.kind().name()
+        ))),
+        None => Ok(op),
     }
 }

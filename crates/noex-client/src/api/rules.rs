@@ -1,13 +1,14 @@
 //! The rules engine: events, facts, rule subscriptions and rule administration.
 
-use super::to_json;
+use super::checked;
+use super::store::Feature;
 use crate::client::Client;
 use crate::error::Result;
 use crate::subscription::Subscription;
 use noex_proto::{ops, Operation, RequestOptions, SubscriptionSpec};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The rules domain: `client.rules()`.
 #[derive(Debug, Clone)]
@@ -18,6 +19,7 @@ pub struct Rules {
 /// An event as the engine records it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct RuleEvent {
     /// The event's id.
     pub id: String,
@@ -37,6 +39,9 @@ pub struct RuleEvent {
     /// Causation id, when given.
     #[serde(default)]
     pub causation_id: Option<String>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// What a rules subscription yields: the topic and the event.
@@ -50,6 +55,7 @@ pub struct RuleMessage {
 
 /// A fact.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
 pub struct Fact {
     /// The key, e.g. `customer:42:tier`.
     pub key: String,
@@ -64,19 +70,127 @@ pub struct Fact {
     /// Version, +1 per change.
     #[serde(default)]
     pub version: u64,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// The verdict of `rules.validateRule`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
 pub struct Validation {
     /// Whether the rule is valid.
     pub valid: bool,
     /// Errors found.
     #[serde(default)]
-    pub errors: Vec<Value>,
+    pub errors: Vec<ValidationIssue>,
     /// Warnings found.
     #[serde(default)]
-    pub warnings: Vec<Value>,
+    pub warnings: Vec<ValidationIssue>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One finding of `rules.validateRule`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct ValidationIssue {
+    /// Where in the rule, e.g. `trigger`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+    /// `error` or `warning`.
+    pub severity: String,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A rule's full definition (`rules.getRule`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Rule {
+    /// The rule's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// What it does.
+    pub description: Option<String>,
+    /// Higher runs first.
+    pub priority: i64,
+    /// Whether it runs.
+    pub enabled: bool,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// What starts it (`{type: "event", topic}`, `{type: "fact", pattern}`, …).
+    pub trigger: Value,
+    /// What must hold for it to act.
+    pub conditions: Vec<Value>,
+    /// What it does.
+    pub actions: Vec<Value>,
+    /// +1 per change.
+    pub version: u64,
+    /// When registered, ms since the epoch.
+    pub created_at: i64,
+    /// When last changed, ms since the epoch.
+    pub updated_at: i64,
+    /// Fields this version does not know (`group`, …).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A rule's summary: `rules.getRules` items, and the answers of `registerRule` and
+/// `updateRule` (which carry only some of the fields).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct RuleInfo {
+    /// The rule's id.
+    pub id: String,
+    /// Its name.
+    pub name: Option<String>,
+    /// Whether it runs.
+    pub enabled: Option<bool>,
+    /// Higher runs first.
+    pub priority: Option<i64>,
+    /// +1 per change.
+    pub version: u64,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// When registered, ms since the epoch.
+    pub created_at: Option<i64>,
+    /// When last changed, ms since the epoch.
+    pub updated_at: Option<i64>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `rules.stats`: the engine's statistics.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct RulesStats {
+    /// Registered rules.
+    pub rules_count: u64,
+    /// Facts held.
+    pub facts_count: u64,
+    /// Pending timers.
+    pub timers_count: u64,
+    /// Events processed since start.
+    pub events_processed: u64,
+    /// Rule runs since start.
+    pub rules_executed: u64,
+    /// Mean processing time per event, ms.
+    pub avg_processing_time_ms: f64,
+    /// Whether tracing is on (`entriesCount`, `maxEntries` in its `extra`).
+    pub tracing: Feature,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -86,16 +200,39 @@ struct Deleted {
 
 #[derive(Deserialize)]
 struct RuleList {
-    rules: Vec<Value>,
+    rules: Vec<RuleInfo>,
 }
 
 /// Ids that tie an event to others.
+///
+/// ```
+/// use noex_client::EmitOptions;
+/// let options = EmitOptions::new().correlation_id("order-7").causation_id("evt-1");
+/// assert_eq!(options.correlation_id.as_deref(), Some("order-7"));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct EmitOptions {
-    /// Correlation id.
+    /// Correlation id (non-empty). The server keeps a causation id only beside one.
     pub correlation_id: Option<String>,
     /// Causation id.
     pub causation_id: Option<String>,
+}
+
+impl EmitOptions {
+    /// No ids.
+    pub fn new() -> EmitOptions {
+        EmitOptions::default()
+    }
+    /// Sets the correlation id.
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+    /// Sets the causation id.
+    pub fn causation_id(mut self, id: impl Into<String>) -> Self {
+        self.causation_id = Some(id.into());
+        self
+    }
 }
 
 impl Rules {
@@ -104,16 +241,32 @@ impl Rules {
     }
 
     async fn call<T: DeserializeOwned>(&self, op: Operation) -> Result<T> {
-        self.client.call(op, RequestOptions::default()).await
+        self.client
+            .call(checked(op)?, RequestOptions::default())
+            .await
     }
 
-    /// Emits an event.
+    async fn ack(&self, op: Operation) -> Result<()> {
+        let _: IgnoredAny = self.call(op).await?;
+        Ok(())
+    }
+
+    /// Emits an event; `data` must serialise to a JSON object.
     ///
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn emit(&self, topic: &str, data: &(impl Serialize + ?Sized)) -> Result<RuleEvent> {
+    pub async fn emit(&self, topic: &str, data: impl Serialize) -> Result<RuleEvent> {
         self.emit_with(topic, data, EmitOptions::default()).await
+    }
+
+    /// Emits an event with no data (the server records `{}`).
+    ///
+    /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
+    /// is true, the server may have applied it: re-read before retrying. When false,
+    /// nothing reached the server and retrying is safe.
+    pub async fn emit_without_data(&self, topic: &str) -> Result<RuleEvent> {
+        self.call(ops::rules::emit_bare(topic, None, None)).await
     }
 
     /// Emits an event with correlation and causation ids.
@@ -124,12 +277,12 @@ impl Rules {
     pub async fn emit_with(
         &self,
         topic: &str,
-        data: &(impl Serialize + ?Sized),
+        data: impl Serialize,
         options: EmitOptions,
     ) -> Result<RuleEvent> {
         let op = ops::rules::emit(
             topic,
-            &to_json(data)?,
+            data,
             options.correlation_id.as_deref(),
             options.causation_id.as_deref(),
         );
@@ -141,12 +294,17 @@ impl Rules {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn set_fact(&self, key: &str, value: &(impl Serialize + ?Sized)) -> Result<Fact> {
-        self.call(ops::rules::set_fact(key, &to_json(value)?)).await
+    pub async fn set_fact(&self, key: &str, value: impl Serialize) -> Result<Fact> {
+        self.call(ops::rules::set_fact(key, value)).await
     }
 
-    /// A fact's value, `None` when unset.
-    pub async fn get_fact<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+    /// A fact's value, `None` when unset. [`Rules::get_fact_as`] decodes it as your type.
+    pub async fn get_fact(&self, key: &str) -> Result<Option<Value>> {
+        self.get_fact_as(key).await
+    }
+
+    /// A fact's value decoded as `T`, `None` when unset.
+    pub async fn get_fact_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.call(ops::rules::get_fact(key)).await
     }
 
@@ -185,66 +343,78 @@ impl Rules {
         Ok(Subscription::new(raw, self.client.clone()))
     }
 
+    /// Ends a rules subscription and waits until the client has processed it (as
+    /// [`Subscription::unsubscribe`] does).
+    pub async fn unsubscribe(&self, subscription: Subscription<RuleMessage>) -> Result<()> {
+        subscription.unsubscribe().await;
+        Ok(())
+    }
+
+    /// Sends `rules.unsubscribe` for a subscription id the server gave (`sub-N`), for
+    /// subscriptions made with raw requests ([`crate::Client::request`]). The server
+    /// answers `NOT_FOUND` for an id it does not know. Subscriptions made through
+    /// [`Rules::subscribe`] are ended with [`Rules::unsubscribe`].
+    ///
+    /// A write: never re-sent automatically.
+    pub async fn unsubscribe_server_id(&self, server_id: &str) -> Result<()> {
+        self.ack(ops::rules::unsubscribe(server_id)).await
+    }
+
     /// Registers a rule.
     ///
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn register_rule(&self, rule: &(impl Serialize + ?Sized)) -> Result<Value> {
-        self.call(ops::rules::register_rule(&to_json(rule)?)).await
+    pub async fn register_rule(&self, rule: impl Serialize) -> Result<RuleInfo> {
+        self.call(ops::rules::register_rule(rule)).await
     }
     /// Removes a rule.
     ///
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn unregister_rule(&self, rule_id: &str) -> Result<Value> {
-        self.call(ops::rules::unregister_rule(rule_id)).await
+    pub async fn unregister_rule(&self, rule_id: &str) -> Result<()> {
+        self.ack(ops::rules::unregister_rule(rule_id)).await
     }
     /// Changes a rule.
     ///
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn update_rule(
-        &self,
-        rule_id: &str,
-        updates: &(impl Serialize + ?Sized),
-    ) -> Result<Value> {
-        self.call(ops::rules::update_rule(rule_id, &to_json(updates)?))
-            .await
+    pub async fn update_rule(&self, rule_id: &str, updates: impl Serialize) -> Result<RuleInfo> {
+        self.call(ops::rules::update_rule(rule_id, updates)).await
     }
     /// Enables a rule.
     ///
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn enable_rule(&self, rule_id: &str) -> Result<Value> {
-        self.call(ops::rules::enable_rule(rule_id)).await
+    pub async fn enable_rule(&self, rule_id: &str) -> Result<()> {
+        self.ack(ops::rules::enable_rule(rule_id)).await
     }
     /// Disables a rule.
     ///
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn disable_rule(&self, rule_id: &str) -> Result<Value> {
-        self.call(ops::rules::disable_rule(rule_id)).await
+    pub async fn disable_rule(&self, rule_id: &str) -> Result<()> {
+        self.ack(ops::rules::disable_rule(rule_id)).await
     }
     /// One rule's definition.
-    pub async fn get_rule(&self, rule_id: &str) -> Result<Value> {
+    pub async fn get_rule(&self, rule_id: &str) -> Result<Rule> {
         self.call(ops::rules::get_rule(rule_id)).await
     }
     /// Every rule (summaries).
-    pub async fn get_rules(&self) -> Result<Vec<Value>> {
+    pub async fn get_rules(&self) -> Result<Vec<RuleInfo>> {
         let list: RuleList = self.call(ops::rules::get_rules()).await?;
         Ok(list.rules)
     }
     /// Checks a rule without registering it.
-    pub async fn validate_rule(&self, rule: &(impl Serialize + ?Sized)) -> Result<Validation> {
-        self.call(ops::rules::validate_rule(&to_json(rule)?)).await
+    pub async fn validate_rule(&self, rule: impl Serialize) -> Result<Validation> {
+        self.call(ops::rules::validate_rule(rule)).await
     }
     /// Engine statistics.
-    pub async fn stats(&self) -> Result<Value> {
+    pub async fn stats(&self) -> Result<RulesStats> {
         self.call(ops::rules::stats()).await
     }
 }

@@ -1,10 +1,12 @@
 //! Server introspection (`server.*`).
 
+use super::rules::RulesStats;
+use super::store::StoreStats;
 use crate::client::Client;
 use crate::error::Result;
 use noex_proto::{ops, RequestOptions};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The server domain: `client.server()`.
 #[derive(Debug, Clone)]
@@ -15,6 +17,7 @@ pub struct ServerApi {
 /// One connection as `server.connections` describes it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ConnectionInfo {
     /// e.g. `conn-1`.
     pub connection_id: String,
@@ -39,6 +42,53 @@ pub struct ConnectionInfo {
     /// Live rules subscriptions.
     #[serde(default)]
     pub rules_subscription_count: u64,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `server.stats`: the server's statistics.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// The server's name.
+    pub name: String,
+    /// Open connections.
+    pub connection_count: u64,
+    /// Whether authentication is on.
+    pub auth_enabled: bool,
+    /// Whether rate limiting is on.
+    pub rate_limit_enabled: bool,
+    /// Whether a rule engine is attached.
+    pub rules_enabled: bool,
+    /// Connections and their subscriptions.
+    pub connections: ConnectionStats,
+    /// The store's statistics.
+    pub store: Option<StoreStats>,
+    /// The rule engine's statistics, when there is one.
+    pub rules: Option<RulesStats>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Connection counts of `server.stats`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ConnectionStats {
+    /// Open connections.
+    pub active: u64,
+    /// Of them logged in.
+    pub authenticated: u64,
+    /// Live store subscriptions, all connections.
+    pub total_store_subscriptions: u64,
+    /// Live rules subscriptions, all connections.
+    pub total_rules_subscriptions: u64,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 impl ServerApi {
@@ -46,7 +96,7 @@ impl ServerApi {
         ServerApi { client }
     }
     /// Server statistics.
-    pub async fn stats(&self) -> Result<Value> {
+    pub async fn stats(&self) -> Result<ServerStats> {
         self.client
             .call(ops::server::stats(), RequestOptions::default())
             .await

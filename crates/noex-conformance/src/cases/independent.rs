@@ -3,7 +3,10 @@
 
 use crate::{unique, Ctx};
 use futures::StreamExt;
-use noex_client::{ClientOptions, EmitOptions, ErrorCode, Record, RuleMessage, Transaction};
+use noex_client::proto::ops;
+use noex_client::{
+    ClientOptions, EmitOptions, ErrorCode, Filter, Record, RuleMessage, Transaction, TxResult,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -22,7 +25,7 @@ async fn people_bucket(client: &noex_client::Client) -> String {
         .store()
         .define_bucket(
             &name,
-            &json!({"key": "id", "schema": {
+            json!({"key": "id", "schema": {
                 "id": {"type": "string", "generated": "uuid"},
                 "name": {"type": "string", "required": true},
                 "age": {"type": "number", "min": 0},
@@ -41,7 +44,7 @@ pub async fn store_crud_typed_records(ctx: Ctx) {
     let users = client.store().bucket(&name).typed::<User>();
 
     let alice = users
-        .insert(&json!({"name": "Alice", "age": 30}))
+        .insert(json!({"name": "Alice", "age": 30}))
         .await
         .unwrap();
     assert_eq!(alice.version, 1);
@@ -59,7 +62,7 @@ pub async fn store_crud_typed_records(ctx: Ctx) {
     assert_eq!(got.data, alice.data);
     assert!(users.get("no-such-key").await.unwrap().is_none());
 
-    let updated = users.update(&alice.key, &json!({"age": 31})).await.unwrap();
+    let updated = users.update(&alice.key, json!({"age": 31})).await.unwrap();
     assert_eq!(updated.version, 2);
     assert_eq!(updated.data.age, Some(31.0));
     assert_eq!(updated.data.name, "Alice");
@@ -87,7 +90,7 @@ pub async fn store_queries_and_aggregates(ctx: Ctx) {
     let name = people_bucket(&client).await;
     let users = client.store().bucket(&name);
     for (n, age) in [("Alice", 30), ("Bob", 25), ("Carol", 35)] {
-        users.insert(&json!({"name": n, "age": age})).await.unwrap();
+        users.insert(json!({"name": n, "age": age})).await.unwrap();
     }
     let all = users.all().await.unwrap();
     let names: Vec<_> = all
@@ -109,14 +112,9 @@ pub async fn store_queries_and_aggregates(ctx: Ctx) {
         .await
         .unwrap()
         .is_none());
-    assert_eq!(users.count(None).await.unwrap(), 3);
-    assert_eq!(
-        users
-            .count(Some(json!({"age": {"$lt": 30}})))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(users.count(Filter::all()).await.unwrap(), 3);
+    assert_eq!(users.count(json!({"age": {"$lt": 30}})).await.unwrap(), 1);
+    assert_eq!(users.count(Filter::field("age").lt(30)).await.unwrap(), 1);
     assert_eq!(users.first(2).await.unwrap().len(), 2);
     assert_eq!(users.last(1).await.unwrap()[0].data["name"], "Carol");
 
@@ -130,19 +128,16 @@ pub async fn store_queries_and_aggregates(ctx: Ctx) {
     let walked: usize = pages.into_iter().map(|p| p.unwrap().len()).sum();
     assert_eq!(walked, 3);
 
-    assert_eq!(users.sum("age", None).await.unwrap(), 90.0);
-    assert_eq!(users.avg("age", None).await.unwrap(), 30.0);
-    assert_eq!(users.min("age", None).await.unwrap(), Some(25.0));
+    assert_eq!(users.sum("age", Filter::all()).await.unwrap(), 90.0);
+    assert_eq!(users.avg("age", Filter::all()).await.unwrap(), 30.0);
+    assert_eq!(users.min("age", Filter::all()).await.unwrap(), Some(25.0));
     assert_eq!(
-        users
-            .max("age", Some(json!({"age": {"$lt": 35}})))
-            .await
-            .unwrap(),
+        users.max("age", json!({"age": {"$lt": 35}})).await.unwrap(),
         Some(30.0)
     );
 
     users.clear().await.unwrap();
-    assert_eq!(users.count(None).await.unwrap(), 0);
+    assert_eq!(users.count(Filter::all()).await.unwrap(), 0);
     client.store().drop_bucket(&name).await.unwrap();
 }
 
@@ -151,7 +146,7 @@ pub async fn store_errors(ctx: Ctx) {
     let client = ctx.connect(ClientOptions::new()).await;
     let name = people_bucket(&client).await;
     let users = client.store().bucket(&name);
-    let err = users.insert(&json!({"age": -1})).await.unwrap_err();
+    let err = users.insert(json!({"age": -1})).await.unwrap_err();
     assert!(err.is(&ErrorCode::ValidationError), "{err:?}");
     let details = match &err {
         noex_client::Error::Server { details, .. } => details.clone().expect("details"),
@@ -183,7 +178,7 @@ pub async fn store_errors(ctx: Ctx) {
         .unwrap_err();
     assert!(query.is(&ErrorCode::QueryNotDefined), "{query:?}");
     // Still working.
-    assert_eq!(users.count(None).await.unwrap(), 0);
+    assert_eq!(users.count(Filter::all()).await.unwrap(), 0);
     client.store().drop_bucket(&name).await.unwrap();
 }
 
@@ -193,38 +188,53 @@ pub async fn transactions(ctx: Ctx) {
     let name = people_bucket(&client).await;
     let users = client.store().bucket(&name);
     let alice = users
-        .insert(&json!({"name": "Alice", "age": 30}))
+        .insert(json!({"name": "Alice", "age": 30}))
         .await
         .unwrap();
 
     let tx = Transaction::new()
-        .insert(&name, &json!({"name": "Eve", "age": 22}))
-        .unwrap()
-        .update(&name, &alice.key, &json!({"age": 31}))
-        .unwrap()
+        .insert(&name, json!({"name": "Eve", "age": 22}))
+        .update(&name, &alice.key, json!({"age": 31}))
         .get(&name, &alice.key)
-        .unwrap()
-        .where_(&name, json!({"name": "Eve"}))
-        .unwrap()
-        .count(&name, None)
-        .unwrap();
-    let results = client.store().transaction(tx).await.unwrap();
-    assert_eq!(results.len(), 5);
-    assert_eq!(results[2].data["age"], 31);
-    assert_eq!(results[4].data, 2);
+        .where_(&name, Filter::field("name").eq("Eve"))
+        .find_one(&name, json!({"name": "Nobody"}))
+        .count(&name, Filter::all())
+        .delete(&name, &alice.key);
+    let results = client.store().transaction_as::<User>(tx).await.unwrap();
+    assert_eq!(results.len(), 7);
+    let eve = results[0].clone().into_record().expect("inserted");
+    assert_eq!((eve.version, eve.data.name.as_str()), (1, "Eve"));
+    assert_eq!(results[1].clone().into_record().unwrap().version, 2);
+    assert_eq!(
+        results[2].clone().into_record().unwrap().data.age,
+        Some(31.0)
+    );
+    assert_eq!(results[3].clone().into_records().unwrap().len(), 1);
+    assert_eq!(results[4], TxResult::Found(None));
+    assert_eq!(results[5].count(), Some(2));
+    assert_eq!(results[6].deleted(), Some(true));
 
     let failing = Transaction::new()
-        .insert(&name, &json!({"name": "Mallory"}))
-        .unwrap()
-        .insert(&name, &json!({"age": 5}))
-        .unwrap();
+        .insert(&name, json!({"name": "Mallory"}))
+        .insert(&name, json!({"age": 5}));
     let err = client.store().transaction(failing).await.unwrap_err();
     assert!(err.code().is_some(), "{err:?}");
     assert_eq!(
-        users.count(None).await.unwrap(),
-        2,
-        "nothing of a failed transaction applied"
+        users.count(Filter::all()).await.unwrap(),
+        1,
+        "Eve only: nothing of a failed transaction applied"
     );
+    // A value that cannot be serialised fails the transaction when it is sent, unsent.
+    let unserialisable: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
+    let bad = Transaction::new()
+        .insert(&name, json!({"name": "Trent"}))
+        .insert(&name, unserialisable);
+    let err = client.store().transaction(bad).await.unwrap_err();
+    assert!(
+        err.code().is_none() && !err.may_have_been_applied(),
+        "{err:?}"
+    );
+    assert_eq!(users.count(Filter::all()).await.unwrap(), 1);
     client.store().drop_bucket(&name).await.unwrap();
 }
 
@@ -234,31 +244,33 @@ pub async fn admin_store_ops(ctx: Ctx) {
     let client = ctx.connect(ClientOptions::new()).await;
     let store = client.store();
     let name = unique("products");
-    let created = store
-        .define_bucket(&name, &json!({"key": "id", "schema": {"id": {"type": "string", "generated": "uuid"}, "title": {"type": "string", "required": true}}}))
+    store
+        .define_bucket(&name, json!({"key": "id", "schema": {"id": {"type": "string", "generated": "uuid"}, "title": {"type": "string", "required": true}}, "indexes": ["title"]}))
         .await
         .unwrap();
-    assert_eq!(created["created"], true);
     let again = store
         .define_bucket(
             &name,
-            &json!({"key": "id", "schema": {"id": {"type": "string"}}}),
+            json!({"key": "id", "schema": {"id": {"type": "string"}}}),
         )
         .await
         .unwrap_err();
     assert!(again.is(&ErrorCode::AlreadyExists), "{again:?}");
     let schema = store.get_bucket_schema(&name).await.unwrap();
-    assert_eq!(schema["config"]["schema"]["title"]["required"], true);
+    assert_eq!(schema.name, name);
+    assert_eq!(schema.config.key, "id");
+    assert_eq!(schema.config.schema["title"]["required"], true);
+    assert_eq!(schema.config.indexes, ["title"]);
     store
         .update_bucket(
             &name,
-            &json!({"addFields": {"stock": {"type": "number", "default": 0}}}),
+            json!({"addFields": {"stock": {"type": "number", "default": 0}}}),
         )
         .await
         .unwrap();
     let widget = store
         .bucket(&name)
-        .insert(&json!({"title": "Widget"}))
+        .insert(json!({"title": "Widget"}))
         .await
         .unwrap();
     assert_eq!(widget.data["stock"], 0);
@@ -266,7 +278,7 @@ pub async fn admin_store_ops(ctx: Ctx) {
 
     let query = unique("cheap");
     store
-        .define_query(&query, &json!({"bucket": name, "filter": {"stock": 0}}))
+        .define_query(&query, json!({"bucket": name, "filter": {"stock": 0}}))
         .await
         .unwrap();
     let listed = store.list_queries().await.unwrap();
@@ -276,7 +288,9 @@ pub async fn admin_store_ops(ctx: Ctx) {
     store.undefine_query(&query).await.unwrap();
     let gone = store.undefine_query(&query).await.unwrap_err();
     assert!(gone.is(&ErrorCode::QueryNotDefined), "{gone:?}");
-    assert!(store.stats().await.unwrap().is_object());
+    let stats = store.stats().await.unwrap();
+    assert!(stats.buckets.names.contains(&name), "{stats:?}");
+    assert_eq!(stats.records.per_bucket.get(&name), Some(&1), "{stats:?}");
     store.drop_bucket(&name).await.unwrap();
     let dropped = store.get_bucket_schema(&name).await.unwrap_err();
     assert!(dropped.is(&ErrorCode::BucketNotDefined), "{dropped:?}");
@@ -290,10 +304,7 @@ pub async fn store_subscription_pushes(ctx: Ctx) {
     let query = unique("admins");
     client
         .store()
-        .define_query(
-            &query,
-            &json!({"bucket": name, "filter": {"role": "admin"}}),
-        )
+        .define_query(&query, json!({"bucket": name, "filter": {"role": "admin"}}))
         .await
         .unwrap();
     let mut sub = client
@@ -305,7 +316,7 @@ pub async fn store_subscription_pushes(ctx: Ctx) {
     assert!(initial.is_empty());
     let users = client.store().bucket(&name);
     users
-        .insert(&json!({"name": "Alice", "role": "admin"}))
+        .insert(json!({"name": "Alice", "role": "admin"}))
         .await
         .unwrap();
     let update = ctx
@@ -316,9 +327,9 @@ pub async fn store_subscription_pushes(ctx: Ctx) {
         .unwrap();
     assert_eq!(update.len(), 1);
     assert_eq!(update[0].data.name, "Alice");
-    users.insert(&json!({"name": "Bob"})).await.unwrap();
+    users.insert(json!({"name": "Bob"})).await.unwrap();
     users
-        .insert(&json!({"name": "Carol", "role": "admin"}))
+        .insert(json!({"name": "Carol", "role": "admin"}))
         .await
         .unwrap();
     let latest = ctx
@@ -345,7 +356,7 @@ pub async fn subscription_callback_and_drop(ctx: Ctx) {
     let query = unique("everyone");
     client
         .store()
-        .define_query(&query, &json!({"bucket": name}))
+        .define_query(&query, json!({"bucket": name}))
         .await
         .unwrap();
     let seen = Arc::new(Mutex::new(Vec::<usize>::new()));
@@ -359,7 +370,7 @@ pub async fn subscription_callback_and_drop(ctx: Ctx) {
     client
         .store()
         .bucket(&name)
-        .insert(&json!({"name": "Alice"}))
+        .insert(json!({"name": "Alice"}))
         .await
         .unwrap();
     let seen2 = seen.clone();
@@ -396,11 +407,10 @@ pub async fn rules_events_and_facts(ctx: Ctx) {
     let emitted = rules
         .emit_with(
             &format!("{topic}.created"),
-            &json!({"total": 99}),
-            EmitOptions {
-                correlation_id: Some("corr-1".into()),
-                causation_id: Some("cause-1".into()),
-            },
+            json!({"total": 99}),
+            EmitOptions::new()
+                .correlation_id("corr-1")
+                .causation_id("cause-1"),
         )
         .await
         .unwrap();
@@ -414,12 +424,9 @@ pub async fn rules_events_and_facts(ctx: Ctx) {
         .unwrap();
     assert_eq!(got, format!("{topic}.created"));
     assert_eq!(event.id, emitted.id);
+    rules.emit(&unique("other.topic"), json!({})).await.unwrap();
     rules
-        .emit(&unique("other.topic"), &json!({}))
-        .await
-        .unwrap();
-    rules
-        .emit(&format!("{topic}.shipped"), &json!({}))
+        .emit(&format!("{topic}.shipped"), json!({}))
         .await
         .unwrap();
     let next = ctx
@@ -435,16 +442,14 @@ pub async fn rules_events_and_facts(ctx: Ctx) {
     );
 
     let key = format!("{}:42:tier", unique("customer"));
-    let fact = rules.set_fact(&key, &json!("gold")).await.unwrap();
+    let fact = rules.set_fact(&key, "gold").await.unwrap();
     assert_eq!(fact.value, "gold");
     assert_eq!(
-        rules.get_fact::<String>(&key).await.unwrap().as_deref(),
+        rules.get_fact_as::<String>(&key).await.unwrap().as_deref(),
         Some("gold")
     );
-    assert_eq!(
-        rules.get_fact::<String>(&unique("nope")).await.unwrap(),
-        None
-    );
+    assert_eq!(rules.get_fact(&key).await.unwrap(), Some(json!("gold")));
+    assert_eq!(rules.get_fact(&unique("nope")).await.unwrap(), None);
     let prefix = key.split(':').next().unwrap().to_owned();
     let found = rules
         .query_facts(&format!("{prefix}:*:tier"))
@@ -471,37 +476,52 @@ pub async fn rules_admin(ctx: Ctx) {
         "trigger": {"type": "event", "topic": "order.paid"}, "conditions": [],
         "actions": [{"type": "emit_event", "topic": "order.ready", "data": {}}]});
     let registered = rules.register_rule(&rule).await.unwrap();
-    assert_eq!(registered["id"], id);
-    assert_eq!(rules.get_rule(&id).await.unwrap()["name"], "Ship notify");
+    assert_eq!(registered.id, id);
+    let got = rules.get_rule(&id).await.unwrap();
+    assert_eq!(
+        (got.name.as_str(), got.priority, got.enabled),
+        ("Ship notify", 100, true)
+    );
+    assert_eq!(got.trigger["topic"], "order.paid");
+    assert_eq!(got.tags, ["demo"]);
     assert!(rules
         .get_rules()
         .await
         .unwrap()
         .iter()
-        .any(|r| r["id"] == id));
-    assert_eq!(rules.disable_rule(&id).await.unwrap()["enabled"], false);
-    assert_eq!(rules.enable_rule(&id).await.unwrap()["enabled"], true);
+        .any(|r| r.id == id && r.name.as_deref() == Some("Ship notify")));
+    rules.disable_rule(&id).await.unwrap();
+    assert!(!rules.get_rule(&id).await.unwrap().enabled);
+    rules.enable_rule(&id).await.unwrap();
+    assert!(rules.get_rule(&id).await.unwrap().enabled);
     // An update bumps the version; noex-rules numbers versions from one counter shared by
     // all rules, so only "greater than before" holds on a server with other rules.
     let updated = rules
-        .update_rule(&id, &json!({"priority": 5}))
+        .update_rule(&id, json!({"priority": 5}))
         .await
         .unwrap();
-    let version = |v: &Value| v["version"].as_u64().expect("a version");
     assert!(
-        version(&updated) > version(&registered),
-        "{registered} then {updated}"
+        updated.version > registered.version,
+        "{registered:?} then {updated:?}"
     );
-    assert_eq!(rules.get_rule(&id).await.unwrap()["priority"], 5);
-    let verdict = rules.validate_rule(&json!({"id": "bad"})).await.unwrap();
+    assert_eq!(rules.get_rule(&id).await.unwrap().priority, 5);
+    let verdict = rules.validate_rule(json!({"id": "bad"})).await.unwrap();
     assert!(!verdict.valid && !verdict.errors.is_empty());
+    assert!(
+        verdict.errors.iter().any(|e| e.path == "trigger"),
+        "{verdict:?}"
+    );
     rules.unregister_rule(&id).await.unwrap();
     assert!(rules
         .get_rule(&id)
         .await
         .unwrap_err()
         .is(&ErrorCode::NotFound));
-    assert!(rules.stats().await.unwrap().is_object());
+    let stats = rules.stats().await.unwrap();
+    assert!(
+        stats.events_processed <= stats.events_processed + 1,
+        "{stats:?}"
+    );
 }
 
 /// Procedures: register, get, list, call, update, unregister.
@@ -509,15 +529,12 @@ pub async fn procedures(ctx: Ctx) {
     let client = ctx.connect(ClientOptions::new()).await;
     let name = people_bucket(&client).await;
     let users = client.store().bucket(&name);
-    users
-        .insert(&json!({"name": "A", "age": 40}))
-        .await
-        .unwrap();
-    users.insert(&json!({"name": "B", "age": 2})).await.unwrap();
+    users.insert(json!({"name": "A", "age": 40})).await.unwrap();
+    users.insert(json!({"name": "B", "age": 2})).await.unwrap();
     let proc_name = unique("sum-ages");
     let procedures = client.procedures();
     procedures
-        .register(&json!({"name": proc_name, "description": "Sum ages",
+        .register(json!({"name": proc_name, "description": "Sum ages",
         "input": {"min": {"type": "number", "required": true}},
         "steps": [
             {"action": "store.where", "bucket": name, "filter": {}, "as": "people"},
@@ -526,31 +543,45 @@ pub async fn procedures(ctx: Ctx) {
         ]}))
         .await
         .unwrap();
-    assert_eq!(
-        procedures.get(&proc_name).await.unwrap()["description"],
-        "Sum ages"
-    );
+    let got = procedures.get(&proc_name).await.unwrap();
+    assert_eq!(got.description.as_deref(), Some("Sum ages"));
+    assert_eq!(got.steps.len(), 3);
+    assert_eq!(got.input["min"]["required"], true);
     assert!(procedures
         .list()
         .await
         .unwrap()
         .iter()
-        .any(|p| p["name"] == proc_name));
+        .any(|p| p.name == proc_name && p.steps_count == 3));
+    #[derive(Deserialize)]
+    struct Total {
+        total: f64,
+    }
     let result = procedures
-        .call(&proc_name, &json!({"min": 0}))
+        .call_as::<Total>(&proc_name, json!({"min": 0}))
         .await
         .unwrap();
-    assert_eq!(result["success"], true, "{result}");
-    assert_eq!(result["result"]["total"], 42, "{result}");
-    let missing = procedures.call(&proc_name, &json!({})).await.unwrap_err();
+    assert!(result.success);
+    assert_eq!(result.result.expect("returned").total, 42.0);
+    let untyped = procedures
+        .call(&proc_name, json!({"min": 0}))
+        .await
+        .unwrap();
+    assert_eq!(untyped.result, Some(json!({"total": 42})));
+    let missing = procedures.call(&proc_name, json!({})).await.unwrap_err();
     assert!(missing.is(&ErrorCode::ValidationError), "{missing:?}");
     procedures
-        .update(&proc_name, &json!({"description": "v2"}))
+        .update(&proc_name, json!({"description": "v2"}))
         .await
         .unwrap();
     assert_eq!(
-        procedures.get(&proc_name).await.unwrap()["description"],
-        "v2"
+        procedures
+            .get(&proc_name)
+            .await
+            .unwrap()
+            .description
+            .as_deref(),
+        Some("v2")
     );
     procedures.unregister(&proc_name).await.unwrap();
     assert!(procedures
@@ -565,8 +596,10 @@ pub async fn procedures(ctx: Ctx) {
 pub async fn server_introspection(ctx: Ctx) {
     let client = ctx.connect(ClientOptions::new()).await;
     let stats = client.server().stats().await.unwrap();
-    assert_eq!(stats["name"], "noex-server");
-    assert!(stats["connectionCount"].as_u64().unwrap() >= 1);
+    assert_eq!(stats.name, "noex-server");
+    assert!(stats.connection_count >= 1);
+    assert!(stats.connections.active >= 1);
+    assert!(stats.store.is_some(), "{stats:?}");
     let connections = client.server().connections().await.unwrap();
     assert!(!connections.is_empty());
     assert!(connections
@@ -579,4 +612,156 @@ pub async fn server_introspection(ctx: Ctx) {
         .unwrap_err();
     assert!(unknown.is(&ErrorCode::UnknownOperation), "{unknown:?}");
     assert!(client.is_connected());
+}
+
+/// Every filter operator of the builder, against the store's own semantics.
+pub async fn filter_builder_operators(ctx: Ctx) {
+    let client = ctx.connect(ClientOptions::new()).await;
+    let name = people_bucket(&client).await;
+    let users = client.store().bucket(&name);
+    let (a, b, c) = join3(
+        users.insert(json!({"name": "Alice", "age": 30, "role": "admin"})),
+        users.insert(json!({"name": "Bob", "age": 25})),
+        users.insert(json!({"name": "carol", "age": 35, "role": "owner"})),
+    )
+    .await;
+    let _ = (a.unwrap(), b.unwrap(), c.unwrap());
+    let count = |filter: Filter| {
+        let users = users.clone();
+        async move { users.count(filter).await.unwrap() }
+    };
+    let f = Filter::field;
+    let cases: Vec<(Filter, u64)> = vec![
+        (f("role").eq("admin").into(), 1),
+        (f("role").neq("admin").into(), 2),
+        (f("age").gt(30).into(), 1),
+        (f("age").gte(30).into(), 2),
+        (f("age").lt(30).into(), 1),
+        (f("age").lte(30).into(), 2),
+        (f("role").in_(["admin", "owner"]).into(), 2),
+        (f("role").nin(["admin"]).into(), 2),
+        (f("name").contains("AR").into(), 1),
+        (f("name").starts_with("Al").into(), 1),
+        (f("name").ends_with("ob").into(), 1),
+        (f("age").between(25, 30).into(), 2),
+        (f("age").gte(26).lt(36).into(), 2),
+        (f("age").gte(30).and(f("role").eq("admin")), 1),
+        (Filter::or([f("name").eq("Bob"), f("role").eq("owner")]), 2),
+        (f("age").eq(30).and(f("age").eq(25)), 0),
+        (
+            Filter::all_of([f("age").gt(20), f("name").starts_with("c")]),
+            1,
+        ),
+        (Filter::all(), 3),
+    ];
+    for (filter, expected) in cases {
+        let json = filter.to_value();
+        assert_eq!(count(filter).await, expected, "{json}");
+    }
+    let found = users
+        .find_one(f("name").eq("Bob"))
+        .await
+        .unwrap()
+        .expect("Bob");
+    assert_eq!(found.data["age"], 25);
+    let admins = users.where_(f("role").exists(true)).await.unwrap();
+    // `role` has a default, so every record has one.
+    assert_eq!(admins.len(), 3);
+    assert_eq!(users.sum("age", f("age").lt(35)).await.unwrap(), 55.0);
+    client.store().drop_bucket(&name).await.unwrap();
+}
+
+/// Runs three futures at once without naming a runtime (`join!` over temporaries).
+async fn join3<A, B, C>(
+    a: impl std::future::Future<Output = A>,
+    b: impl std::future::Future<Output = B>,
+    c: impl std::future::Future<Output = C>,
+) -> (A, B, C) {
+    futures::join!(a, b, c)
+}
+
+/// `rules.emit` without data, ending a rules subscription from `rules()`, and
+/// unsubscribing by the server's subscription id in both domains.
+pub async fn unsubscribe_and_bare_emit(ctx: Ctx) {
+    let client = ctx.connect(ClientOptions::new()).await;
+    let rules = client.rules();
+    let topic = unique("tick");
+    let mut sub = rules.subscribe(&format!("{topic}.*")).await.unwrap();
+    let emitted = rules
+        .emit_without_data(&format!("{topic}.now"))
+        .await
+        .unwrap();
+    assert_eq!(emitted.data, json!({}));
+    let message = ctx
+        .within(Duration::from_secs(5), sub.next())
+        .await
+        .expect("event")
+        .unwrap()
+        .unwrap();
+    assert_eq!(message.event.id, emitted.id);
+    let live = |client: noex_client::Client| async move {
+        let list = client.server().connections().await.unwrap();
+        list.iter().map(|c| c.rules_subscription_count).sum::<u64>()
+    };
+    assert!(live(client.clone()).await >= 1);
+    rules.unsubscribe(sub).await.unwrap();
+    ctx.eventually(Duration::from_secs(5), "rules subscription ended", || {
+        let client = client.clone();
+        async move { live(client).await == 0 }
+    })
+    .await;
+
+    // Subscriptions made with raw requests end by the id the server gave.
+    #[derive(Deserialize)]
+    struct Subscribed {
+        #[serde(rename = "subscriptionId")]
+        subscription_id: String,
+    }
+    let raw: Subscribed = client
+        .request(ops::rules::subscribe(&format!("{topic}.*")))
+        .await
+        .unwrap()
+        .deserialize()
+        .unwrap();
+    assert!(
+        raw.subscription_id.starts_with("sub-"),
+        "{}",
+        raw.subscription_id
+    );
+    rules
+        .unsubscribe_server_id(&raw.subscription_id)
+        .await
+        .unwrap();
+    let again = rules
+        .unsubscribe_server_id(&raw.subscription_id)
+        .await
+        .unwrap_err();
+    assert!(again.is(&ErrorCode::NotFound), "{again:?}");
+
+    let name = people_bucket(&client).await;
+    let query = unique("all-people");
+    client
+        .store()
+        .define_query(&query, json!({"bucket": name}))
+        .await
+        .unwrap();
+    let raw: Subscribed = client
+        .request(ops::store::subscribe(&query, None))
+        .await
+        .unwrap()
+        .deserialize()
+        .unwrap();
+    client
+        .store()
+        .unsubscribe_server_id(&raw.subscription_id)
+        .await
+        .unwrap();
+    let again = client
+        .store()
+        .unsubscribe_server_id(&raw.subscription_id)
+        .await
+        .unwrap_err();
+    assert!(again.is(&ErrorCode::NotFound), "{again:?}");
+    client.store().undefine_query(&query).await.unwrap();
+    client.store().drop_bucket(&name).await.unwrap();
 }

@@ -1,7 +1,10 @@
 //! The operation catalogue: one constructor per server operation.
 //!
 //! Each constructor returns an [`Operation`]: its [`OpKind`] and its payload fields already
-//! encoded, flattened beside `id` and `type` exactly as the real server reads them.
+//! encoded, flattened beside `id` and `type` exactly as the real server reads them. Values
+//! of the caller's types (`impl Serialize`) are serialised straight into the request text,
+//! with no `serde_json::Value` in between; when one cannot be serialised, the operation
+//! records why ([`Operation::encode_error`]) and the typed client refuses to send it.
 //!
 //! ```
 //! use noex_proto::ops::{self, OpKind};
@@ -11,8 +14,10 @@
 //! assert_eq!(op.encode(7), r#"{"id":7,"type":"store.insert","bucket":"users","data":{"name":"Alice"}}"#);
 //! ```
 
+mod filter;
 mod kind;
 
+pub use filter::{Field, Filter};
 pub use kind::{AnswerShape, OpKind};
 
 use crate::secret::Secret;
@@ -26,6 +31,7 @@ pub struct Operation {
     kind: OpKind,
     fields: String,
     login_token: Option<Secret>,
+    encode_error: Option<String>,
 }
 
 impl Operation {
@@ -35,6 +41,7 @@ impl Operation {
             kind,
             fields: String::new(),
             login_token: None,
+            encode_error: None,
         }
     }
 
@@ -61,15 +68,38 @@ impl Operation {
             encoded.push(b':');
             serde_json::to_writer(&mut encoded, value)
         });
-        if written.is_ok() {
-            if let Ok(text) = String::from_utf8(encoded) {
-                if !self.fields.is_empty() {
-                    self.fields.push(',');
+        match written {
+            Ok(()) => {
+                // serde_json writes UTF-8 only.
+                if let Ok(text) = String::from_utf8(encoded) {
+                    if !self.fields.is_empty() {
+                        self.fields.push(',');
+                    }
+                    self.fields.push_str(&text);
                 }
-                self.fields.push_str(&text);
+            }
+            Err(e) => {
+                if self.encode_error.is_none() {
+                    self.encode_error = Some(format!("field `{name}`: {e}"));
+                }
             }
         }
         self
+    }
+
+    /// Why a field could not be serialised, if one could not (it is then missing from
+    /// [`Operation::fields`]). The typed API checks this before sending; so should a caller
+    /// of `Client::request` that builds operations from its own types.
+    ///
+    /// ```
+    /// use noex_proto::ops;
+    /// use std::collections::HashMap;
+    /// let bad: HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
+    /// assert!(ops::store::insert("users", &bad).encode_error().is_some());
+    /// assert!(ops::store::insert("users", serde_json::json!({})).encode_error().is_none());
+    /// ```
+    pub fn encode_error(&self) -> Option<&str> {
+        self.encode_error.as_deref()
     }
 
     fn opt_field<T: Serialize>(self, name: &str, value: Option<T>) -> Operation {
@@ -177,23 +207,23 @@ pub mod store {
             }
         }
         /// `where`.
-        pub fn where_(bucket: &str, filter: Value) -> TxOp {
+        pub fn where_(bucket: &str, filter: Filter) -> TxOp {
             TxOp {
-                filter: Some(filter),
+                filter: Some(filter.into_value()),
                 ..TxOp::new("where", bucket)
             }
         }
         /// `findOne`.
-        pub fn find_one(bucket: &str, filter: Value) -> TxOp {
+        pub fn find_one(bucket: &str, filter: Filter) -> TxOp {
             TxOp {
-                filter: Some(filter),
+                filter: Some(filter.into_value()),
                 ..TxOp::new("findOne", bucket)
             }
         }
-        /// `count`.
-        pub fn count(bucket: &str, filter: Option<Value>) -> TxOp {
+        /// `count`; an empty filter is left out.
+        pub fn count(bucket: &str, filter: Filter) -> TxOp {
             TxOp {
-                filter,
+                filter: (!filter.is_empty()).then(|| filter.into_value()),
                 ..TxOp::new("count", bucket)
             }
         }
@@ -204,38 +234,38 @@ pub mod store {
     }
 
     /// `store.insert` bucket, data → record.
-    pub fn insert(bucket: &str, data: Value) -> Operation {
+    pub fn insert(bucket: &str, data: impl Serialize) -> Operation {
         on(OpKind::StoreInsert, bucket).field("data", &data)
     }
     /// `store.get` bucket, key → record or null.
-    pub fn get(bucket: &str, key: &Value) -> Operation {
-        on(OpKind::StoreGet, bucket).field("key", key)
+    pub fn get(bucket: &str, key: impl Serialize) -> Operation {
+        on(OpKind::StoreGet, bucket).field("key", &key)
     }
     /// `store.update` bucket, key, data → record.
-    pub fn update(bucket: &str, key: &Value, data: Value) -> Operation {
+    pub fn update(bucket: &str, key: impl Serialize, data: impl Serialize) -> Operation {
         on(OpKind::StoreUpdate, bucket)
-            .field("key", key)
+            .field("key", &key)
             .field("data", &data)
     }
     /// `store.delete` bucket, key → `{deleted}`.
-    pub fn delete(bucket: &str, key: &Value) -> Operation {
-        on(OpKind::StoreDelete, bucket).field("key", key)
+    pub fn delete(bucket: &str, key: impl Serialize) -> Operation {
+        on(OpKind::StoreDelete, bucket).field("key", &key)
     }
     /// `store.all` bucket → records.
     pub fn all(bucket: &str) -> Operation {
         on(OpKind::StoreAll, bucket)
     }
     /// `store.where` bucket, filter → records.
-    pub fn where_(bucket: &str, filter: &Value) -> Operation {
+    pub fn where_(bucket: &str, filter: &Filter) -> Operation {
         on(OpKind::StoreWhere, bucket).field("filter", filter)
     }
     /// `store.findOne` bucket, filter → record or null.
-    pub fn find_one(bucket: &str, filter: &Value) -> Operation {
+    pub fn find_one(bucket: &str, filter: &Filter) -> Operation {
         on(OpKind::StoreFindOne, bucket).field("filter", filter)
     }
-    /// `store.count` bucket, filter? → number.
-    pub fn count(bucket: &str, filter: Option<&Value>) -> Operation {
-        on(OpKind::StoreCount, bucket).opt_field("filter", filter)
+    /// `store.count` bucket, filter? → number. An empty filter is left out.
+    pub fn count(bucket: &str, filter: Option<&Filter>) -> Operation {
+        on(OpKind::StoreCount, bucket).opt_field("filter", Filter::optional(filter))
     }
     /// `store.first` bucket, n → records.
     pub fn first(bucket: &str, n: u64) -> Operation {
@@ -251,25 +281,25 @@ pub mod store {
             .field("limit", &limit)
             .opt_field("after", after)
     }
-    fn aggregate(kind: OpKind, bucket: &str, field: &str, filter: Option<&Value>) -> Operation {
+    fn aggregate(kind: OpKind, bucket: &str, field: &str, filter: Option<&Filter>) -> Operation {
         on(kind, bucket)
             .field("field", field)
-            .opt_field("filter", filter)
+            .opt_field("filter", Filter::optional(filter))
     }
     /// `store.sum` bucket, field, filter? → number.
-    pub fn sum(bucket: &str, field: &str, filter: Option<&Value>) -> Operation {
+    pub fn sum(bucket: &str, field: &str, filter: Option<&Filter>) -> Operation {
         aggregate(OpKind::StoreSum, bucket, field, filter)
     }
     /// `store.avg` bucket, field, filter? → number.
-    pub fn avg(bucket: &str, field: &str, filter: Option<&Value>) -> Operation {
+    pub fn avg(bucket: &str, field: &str, filter: Option<&Filter>) -> Operation {
         aggregate(OpKind::StoreAvg, bucket, field, filter)
     }
     /// `store.min` bucket, field, filter? → number or null.
-    pub fn min(bucket: &str, field: &str, filter: Option<&Value>) -> Operation {
+    pub fn min(bucket: &str, field: &str, filter: Option<&Filter>) -> Operation {
         aggregate(OpKind::StoreMin, bucket, field, filter)
     }
     /// `store.max` bucket, field, filter? → number or null.
-    pub fn max(bucket: &str, field: &str, filter: Option<&Value>) -> Operation {
+    pub fn max(bucket: &str, field: &str, filter: Option<&Filter>) -> Operation {
         aggregate(OpKind::StoreMax, bucket, field, filter)
     }
     /// `store.clear` bucket → `{cleared}`.
@@ -299,16 +329,16 @@ pub mod store {
         Operation::new(OpKind::StoreStats)
     }
     /// `store.defineBucket` name, config.
-    pub fn define_bucket(name: &str, config: &Value) -> Operation {
+    pub fn define_bucket(name: &str, config: impl Serialize) -> Operation {
         Operation::new(OpKind::StoreDefineBucket)
             .field("name", name)
-            .field("config", config)
+            .field("config", &config)
     }
     /// `store.updateBucket` name, updates (`addFields`, …).
-    pub fn update_bucket(name: &str, updates: &Value) -> Operation {
+    pub fn update_bucket(name: &str, updates: impl Serialize) -> Operation {
         Operation::new(OpKind::StoreUpdateBucket)
             .field("name", name)
-            .field("updates", updates)
+            .field("updates", &updates)
     }
     /// `store.getBucketSchema` name.
     pub fn get_bucket_schema(name: &str) -> Operation {
@@ -319,10 +349,10 @@ pub mod store {
         Operation::new(OpKind::StoreDropBucket).field("name", name)
     }
     /// `store.defineQuery` name, config (`bucket`, `filter`, `sort`, `limit`, …).
-    pub fn define_query(name: &str, config: &Value) -> Operation {
+    pub fn define_query(name: &str, config: impl Serialize) -> Operation {
         Operation::new(OpKind::StoreDefineQuery)
             .field("name", name)
-            .field("config", config)
+            .field("config", &config)
     }
     /// `store.undefineQuery` name.
     pub fn undefine_query(name: &str) -> Operation {
@@ -338,24 +368,41 @@ pub mod store {
 pub mod rules {
     use super::*;
 
-    /// `rules.emit` topic, data, correlationId?, causationId? → event.
+    /// `rules.emit` topic, data (a JSON object), correlationId?, causationId? → event.
     pub fn emit(
         topic: &str,
-        data: &Value,
+        data: impl Serialize,
         correlation_id: Option<&str>,
         causation_id: Option<&str>,
     ) -> Operation {
         Operation::new(OpKind::RulesEmit)
             .field("topic", topic)
-            .field("data", data)
+            .field("data", &data)
+            .opt_field("correlationId", correlation_id)
+            .opt_field("causationId", causation_id)
+    }
+    /// `rules.emit` topic, correlationId?, causationId? without `data` (the server uses
+    /// `{}`) → event.
+    ///
+    /// ```
+    /// let op = noex_proto::ops::rules::emit_bare("tick", None, None);
+    /// assert_eq!(op.encode(1), r#"{"id":1,"type":"rules.emit","topic":"tick"}"#);
+    /// ```
+    pub fn emit_bare(
+        topic: &str,
+        correlation_id: Option<&str>,
+        causation_id: Option<&str>,
+    ) -> Operation {
+        Operation::new(OpKind::RulesEmit)
+            .field("topic", topic)
             .opt_field("correlationId", correlation_id)
             .opt_field("causationId", causation_id)
     }
     /// `rules.setFact` key, value → fact.
-    pub fn set_fact(key: &str, value: &Value) -> Operation {
+    pub fn set_fact(key: &str, value: impl Serialize) -> Operation {
         Operation::new(OpKind::RulesSetFact)
             .field("key", key)
-            .field("value", value)
+            .field("value", &value)
     }
     /// `rules.getFact` key → value or null.
     pub fn get_fact(key: &str) -> Operation {
@@ -386,18 +433,18 @@ pub mod rules {
         Operation::new(OpKind::RulesUnsubscribe).field("subscriptionId", subscription_id)
     }
     /// `rules.registerRule` rule.
-    pub fn register_rule(rule: &Value) -> Operation {
-        Operation::new(OpKind::RulesRegisterRule).field("rule", rule)
+    pub fn register_rule(rule: impl Serialize) -> Operation {
+        Operation::new(OpKind::RulesRegisterRule).field("rule", &rule)
     }
     /// `rules.unregisterRule` ruleId.
     pub fn unregister_rule(rule_id: &str) -> Operation {
         Operation::new(OpKind::RulesUnregisterRule).field("ruleId", rule_id)
     }
     /// `rules.updateRule` ruleId, updates.
-    pub fn update_rule(rule_id: &str, updates: &Value) -> Operation {
+    pub fn update_rule(rule_id: &str, updates: impl Serialize) -> Operation {
         Operation::new(OpKind::RulesUpdateRule)
             .field("ruleId", rule_id)
-            .field("updates", updates)
+            .field("updates", &updates)
     }
     /// `rules.enableRule` ruleId.
     pub fn enable_rule(rule_id: &str) -> Operation {
@@ -416,8 +463,8 @@ pub mod rules {
         Operation::new(OpKind::RulesGetRules)
     }
     /// `rules.validateRule` rule → `{valid, errors, warnings}`.
-    pub fn validate_rule(rule: &Value) -> Operation {
-        Operation::new(OpKind::RulesValidateRule).field("rule", rule)
+    pub fn validate_rule(rule: impl Serialize) -> Operation {
+        Operation::new(OpKind::RulesValidateRule).field("rule", &rule)
     }
 }
 
@@ -502,8 +549,8 @@ pub mod identity {
     pub fn refresh_session() -> Operation {
         Operation::new(OpKind::IdentityRefreshSession)
     }
-    /// `identity.createUser` username, password (≥ 8 chars), displayName?, email?, and any
-    /// further fields in `extra`.
+    /// `identity.createUser` username, password (≥ 8 chars), displayName?, email?,
+    /// enabled?, metadata?, and any further fields in `extra`.
     pub fn create_user(username: &str, password: &Secret, extra: &Map<String, Value>) -> Operation {
         Operation::new(OpKind::IdentityCreateUser)
             .field("username", username)
@@ -546,12 +593,16 @@ pub mod identity {
     pub fn reset_password(user_id: &str, new: &Secret) -> Operation {
         user(OpKind::IdentityResetPassword, user_id).field("newPassword", new.expose())
     }
-    /// `identity.createRole` name, description?, permissions.
-    pub fn create_role(name: &str, description: Option<&str>, permissions: &Value) -> Operation {
+    /// `identity.createRole` name, description?, permissions? (the server's default: none).
+    pub fn create_role(
+        name: &str,
+        description: Option<&str>,
+        permissions: Option<&Value>,
+    ) -> Operation {
         Operation::new(OpKind::IdentityCreateRole)
             .field("name", name)
             .opt_field("description", description)
-            .field("permissions", permissions)
+            .opt_field("permissions", permissions)
     }
     /// `identity.updateRole` roleId + the fields to change.
     pub fn update_role(role_id: &str, fields: &Map<String, Value>) -> Operation {
@@ -655,18 +706,18 @@ pub mod procedures {
     use super::*;
 
     /// `procedures.register` procedure.
-    pub fn register(procedure: &Value) -> Operation {
-        Operation::new(OpKind::ProceduresRegister).field("procedure", procedure)
+    pub fn register(procedure: impl Serialize) -> Operation {
+        Operation::new(OpKind::ProceduresRegister).field("procedure", &procedure)
     }
     /// `procedures.unregister` name.
     pub fn unregister(name: &str) -> Operation {
         Operation::new(OpKind::ProceduresUnregister).field("name", name)
     }
     /// `procedures.update` name, updates.
-    pub fn update(name: &str, updates: &Value) -> Operation {
+    pub fn update(name: &str, updates: impl Serialize) -> Operation {
         Operation::new(OpKind::ProceduresUpdate)
             .field("name", name)
-            .field("updates", updates)
+            .field("updates", &updates)
     }
     /// `procedures.get` name.
     pub fn get(name: &str) -> Operation {
@@ -677,10 +728,10 @@ pub mod procedures {
         Operation::new(OpKind::ProceduresList)
     }
     /// `procedures.call` name, input → `{success, result, …}`.
-    pub fn call(name: &str, input: &Value) -> Operation {
+    pub fn call(name: &str, input: impl Serialize) -> Operation {
         Operation::new(OpKind::ProceduresCall)
             .field("name", name)
-            .field("input", input)
+            .field("input", &input)
     }
 }
 

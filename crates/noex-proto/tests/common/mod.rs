@@ -636,7 +636,7 @@ pub const TRANSCRIPTS: [&str; 3] = ["basic", "identity", "procedures-audit"];
 /// generic field API), or `None` when the recording is not a well-formed request of a known
 /// operation (the transcripts also hold deliberate garbage).
 pub fn recorded_op(frame: &Value) -> Option<noex_proto::ops::Operation> {
-    use noex_proto::ops::{self, audit::AuditFilter, identity::Grant, store::TxOp};
+    use noex_proto::ops::{self, audit::AuditFilter, identity::Grant, store::TxOp, Filter};
     use noex_proto::Secret;
     let f = frame.as_object()?;
     f.get("id")?.as_u64()?;
@@ -666,22 +666,23 @@ pub fn recorded_op(frame: &Value) -> Option<noex_proto::ops::Operation> {
                 .collect::<Option<Vec<_>>>()?,
         })
     };
+    let filter = || v("filter").cloned().map(Filter::raw);
     let op = match kind {
         "store.insert" => ops::store::insert(s("bucket")?, v("data")?.clone()),
         "store.get" => ops::store::get(s("bucket")?, v("key")?),
         "store.update" => ops::store::update(s("bucket")?, v("key")?, v("data")?.clone()),
         "store.delete" => ops::store::delete(s("bucket")?, v("key")?),
         "store.all" => ops::store::all(s("bucket")?),
-        "store.where" => ops::store::where_(s("bucket")?, v("filter")?),
-        "store.findOne" => ops::store::find_one(s("bucket")?, v("filter")?),
-        "store.count" => ops::store::count(s("bucket")?, v("filter")),
+        "store.where" => ops::store::where_(s("bucket")?, &Filter::raw(v("filter")?.clone())),
+        "store.findOne" => ops::store::find_one(s("bucket")?, &Filter::raw(v("filter")?.clone())),
+        "store.count" => ops::store::count(s("bucket")?, filter().as_ref()),
         "store.first" => ops::store::first(s("bucket")?, u("n")?),
         "store.last" => ops::store::last(s("bucket")?, u("n")?),
         "store.paginate" => ops::store::paginate(s("bucket")?, u("limit")?, v("after")),
-        "store.sum" => ops::store::sum(s("bucket")?, s("field")?, v("filter")),
-        "store.avg" => ops::store::avg(s("bucket")?, s("field")?, v("filter")),
-        "store.min" => ops::store::min(s("bucket")?, s("field")?, v("filter")),
-        "store.max" => ops::store::max(s("bucket")?, s("field")?, v("filter")),
+        "store.sum" => ops::store::sum(s("bucket")?, s("field")?, filter().as_ref()),
+        "store.avg" => ops::store::avg(s("bucket")?, s("field")?, filter().as_ref()),
+        "store.min" => ops::store::min(s("bucket")?, s("field")?, filter().as_ref()),
+        "store.max" => ops::store::max(s("bucket")?, s("field")?, filter().as_ref()),
         "store.clear" => ops::store::clear(s("bucket")?),
         "store.subscribe" => ops::store::subscribe(s("query")?, v("params")),
         "store.unsubscribe" => ops::store::unsubscribe(s("subscriptionId")?),
@@ -697,9 +698,9 @@ pub fn recorded_op(frame: &Value) -> Option<noex_proto::ops::Operation> {
                     "insert" => TxOp::insert(b, data()?),
                     "update" => TxOp::update(b, key()?, data()?),
                     "delete" => TxOp::delete(b, key()?),
-                    "where" => TxOp::where_(b, filter()?),
-                    "findOne" => TxOp::find_one(b, filter()?),
-                    "count" => TxOp::count(b, filter()),
+                    "where" => TxOp::where_(b, Filter::raw(filter()?)),
+                    "findOne" => TxOp::find_one(b, Filter::raw(filter()?)),
+                    "count" => TxOp::count(b, filter().into()),
                     _ => return None,
                 });
             }
@@ -766,7 +767,7 @@ pub fn recorded_op(frame: &Value) -> Option<noex_proto::ops::Operation> {
             ops::identity::reset_password(s("userId")?, &Secret::new(s("newPassword")?))
         }
         "identity.createRole" => {
-            ops::identity::create_role(s("name")?, s("description"), v("permissions")?)
+            ops::identity::create_role(s("name")?, s("description"), v("permissions"))
         }
         "identity.updateRole" => {
             ops::identity::update_role(s("roleId")?, &map_without(&["roleId"]))

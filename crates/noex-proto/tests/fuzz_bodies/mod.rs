@@ -198,19 +198,19 @@ pub const MAX_STEPS: usize = 400;
 pub fn op_table(n: u8) -> Operation {
     match n % 14 {
         0 => ops::store::all("users"),
-        1 => ops::store::get("users", &json!("k1")),
+        1 => ops::store::get("users", json!("k1")),
         2 => ops::store::insert("users", json!({"name": "A"})),
-        3 => ops::store::update("users", &json!("k1"), json!({"age": 2})),
-        4 => ops::store::delete("users", &json!("k1")),
-        5 => ops::rules::emit("order.created", &json!({"n": 1}), None, None),
+        3 => ops::store::update("users", json!("k1"), json!({"age": 2})),
+        4 => ops::store::delete("users", json!("k1")),
+        5 => ops::rules::emit("order.created", json!({"n": 1}), None, None),
         6 => ops::auth::whoami(),
         7 => ops::store::count("users", None),
         8 => ops::identity::login("alice", &Secret::new("pw-123456")),
         9 => ops::auth::login(&Secret::new("tok-x")),
         10 => ops::auth::logout(),
-        11 => ops::procedures::call("p", &json!({})),
+        11 => ops::procedures::call("p", json!({})),
         12 => ops::identity::login_with_secret(&Secret::new("s")),
-        _ => ops::rules::set_fact("k", &json!(1)),
+        _ => ops::rules::set_fact("k", json!(1)),
     }
 }
 
