@@ -14,9 +14,11 @@ use noex_proto::{
     ConnectionState, Counters, Delivery, LifecycleEvent, Operation, Payload, RequestOptions,
     SubscriptionId, SubscriptionSpec, WelcomeInfo,
 };
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 /// A noex-server client. Cheap to clone (`Arc` inside), `Send + Sync`.
 ///
@@ -39,49 +41,6 @@ pub(crate) struct Session {
     pub(crate) options: Arc<ClientOptions>,
     /// One permit per request in flight ([`ClientOptions::max_in_flight`]).
     slots: Arc<Semaphore>,
-}
-
-/// Withdraws a request or subscribe when its future is dropped before the answer.
-struct Withdraw<'a> {
-    commands: &'a mpsc::UnboundedSender<Command>,
-    ticket: Option<Ticket>,
-}
-
-impl<'a> Withdraw<'a> {
-    fn new(commands: &'a mpsc::UnboundedSender<Command>, ticket: Ticket) -> Withdraw<'a> {
-        Withdraw {
-            commands,
-            ticket: Some(ticket),
-        }
-    }
-
-    /// The answer arrived: nothing to withdraw.
-    fn disarm(mut self) {
-        self.ticket = None;
-    }
-}
-
-/// Sends a ticketed command and waits for its answer; dropped before the answer, it
-/// withdraws what the command asked for.
-async fn ask<T>(
-    commands: &mpsc::UnboundedSender<Command>,
-    ticket: Ticket,
-    command: Command,
-    answer: oneshot::Receiver<Result<T>>,
-) -> Result<T> {
-    commands.unbounded_send(command).map_err(|_| closed())?;
-    let withdraw = Withdraw::new(commands, ticket);
-    let result = answer.await.unwrap_or_else(|_| Err(closed()));
-    withdraw.disarm();
-    result
-}
-
-impl Drop for Withdraw<'_> {
-    fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            let _ = self.commands.unbounded_send(Command::Cancel { ticket });
-        }
-    }
 }
 
 impl Drop for Inner {
@@ -109,6 +68,296 @@ impl std::fmt::Debug for Client {
 fn closed() -> Error {
     Error::Closed {
         delivery: Delivery::NotSent,
+    }
+}
+
+/// An answer decoded with `decode`; a mismatch names the answer (bounded, secrets
+/// redacted).
+fn decoded<R>(payload: &Payload, decode: impl FnOnce(&str) -> serde_json::Result<R>) -> Result<R> {
+    decode(payload.json()).map_err(|e| {
+        // The answer's `Debug` is bounded and has its secrets redacted.
+        let message = format!("the answer does not match the expected type: {payload:?}");
+        Error::Serde(crate::SerdeError::new(message).with_source(e))
+    })
+}
+
+/// A request's future, written by hand so that what a caller holds per request in flight
+/// is small: the answer's receiver, the ticket to withdraw it, the request slot.
+struct RequestFuture<'a> {
+    client: &'a Client,
+    state: RequestState,
+}
+
+/// A request slot and the time left of the deadline.
+type Admitted = (SemaphoreGuardArc, Duration);
+
+struct Waiting {
+    wait: Pin<Box<dyn Future<Output = Result<Admitted>> + Send>>,
+    request: Box<(Operation, RequestOptions)>,
+    session: Session,
+}
+
+enum RequestState {
+    /// Not polled yet. Boxed: an operation is larger than everything that follows.
+    Start(Box<(Operation, RequestOptions)>),
+    /// Waiting for a request slot (every one in use). Boxed: rare, and larger than the
+    /// other states.
+    Waiting(Box<Waiting>),
+    /// Sent to the driver; dropped before the answer, it withdraws the request.
+    InFlight {
+        answer: oneshot::Receiver<std::result::Result<Payload, Box<Error>>>,
+        commands: mpsc::UnboundedSender<Command>,
+        ticket: Ticket,
+        _permit: SemaphoreGuardArc,
+    },
+    Done,
+}
+
+impl RequestFuture<'_> {
+    /// Hands the request to the driver.
+    fn send(
+        &mut self,
+        session: Session,
+        permit: SemaphoreGuardArc,
+        op: Operation,
+        options: RequestOptions,
+    ) -> Result<()> {
+        let ticket = self.client.inner.shared.ticket();
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Request {
+            ticket,
+            op,
+            options,
+            reply,
+        };
+        session
+            .commands
+            .unbounded_send(command)
+            .map_err(|_| closed())?;
+        self.state = RequestState::InFlight {
+            answer,
+            commands: session.commands,
+            ticket,
+            _permit: permit,
+        };
+        Ok(())
+    }
+}
+
+impl Future for RequestFuture<'_> {
+    type Output = Result<Payload>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Payload>> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                RequestState::Start(_) => {
+                    let RequestState::Start(request) =
+                        std::mem::replace(&mut this.state, RequestState::Done)
+                    else {
+                        unreachable!()
+                    };
+                    // An argument that could not be serialised never becomes a frame.
+                    if let Some(problem) = request.0.encode_error() {
+                        return Poll::Ready(Err(Error::serde(format!(
+                            "cannot serialise the {} request: {problem}",
+                            request.0.kind().name()
+                        ))));
+                    }
+                    let Some(session) = this.client.session() else {
+                        return Poll::Ready(Err(Error::Disconnected {
+                            delivery: Delivery::NotSent,
+                        }));
+                    };
+                    match session.slots.try_acquire_arc() {
+                        Some(permit) => {
+                            // Out of its box first: the answer's channel, about the same
+                            // size, can reuse it.
+                            let (op, options) = *request;
+                            if let Err(e) = this.send(session, permit, op, options) {
+                                return Poll::Ready(Err(e));
+                            }
+                        }
+                        None => {
+                            let timeout =
+                                request.1.timeout.unwrap_or(session.options.request_timeout);
+                            let inner = &this.client.inner;
+                            let wait = wait_for_slot(
+                                inner.backend.runtime.clone(),
+                                inner.shared.clone(),
+                                session.slots.clone(),
+                                timeout,
+                            );
+                            this.state = RequestState::Waiting(Box::new(Waiting {
+                                wait: Box::pin(wait),
+                                request,
+                                session,
+                            }));
+                        }
+                    }
+                }
+                RequestState::Waiting(waiting) => {
+                    let (permit, left) = match waiting.wait.as_mut().poll(cx) {
+                        Poll::Ready(Ok(admitted)) => admitted,
+                        Poll::Ready(Err(e)) => {
+                            this.state = RequestState::Done;
+                            return Poll::Ready(Err(e));
+                        }
+                        Poll::Pending => return Poll::Pending,
+                    };
+                    let RequestState::Waiting(waiting) =
+                        std::mem::replace(&mut this.state, RequestState::Done)
+                    else {
+                        unreachable!()
+                    };
+                    let Waiting {
+                        mut request,
+                        session,
+                        ..
+                    } = *waiting;
+                    request.1.timeout = Some(left);
+                    let (op, options) = *request;
+                    if let Err(e) = this.send(session, permit, op, options) {
+                        return Poll::Ready(Err(e));
+                    }
+                }
+                RequestState::InFlight { answer, .. } => {
+                    let result = match answer.poll_unpin(cx) {
+                        Poll::Ready(Ok(answer)) => answer.map_err(|e| *e),
+                        Poll::Ready(Err(_)) => Err(closed()),
+                        Poll::Pending => return Poll::Pending,
+                    };
+                    // Answered: nothing to withdraw; the slot is released.
+                    this.state = RequestState::Done;
+                    return Poll::Ready(result);
+                }
+                RequestState::Done => panic!("request future polled after completion"),
+            }
+        }
+    }
+}
+
+impl Drop for RequestFuture<'_> {
+    fn drop(&mut self) {
+        if let RequestState::InFlight {
+            commands, ticket, ..
+        } = &self.state
+        {
+            let _ = commands.unbounded_send(Command::Cancel { ticket: *ticket });
+        }
+    }
+}
+
+/// A subscribe's future, written by hand like [`RequestFuture`].
+pub(crate) struct SubscribeFuture<'a> {
+    client: &'a Client,
+    state: SubscribeState,
+}
+
+enum SubscribeState {
+    Start(Box<SubscriptionSpec>, BufferPolicy),
+    /// Sent to the driver; dropped before the answer, it withdraws the subscribe.
+    InFlight {
+        answer: oneshot::Receiver<std::result::Result<SubscriptionId, Box<Error>>>,
+        rx: SlotReceiver<SubItem>,
+        commands: mpsc::UnboundedSender<Command>,
+        ticket: Ticket,
+    },
+    Done,
+}
+
+impl Future for SubscribeFuture<'_> {
+    type Output = Result<RawSubscription>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<RawSubscription>> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                SubscribeState::Start(..) => {
+                    let SubscribeState::Start(spec, policy) =
+                        std::mem::replace(&mut this.state, SubscribeState::Done)
+                    else {
+                        unreachable!()
+                    };
+                    let (sink, rx) = slot(policy);
+                    let (reply, answer) = oneshot::channel();
+                    let Some(session) = this.client.session() else {
+                        return Poll::Ready(Err(closed()));
+                    };
+                    let ticket = this.client.inner.shared.ticket();
+                    let command = Command::Subscribe {
+                        ticket,
+                        spec,
+                        sink,
+                        reply,
+                    };
+                    if session.commands.unbounded_send(command).is_err() {
+                        return Poll::Ready(Err(closed()));
+                    }
+                    this.state = SubscribeState::InFlight {
+                        answer,
+                        rx,
+                        commands: session.commands,
+                        ticket,
+                    };
+                }
+                SubscribeState::InFlight { answer, .. } => {
+                    let result = match answer.poll_unpin(cx) {
+                        Poll::Ready(Ok(answer)) => answer.map_err(|e| *e),
+                        Poll::Ready(Err(_)) => Err(closed()),
+                        Poll::Pending => return Poll::Pending,
+                    };
+                    // Answered: nothing to withdraw.
+                    let SubscribeState::InFlight { rx, commands, .. } =
+                        std::mem::replace(&mut this.state, SubscribeState::Done)
+                    else {
+                        unreachable!()
+                    };
+                    return Poll::Ready(result.map(|id| RawSubscription {
+                        id,
+                        rx,
+                        commands: Some(commands),
+                    }));
+                }
+                SubscribeState::Done => panic!("subscribe future polled after completion"),
+            }
+        }
+    }
+}
+
+impl Drop for SubscribeFuture<'_> {
+    fn drop(&mut self) {
+        if let SubscribeState::InFlight {
+            commands, ticket, ..
+        } = &self.state
+        {
+            let _ = commands.unbounded_send(Command::Cancel { ticket: *ticket });
+        }
+    }
+}
+
+/// Waits for a request slot within `timeout`; returns it and the time left.
+async fn wait_for_slot(
+    runtime: Arc<dyn crate::runtime::Runtime>,
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    timeout: Duration,
+) -> Result<(SemaphoreGuardArc, Duration)> {
+    let started = runtime.now();
+    let wait = shared.wait_for_slot();
+    let acquire = slots.acquire_arc();
+    match futures::future::select(std::pin::pin!(acquire), runtime.sleep(timeout)).await {
+        Either::Left((permit, _)) => {
+            wait.end(WaitEnd::Admitted);
+            let waited = runtime.now().saturating_duration_since(started);
+            Ok((permit, timeout.saturating_sub(waited)))
+        }
+        Either::Right(_) => {
+            wait.end(WaitEnd::TimedOut);
+            Err(Error::Timeout {
+                delivery: Delivery::NotSent,
+            })
+        }
     }
 }
 
@@ -224,8 +473,8 @@ impl Client {
 
     /// Sends any operation of the catalogue and returns the raw answer. The typed handles
     /// ([`Client::store`], …) are built on this.
-    pub async fn request(&self, op: Operation) -> Result<Payload> {
-        self.request_with(op, RequestOptions::default()).await
+    pub fn request(&self, op: Operation) -> impl Future<Output = Result<Payload>> + Send + '_ {
+        self.request_with(op, RequestOptions::default())
     }
 
     /// [`Client::request`] with per-request options (deadline, retry-safe).
@@ -233,103 +482,52 @@ impl Client {
     /// With [`ClientOptions::max_in_flight`] requests already in flight, the call waits for
     /// one to end (its deadline runs meanwhile; past it the call fails with
     /// [`Error::Timeout`], not sent). Dropping the future withdraws the request: a frame
-    /// not yet written is never written, and a late answer is ignored.
-    pub async fn request_with(
-        &self,
-        op: Operation,
-        mut options: RequestOptions,
-    ) -> Result<Payload> {
-        // An argument that could not be serialised never becomes a frame.
-        if let Some(problem) = op.encode_error() {
-            return Err(Error::serde(problem));
-        }
-        let session = self.session().ok_or(Error::Disconnected {
-            delivery: Delivery::NotSent,
-        })?;
-        let permit = match session.slots.try_acquire_arc() {
-            Some(permit) => permit,
-            None => {
-                let timeout = options.timeout.unwrap_or(session.options.request_timeout);
-                let (permit, left) = self.wait_for_slot(&session, timeout).await?;
-                options.timeout = Some(left);
-                permit
-            }
-        };
-        let ticket = self.inner.shared.ticket();
-        let (reply, answer) = oneshot::channel();
-        let command = Command::Request {
-            ticket,
-            op,
-            options,
-            reply,
-        };
-        let result = ask(&session.commands, ticket, command, answer).await;
-        drop(permit);
-        result
-    }
-
-    /// Waits for a request slot within `timeout`; returns it and the time left.
-    async fn wait_for_slot(
-        &self,
-        session: &Session,
-        timeout: std::time::Duration,
-    ) -> Result<(SemaphoreGuardArc, std::time::Duration)> {
-        let runtime = &self.inner.backend.runtime;
-        let started = runtime.now();
-        let wait = self.inner.shared.wait_for_slot();
-        let acquire = session.slots.acquire_arc();
-        match futures::future::select(std::pin::pin!(acquire), runtime.sleep(timeout)).await {
-            Either::Left((permit, _)) => {
-                wait.end(WaitEnd::Admitted);
-                let waited = runtime.now().saturating_duration_since(started);
-                Ok((permit, timeout.saturating_sub(waited)))
-            }
-            Either::Right(_) => {
-                wait.end(WaitEnd::TimedOut);
-                Err(Error::Timeout {
-                    delivery: Delivery::NotSent,
-                })
-            }
-        }
-    }
-
-    /// Sends a request and deserializes its answer.
-    pub(crate) async fn call<T: serde::de::DeserializeOwned>(
+    /// not yet written is never written, and a late answer is ignored. Nothing happens
+    /// until the future is first polled.
+    pub fn request_with(
         &self,
         op: Operation,
         options: RequestOptions,
-    ) -> Result<T> {
-        let payload = self.request_with(op, options).await?;
-        payload.deserialize().map_err(|e| {
-            // The answer's `Debug` is bounded and has its secrets redacted.
-            let message = format!("the answer does not match the expected type: {payload:?}");
-            Error::Serde(crate::SerdeError::new(message).with_source(e))
-        })
+    ) -> impl Future<Output = Result<Payload>> + Send + '_ {
+        RequestFuture {
+            client: self,
+            state: RequestState::Start(Box::new((op, options))),
+        }
     }
 
-    pub(crate) async fn subscribe_raw(
+    /// Sends a request and decodes its answer with `decode` (straight from the answer's
+    /// text).
+    pub(crate) fn call_with<'a, R>(
+        &'a self,
+        op: Operation,
+        options: RequestOptions,
+        decode: impl FnOnce(&str) -> serde_json::Result<R> + Send + 'a,
+    ) -> impl Future<Output = Result<R>> + Send + 'a {
+        self.request_with(op, options)
+            .map(move |answer| answer.and_then(|payload| decoded(&payload, decode)))
+    }
+
+    /// Sends a request and deserializes its answer.
+    pub(crate) fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        op: Operation,
+        options: RequestOptions,
+    ) -> impl Future<Output = Result<T>> + Send + '_ {
+        self.call_with(op, options, |text| serde_json::from_str(text))
+    }
+
+    /// Makes a subscription. Dropped before its answer, the future withdraws the
+    /// subscribe (never sent, or undone on the server when its answer comes) and it is
+    /// never restored.
+    pub(crate) fn subscribe_raw(
         &self,
         spec: SubscriptionSpec,
         policy: BufferPolicy,
-    ) -> Result<RawSubscription> {
-        let (sink, rx) = slot(policy);
-        let (reply, answer) = oneshot::channel();
-        let session = self.session().ok_or_else(closed)?;
-        let ticket = self.inner.shared.ticket();
-        let command = Command::Subscribe {
-            ticket,
-            spec,
-            sink,
-            reply,
-        };
-        // Dropped before the answer: the subscribe is withdrawn (never sent, or undone on
-        // the server when its answer comes) and never restored.
-        let id = ask(&session.commands, ticket, command, answer).await?;
-        Ok(RawSubscription {
-            id,
-            rx,
-            commands: Some(session.commands),
-        })
+    ) -> SubscribeFuture<'_> {
+        SubscribeFuture {
+            client: self,
+            state: SubscribeState::Start(Box::new(spec), policy),
+        }
     }
 
     pub(crate) async fn unsubscribe_id(&self, id: SubscriptionId) -> Result<()> {
@@ -471,5 +669,65 @@ impl Drop for RawSubscription {
                 ack: None,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone)]
+    struct Nothing;
+
+    impl crate::runtime::Runtime for Nothing {
+        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
+        fn sleep(&self, _: Duration) -> futures::future::BoxFuture<'static, ()> {
+            Box::pin(futures::future::pending())
+        }
+    }
+
+    impl crate::runtime::Connector for Nothing {
+        fn connect(
+            &self,
+            _: &str,
+            _: &crate::runtime::TlsOptions,
+        ) -> futures::future::BoxFuture<
+            'static,
+            std::result::Result<
+                (crate::runtime::FrameSink, crate::runtime::FrameStream),
+                crate::runtime::TransportError,
+            >,
+        > {
+            Box::pin(futures::future::pending())
+        }
+    }
+
+    /// What a caller holds per request or subscribe in flight stays small: no nested
+    /// async state machines, no operation kept inline.
+    #[test]
+    fn request_and_subscribe_futures_are_small() {
+        let client = Client::new(Backend::new(Nothing));
+        let request = client.request(noex_proto::ops::store::get("b", "k"));
+        assert!(std::mem::size_of_val(&request) <= 64);
+        let bucket = client.store().bucket("b");
+        let get = bucket.get("k1".to_string());
+        assert!(std::mem::size_of_val(&get) <= 80);
+        let subscribe = client.subscribe_raw(
+            noex_proto::SubscriptionSpec::query("q", None),
+            BufferPolicy::Latest,
+        );
+        assert!(std::mem::size_of_val(&subscribe) <= 64);
+    }
+
+    #[test]
+    fn a_request_before_connect_fails_not_sent() {
+        let client = Client::new(Backend::new(Nothing));
+        let answer = futures::executor::block_on(client.request(noex_proto::ops::store::all("b")));
+        assert!(matches!(
+            answer,
+            Err(Error::Disconnected {
+                delivery: Delivery::NotSent
+            })
+        ));
     }
 }

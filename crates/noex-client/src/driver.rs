@@ -34,7 +34,8 @@ pub(crate) enum SubItem {
         from: SystemTime,
         to: SystemTime,
     },
-    Failed(Error),
+    /// Boxed: every live subscription keeps room for one item.
+    Failed(Box<Error>),
 }
 
 /// Identifies a caller's request or subscribe future, so that dropping it can withdraw
@@ -47,13 +48,16 @@ pub(crate) enum Command {
         ticket: Ticket,
         op: Operation,
         options: RequestOptions,
-        reply: oneshot::Sender<Result<Payload>>,
+        /// The error boxed: the channel's allocation, held per request in flight, stays
+        /// small.
+        reply: oneshot::Sender<std::result::Result<Payload, Box<Error>>>,
     },
+    /// The spec boxed: the subscribe future keeps it boxed until it is sent.
     Subscribe {
         ticket: Ticket,
-        spec: SubscriptionSpec,
+        spec: Box<SubscriptionSpec>,
         sink: SlotSender<SubItem>,
-        reply: oneshot::Sender<Result<SubscriptionId>>,
+        reply: SubscribeReply,
     },
     /// The future of a request or subscribe was dropped before its answer.
     Cancel {
@@ -72,6 +76,12 @@ pub(crate) enum Command {
         ack: Option<oneshot::Sender<()>>,
     },
 }
+
+/// Where a request's answer goes.
+type Reply = oneshot::Sender<std::result::Result<Payload, Box<Error>>>;
+
+/// Where a subscribe's answer goes.
+pub(crate) type SubscribeReply = oneshot::Sender<std::result::Result<SubscriptionId, Box<Error>>>;
 
 type Connecting = BoxFuture<'static, std::result::Result<(FrameSink, FrameStream), TransportError>>;
 
@@ -107,7 +117,7 @@ struct SubEntry {
     /// dropped after its answer was sent and before it was read.
     ticket: Ticket,
     /// The subscribe future's answer, until it is answered.
-    ready: Option<oneshot::Sender<Result<SubscriptionId>>>,
+    ready: Option<SubscribeReply>,
 }
 
 /// What a caller's ticket stands for.
@@ -130,7 +140,7 @@ pub(crate) struct Driver {
     link: Option<Link>,
     /// Connections being closed: their close frame is flushed (at most [`CLOSE_GRACE`]).
     closing: FuturesUnordered<BoxFuture<'static, ()>>,
-    replies: HashMap<RequestId, (Ticket, oneshot::Sender<Result<Payload>>)>,
+    replies: HashMap<RequestId, (Ticket, Reply)>,
     tickets: HashMap<Ticket, Ticketed>,
     subs: HashMap<SubscriptionId, SubEntry>,
     connect_waiter: Option<oneshot::Sender<Result<WelcomeInfo>>>,
@@ -321,7 +331,7 @@ impl Driver {
                     self.tickets.insert(ticket, Ticketed::Request(id));
                 }
                 Err(e) => {
-                    let _ = reply.send(Err(e.into()));
+                    let _ = reply.send(Err(Box::new(e.into())));
                 }
             },
             Command::Subscribe {
@@ -329,7 +339,7 @@ impl Driver {
                 spec,
                 sink,
                 reply,
-            } => match self.core.subscribe(now, spec) {
+            } => match self.core.subscribe(now, *spec) {
                 Ok(id) => {
                     let ready = Some(reply);
                     self.subs.insert(
@@ -343,7 +353,7 @@ impl Driver {
                     self.tickets.insert(ticket, Ticketed::Subscribe(id));
                 }
                 Err(e) => {
-                    let _ = reply.send(Err(e.into()));
+                    let _ = reply.send(Err(Box::new(e.into())));
                 }
             },
             Command::Cancel { ticket } => match self.tickets.remove(&ticket) {
@@ -497,7 +507,7 @@ impl Driver {
             Event::Response { id, result } => {
                 if let Some((ticket, reply)) = self.replies.remove(&id) {
                     self.tickets.remove(&ticket);
-                    let _ = reply.send(result.map_err(Error::from));
+                    let _ = reply.send(result.map_err(|e| Box::new(Error::from(e))));
                 }
             }
             Event::Subscription(event) => self.dispatch_subscription(event),
@@ -547,9 +557,9 @@ impl Driver {
                     let error = Error::from(error);
                     match entry.ready {
                         Some(ready) => {
-                            let _ = ready.send(Err(error));
+                            let _ = ready.send(Err(Box::new(error)));
                         }
-                        None => entry.sink.close(Some(SubItem::Failed(error))),
+                        None => entry.sink.close(Some(SubItem::Failed(Box::new(error)))),
                     }
                 }
             }
@@ -557,9 +567,9 @@ impl Driver {
                 if let Some(entry) = self.forget_subscription(id) {
                     match entry.ready {
                         Some(ready) => {
-                            let _ = ready.send(Err(Error::Closed {
+                            let _ = ready.send(Err(Box::new(Error::Closed {
                                 delivery: Delivery::NotSent,
-                            }));
+                            })));
                         }
                         None => entry.sink.close(None),
                     }

@@ -84,6 +84,9 @@ impl<T> SlotSender<T> {
             match state.policy {
                 BufferPolicy::Latest => {
                     state.items.clear();
+                    // Room for exactly the one item kept (a plain push would make room
+                    // for four), for every live subscription.
+                    state.items.reserve_exact(1);
                     state.items.push_back(item);
                 }
                 BufferPolicy::Queue(cap) => {

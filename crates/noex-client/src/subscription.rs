@@ -150,7 +150,7 @@ impl<T: DeserializeOwned> Stream for Subscription<T> {
             }
             Poll::Ready(Taken::Item(SubItem::Failed(error))) => {
                 self.ended = true;
-                Poll::Ready(Some(Err(error)))
+                Poll::Ready(Some(Err(*error)))
             }
             Poll::Ready(Taken::Lagged(missed)) => Poll::Ready(Some(Err(Error::Lagged { missed }))),
             Poll::Ready(Taken::Ended) => {

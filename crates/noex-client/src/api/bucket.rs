@@ -1,15 +1,18 @@
 //! One bucket's records.
 
-use super::checked;
-use super::record::{Page, Record};
+use super::record::{
+    decode_with, OptionalRecordSeed, Page, PageSeed, Record, RecordSeed, RecordsSeed,
+};
 use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use futures::stream::{self, Stream};
+use futures::FutureExt;
 use noex_proto::ops::Filter;
 use noex_proto::{ops, Operation, RequestOptions};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::future::Future;
 use std::marker::PhantomData;
 
 /// A bucket handle: `client.store().bucket("users")`. Records come back as
@@ -70,15 +73,6 @@ impl<T> Clone for Bucket<T> {
 }
 
 #[derive(Deserialize)]
-struct RawPage {
-    records: Vec<Value>,
-    #[serde(rename = "hasMore", default)]
-    has_more: bool,
-    #[serde(rename = "nextCursor", default)]
-    next_cursor: Option<Value>,
-}
-
-#[derive(Deserialize)]
 struct Flag {
     #[serde(default)]
     deleted: bool,
@@ -126,32 +120,43 @@ impl<T: DeserializeOwned> Bucket<T> {
         &self.name
     }
 
-    async fn value(&self, op: Operation) -> Result<Value> {
-        self.client.call(checked(op)?, self.options).await
+    /// Sends `op` and decodes its answer with `decode`, given this bucket's key field.
+    fn decode<R>(
+        &self,
+        op: Operation,
+        decode: impl FnOnce(&str, &str) -> serde_json::Result<R> + Send + 'static,
+    ) -> impl Future<Output = Result<R>> + Send + '_ {
+        // An operation whose arguments could not be serialised is refused by the request
+        // itself, never sent.
+        let key_field = self.key_field.as_str();
+        self.client
+            .call_with(op, self.options, move |text| decode(text, key_field))
     }
 
-    async fn call<U: DeserializeOwned>(&self, op: Operation) -> Result<U> {
-        self.client.call(checked(op)?, self.options).await
+    fn call<U: DeserializeOwned>(
+        &self,
+        op: Operation,
+    ) -> impl Future<Output = Result<U>> + Send + '_ {
+        self.decode(op, |text, _| serde_json::from_str(text))
     }
 
-    fn record(&self, value: Value) -> Result<Record<T>> {
-        Record::from_value(value, &self.key_field).map_err(Error::from)
+    fn record(&self, op: Operation) -> impl Future<Output = Result<Record<T>>> + Send + '_ {
+        self.decode(op, |text, key| decode_with(text, RecordSeed::new(key)))
     }
 
-    fn optional(&self, value: Value) -> Result<Option<Record<T>>> {
-        match value {
-            Value::Null => Ok(None),
-            value => self.record(value).map(Some),
-        }
+    fn optional(
+        &self,
+        op: Operation,
+    ) -> impl Future<Output = Result<Option<Record<T>>>> + Send + '_ {
+        self.decode(op, |text, key| {
+            decode_with(text, OptionalRecordSeed(RecordSeed::new(key)))
+        })
     }
 
-    fn records(&self, value: Value) -> Result<Vec<Record<T>>> {
-        match value {
-            Value::Array(items) => items.into_iter().map(|v| self.record(v)).collect(),
-            other => Err(Error::protocol(format!(
-                "expected an array of records, got {other}"
-            ))),
-        }
+    fn records(&self, op: Operation) -> impl Future<Output = Result<Vec<Record<T>>>> + Send + '_ {
+        self.decode(op, |text, key| {
+            decode_with(text, RecordsSeed(RecordSeed::new(key)))
+        })
     }
 
     /// Inserts a record; returns it with its generated fields and metadata.
@@ -159,15 +164,19 @@ impl<T: DeserializeOwned> Bucket<T> {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn insert(&self, data: impl Serialize) -> Result<Record<T>> {
-        let value = self.value(ops::store::insert(&self.name, data)).await?;
-        self.record(value)
+    pub fn insert(
+        &self,
+        data: impl Serialize,
+    ) -> impl Future<Output = Result<Record<T>>> + Send + '_ {
+        self.record(ops::store::insert(&self.name, data))
     }
 
     /// The record with this key, if any.
-    pub async fn get(&self, key: impl Serialize) -> Result<Option<Record<T>>> {
-        let value = self.value(ops::store::get(&self.name, key)).await?;
-        self.optional(value)
+    pub fn get(
+        &self,
+        key: impl Serialize,
+    ) -> impl Future<Output = Result<Option<Record<T>>>> + Send + '_ {
+        self.optional(ops::store::get(&self.name, key))
     }
 
     /// Merges `patch` into the record; returns the new record (version bumped).
@@ -175,11 +184,12 @@ impl<T: DeserializeOwned> Bucket<T> {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn update(&self, key: impl Serialize, patch: impl Serialize) -> Result<Record<T>> {
-        let value = self
-            .value(ops::store::update(&self.name, key, patch))
-            .await?;
-        self.record(value)
+    pub fn update(
+        &self,
+        key: impl Serialize,
+        patch: impl Serialize,
+    ) -> impl Future<Output = Result<Record<T>>> + Send + '_ {
+        self.record(ops::store::update(&self.name, key, patch))
     }
 
     /// Deletes the record; returns whether the server reports it deleted.
@@ -187,32 +197,31 @@ impl<T: DeserializeOwned> Bucket<T> {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn delete(&self, key: impl Serialize) -> Result<bool> {
-        let flag: Flag = self.call(ops::store::delete(&self.name, key)).await?;
-        Ok(flag.deleted)
+    pub fn delete(&self, key: impl Serialize) -> impl Future<Output = Result<bool>> + Send + '_ {
+        self.call::<Flag>(ops::store::delete(&self.name, key))
+            .map(|flag| flag.map(|f| f.deleted))
     }
 
     /// Every record, in insertion order.
-    pub async fn all(&self) -> Result<Vec<Record<T>>> {
-        let value = self.value(ops::store::all(&self.name)).await?;
-        self.records(value)
+    pub fn all(&self) -> impl Future<Output = Result<Vec<Record<T>>>> + Send + '_ {
+        self.records(ops::store::all(&self.name))
     }
 
     /// Records matching `filter`: a [`Filter`] or raw JSON such as
     /// `json!({"age": {"$gte": 18}})`.
-    pub async fn where_(&self, filter: impl Into<Filter>) -> Result<Vec<Record<T>>> {
-        let value = self
-            .value(ops::store::where_(&self.name, &filter.into()))
-            .await?;
-        self.records(value)
+    pub fn where_(
+        &self,
+        filter: impl Into<Filter>,
+    ) -> impl Future<Output = Result<Vec<Record<T>>>> + Send + '_ {
+        self.records(ops::store::where_(&self.name, &filter.into()))
     }
 
     /// The first record matching `filter`, if any.
-    pub async fn find_one(&self, filter: impl Into<Filter>) -> Result<Option<Record<T>>> {
-        let value = self
-            .value(ops::store::find_one(&self.name, &filter.into()))
-            .await?;
-        self.optional(value)
+    pub fn find_one(
+        &self,
+        filter: impl Into<Filter>,
+    ) -> impl Future<Output = Result<Option<Record<T>>>> + Send + '_ {
+        self.optional(ops::store::find_one(&self.name, &filter.into()))
     }
 
     /// How many records match `filter` ([`Filter::all`] counts every record).
@@ -222,31 +231,25 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// The first `n` records (n ≥ 1).
-    pub async fn first(&self, n: u64) -> Result<Vec<Record<T>>> {
-        let value = self.value(ops::store::first(&self.name, n)).await?;
-        self.records(value)
+    pub fn first(&self, n: u64) -> impl Future<Output = Result<Vec<Record<T>>>> + Send + '_ {
+        self.records(ops::store::first(&self.name, n))
     }
 
     /// The last `n` records (n ≥ 1).
-    pub async fn last(&self, n: u64) -> Result<Vec<Record<T>>> {
-        let value = self.value(ops::store::last(&self.name, n)).await?;
-        self.records(value)
+    pub fn last(&self, n: u64) -> impl Future<Output = Result<Vec<Record<T>>>> + Send + '_ {
+        self.records(ops::store::last(&self.name, n))
     }
 
     /// One page of at most `limit` records after the cursor `after`.
-    pub async fn paginate(&self, limit: u64, after: Option<Value>) -> Result<Page<T>> {
-        let page: RawPage = self
-            .call(ops::store::paginate(&self.name, limit, after.as_ref()))
-            .await?;
-        Ok(Page {
-            records: page
-                .records
-                .into_iter()
-                .map(|v| self.record(v))
-                .collect::<Result<_>>()?,
-            has_more: page.has_more,
-            next_cursor: page.next_cursor,
-        })
+    pub fn paginate(
+        &self,
+        limit: u64,
+        after: Option<Value>,
+    ) -> impl Future<Output = Result<Page<T>>> + Send + '_ {
+        self.decode(
+            ops::store::paginate(&self.name, limit, after.as_ref()),
+            |text, key| decode_with(text, PageSeed(RecordSeed::new(key))),
+        )
     }
 
     /// Every page of `limit` records, one after another, as a stream. It ends after the
@@ -296,7 +299,8 @@ impl<T: DeserializeOwned> Bucket<T> {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn clear(&self) -> Result<()> {
-        self.value(ops::store::clear(&self.name)).await.map(drop)
+    pub fn clear(&self) -> impl Future<Output = Result<()>> + Send + '_ {
+        self.call::<serde::de::IgnoredAny>(ops::store::clear(&self.name))
+            .map(|answer| answer.map(drop))
     }
 }

@@ -176,10 +176,11 @@ struct Pending {
     deadline: Instant,
     retry: bool,
     sent: Sent,
-    /// Kept until sent, and for retry-safe reads until answered.
-    op: Option<Operation>,
+    /// Kept until sent, and for retry-safe reads until answered. Boxed, like the token:
+    /// every pending request has an entry, most of them with neither.
+    op: Option<Box<Operation>>,
     /// `auth.login` token, remembered on success for later connections.
-    login_token: Option<Secret>,
+    login_token: Option<Box<Secret>>,
     /// For a retry-safe read sent again after a reconnect: whether an earlier copy may
     /// have reached the server. It then stays "outcome unknown" whatever happens later.
     earlier: crate::error::Delivery,

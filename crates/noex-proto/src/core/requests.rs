@@ -103,13 +103,20 @@ impl ClientCore {
         let kind = op.kind();
         let retry = kind.is_read() && options.retry.unwrap_or(self.config.retry_reads);
         let deadline = super::later(now, options.timeout.unwrap_or(self.config.request_timeout));
-        let id = self.insert_pending(kind, Purpose::User, deadline, retry, op);
-        if queue {
-            self.requests.outbox.push_back(id);
+        if queue || retry {
+            let id = self.insert_pending(kind, Purpose::User, deadline, retry, op);
+            if queue {
+                self.requests.outbox.push_back(id);
+            } else {
+                self.transmit(id);
+            }
+            Ok(RequestId(id))
         } else {
-            self.transmit(id);
+            // Sent now and never again: the operation is encoded and dropped, not kept.
+            let id = self.insert_pending(kind, Purpose::User, deadline, retry, &op);
+            self.transmit_text(id, op.encode(id));
+            Ok(RequestId(id))
         }
-        Ok(RequestId(id))
     }
 
     /// Requests waiting in the outbox (those that ended meanwhile are forgotten first).
@@ -139,11 +146,11 @@ impl ClientCore {
         purpose: Purpose,
         deadline: Instant,
         retry: bool,
-        op: Operation,
+        op: impl Keep,
     ) -> u64 {
         let id = self.requests.next_id;
         self.requests.next_id += 1;
-        let login_token = op.login_token().cloned();
+        let login_token = op.operation().login_token().cloned().map(Box::new);
         if purpose == Purpose::User {
             self.requests.user_pending += 1;
         }
@@ -155,7 +162,7 @@ impl ClientCore {
                 deadline,
                 retry,
                 sent: Sent::No,
-                op: Some(op),
+                op: op.kept(),
                 login_token,
                 earlier: Delivery::NotSent,
                 handed_out: false,
@@ -169,8 +176,8 @@ impl ClientCore {
     pub(super) fn send_internal(&mut self, now: Instant, op: Operation, purpose: Purpose) -> u64 {
         let kind = op.kind();
         let deadline = super::later(now, self.config.request_timeout);
-        let id = self.insert_pending(kind, purpose, deadline, false, op);
-        self.transmit(id);
+        let id = self.insert_pending(kind, purpose, deadline, false, &op);
+        self.transmit_text(id, op.encode(id));
         id
     }
 
@@ -186,6 +193,14 @@ impl ClientCore {
         if !entry.retry {
             entry.op = None;
         }
+        self.transmit_text(id, text);
+    }
+
+    /// Hands out the request's frame, `text`, on the current link.
+    fn transmit_text(&mut self, id: u64, text: String) {
+        let Some(entry) = self.requests.pending.get_mut(&id) else {
+            return;
+        };
         if entry.handed_out {
             self.counters.requests_resent += 1;
         }
@@ -271,7 +286,9 @@ impl ClientCore {
     /// Keeps session tokens from the caller's own logins, so reconnects resume them.
     fn observe_session(&mut self, entry: &Pending, data: &Payload) {
         match entry.kind {
-            OpKind::AuthLogin => self.session_token = entry.login_token.clone(),
+            OpKind::AuthLogin => {
+                self.session_token = entry.login_token.as_deref().cloned();
+            }
             OpKind::IdentityLogin
             | OpKind::IdentityLoginWithSecret
             | OpKind::IdentityRefreshSession => self.remember_token(data),
@@ -377,5 +394,30 @@ impl ClientCore {
                 self.respond(id, entry.kind, Err(error(delivery)));
             }
         }
+    }
+}
+
+/// An operation handed to the pending table: by value when it is kept (boxed there), by
+/// reference when it is only encoded.
+trait Keep {
+    fn operation(&self) -> &Operation;
+    fn kept(self) -> Option<Box<Operation>>;
+}
+
+impl Keep for Operation {
+    fn operation(&self) -> &Operation {
+        self
+    }
+    fn kept(self) -> Option<Box<Operation>> {
+        Some(Box::new(self))
+    }
+}
+
+impl Keep for &Operation {
+    fn operation(&self) -> &Operation {
+        self
+    }
+    fn kept(self) -> Option<Box<Operation>> {
+        None
     }
 }
