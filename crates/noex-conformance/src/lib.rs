@@ -1,6 +1,6 @@
 //! The conformance suite: every behaviour a noex client adapter must show, written once and
-//! run against each adapter (see `noex-tokio/tests/conformance.rs` and
-//! `noex-async-std/tests/conformance.rs`).
+//! run against each of the three adapters (see `noex-tokio/tests/conformance.rs`,
+//! `noex-smol/tests/conformance.rs` and `noex-async-std/tests/conformance.rs`).
 //!
 //! Cases are plain async functions taking a [`Ctx`]. [`conformance_suite!`] turns the list
 //! into `#[test]` functions for one runtime. Cases marked server-independent run against
