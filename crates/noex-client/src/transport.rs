@@ -2,7 +2,6 @@
 //! conversion between tungstenite messages and the client's frames.
 
 use crate::runtime::{TransportError, TransportErrorKind};
-use std::fmt;
 
 /// An error that a transport helper can keep as the [`std::error::Error::source`] of a
 /// [`TransportError`]: any `std::error::Error + Send + Sync` (an `io::Error`, a rustls or
@@ -37,7 +36,7 @@ impl Target {
         let invalid = |what: &str| {
             TransportError::new(
                 TransportErrorKind::InvalidUrl,
-                format!("invalid URL {}: {what}", RedactedUrl(url)),
+                format!("invalid URL {}: {what}", noex_proto::RedactedUrl(url)),
             )
         };
         let parsed = url::Url::parse(url).map_err(|e| invalid("not a URL").with_source(e))?;
@@ -71,38 +70,6 @@ impl Target {
 /// source.
 pub fn tls_error(error: impl Into<Cause>) -> TransportError {
     TransportError::new(TransportErrorKind::Tls, "TLS handshake failed").with_source(error)
-}
-
-/// Shows a URL without its user info, query and fragment, which may carry credentials.
-/// Works on any text, URL or not, without allocating.
-pub(crate) struct RedactedUrl<'a>(pub(crate) &'a str);
-
-impl fmt::Display for RedactedUrl<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = self.0;
-        let (scheme, rest) = match url.find("://") {
-            Some(at) => url.split_at(at + 3),
-            None => ("", url),
-        };
-        let end = rest.find(['?', '#']).unwrap_or(rest.len());
-        let (rest, tail) = rest.split_at(end);
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(authority_end);
-        let host = match authority.rfind('@') {
-            Some(at) => &authority[at + 1..],
-            None => authority,
-        };
-        f.write_str(scheme)?;
-        if host.len() != authority.len() {
-            f.write_str("<redacted>@")?;
-        }
-        f.write_str(host)?;
-        f.write_str(path)?;
-        if !tail.is_empty() {
-            f.write_str("?<redacted>")?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(feature = "rustls")]

@@ -65,5 +65,5 @@ pub use crate::frame::{
 };
 pub use crate::ops::{OpKind, Operation};
 pub use crate::payload::Payload;
-pub use crate::secret::Secret;
+pub use crate::secret::{RedactedUrl, Secret};
 pub use crate::subscription::SubscriptionSpec;

@@ -75,7 +75,7 @@ impl ClientCore {
         let span = info_span!(
             "noex_connection",
             connection = id.0,
-            url = %super::RedactedUrl(&self.config.url),
+            url = %crate::secret::RedactedUrl(&self.config.url),
             attempt = self.attempt,
         );
         debug!(parent: &span, "opening connection");

@@ -83,39 +83,6 @@ struct Restore {
     subscriptions: usize,
 }
 
-/// Shows a URL without its user info, query and fragment, which may carry credentials
-/// (`ws://user:pass@host/?token=…` shows as `ws://<redacted>@host/?<redacted>`). Works
-/// on any text without allocating.
-struct RedactedUrl<'a>(&'a str);
-
-impl std::fmt::Display for RedactedUrl<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let url = self.0;
-        let (scheme, rest) = match url.find("://") {
-            Some(at) => url.split_at(at + 3),
-            None => ("", url),
-        };
-        let end = rest.find(['?', '#']).unwrap_or(rest.len());
-        let (rest, tail) = rest.split_at(end);
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(authority_end);
-        let host = match authority.rfind('@') {
-            Some(at) => authority.get(at + 1..).unwrap_or(""),
-            None => authority,
-        };
-        f.write_str(scheme)?;
-        if host.len() != authority.len() {
-            f.write_str("<redacted>@")?;
-        }
-        f.write_str(host)?;
-        f.write_str(path)?;
-        if !tail.is_empty() {
-            f.write_str("?<redacted>")?;
-        }
-        Ok(())
-    }
-}
-
 /// A request error's kind, for logs (never its message, which may echo what was sent).
 fn error_kind(error: &crate::error::RequestError) -> &'static str {
     use crate::error::RequestError as E;
