@@ -10,7 +10,7 @@ use noex_testkit::TestServer;
 use serde_json::json;
 
 /// The server an example talks to. Keep it alive for the example's duration.
-pub struct Server {
+pub(crate) struct Server {
     /// Its URL.
     pub url: String,
     /// The embedded server, when no `NOEX_URL` was given.
@@ -18,7 +18,7 @@ pub struct Server {
 }
 
 /// `NOEX_URL`, or a fresh embedded server.
-pub fn server() -> Server {
+pub(crate) fn server() -> Server {
     match std::env::var("NOEX_URL") {
         Ok(url) if !url.is_empty() => {
             println!("using the server at {url}");
@@ -41,7 +41,7 @@ pub fn server() -> Server {
 }
 
 /// The `users` bucket definition the examples use.
-pub fn users_bucket() -> serde_json::Value {
+pub(crate) fn users_bucket() -> serde_json::Value {
     json!({"key": "id", "schema": {
         "id": {"type": "string", "generated": "uuid"},
         "name": {"type": "string", "required": true},
@@ -51,7 +51,7 @@ pub fn users_bucket() -> serde_json::Value {
 }
 
 /// A name unique to this run, so examples can run against a shared server.
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -61,7 +61,7 @@ pub fn unique(prefix: &str) -> String {
 
 /// Defines a fresh `users` bucket and a query named `{bucket}-{suffix}` over the records
 /// matching `filter` (all when `None`); returns both names.
-pub async fn users_and_query(
+pub(crate) async fn users_and_query(
     client: &noex_tokio::Client,
     suffix: &str,
     filter: Option<serde_json::Value>,

@@ -34,7 +34,9 @@
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-pub use noex_client::*;
+use noex_client::runtime::{Backend, Connector, FrameSink, FrameStream, Runtime};
+pub use noex_client::surface::*;
+use noex_client::ws_connector;
 use std::time::Duration;
 
 /// The async-std backend: pass it to [`Client::new`], or use [`connect`].
@@ -56,8 +58,7 @@ impl Connector for AsyncStd {
         &self,
         url: &str,
         tls: &TlsOptions,
-    ) -> BoxFuture<'static, Result<(runtime::FrameSink, runtime::FrameStream), TransportError>>
-    {
+    ) -> BoxFuture<'static, Result<(FrameSink, FrameStream), TransportError>> {
         ws_connector::connect(url, tls, |host, port| async move {
             let tcp = async_std::net::TcpStream::connect((host.as_str(), port)).await?;
             let _ = tcp.set_nodelay(true);

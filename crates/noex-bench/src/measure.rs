@@ -5,7 +5,7 @@ use std::time::Duration;
 /// CPU time used by every thread of this process so far: the sum of
 /// `/proc/self/task/*/schedstat` (nanoseconds), or `/proc/self/stat` utime + stime
 /// (clock ticks, assumed 100 Hz) where that is unavailable.
-pub fn cpu_time() -> Duration {
+pub(crate) fn cpu_time() -> Duration {
     let mut total: u64 = 0;
     let mut found = false;
     if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
@@ -38,7 +38,7 @@ pub fn cpu_time() -> Duration {
 }
 
 /// Resident memory of this process in bytes, from `/proc/self/statm`.
-pub fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
@@ -50,14 +50,14 @@ pub fn rss_bytes() -> u64 {
 /// resident size (writes `5` to `/proc/self/clear_refs`, Linux ≥ 4.0) and returns that
 /// size. Where the reset is refused, the mark stays at the process's earlier peak, which a
 /// fresh measurement process keeps small.
-pub fn start_peak() -> u64 {
+pub(crate) fn start_peak() -> u64 {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     rss_bytes()
 }
 
 /// The peak resident memory of this process in bytes since [`start_peak`] (`VmHWM` in
 /// `/proc/self/status`).
-pub fn peak_rss_bytes() -> u64 {
+pub(crate) fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -69,7 +69,7 @@ pub fn peak_rss_bytes() -> u64 {
 }
 
 /// The `q` quantile (0..=1) of `samples` (sorted in place).
-pub fn percentile(samples: &mut [Duration], q: f64) -> Duration {
+pub(crate) fn percentile(samples: &mut [Duration], q: f64) -> Duration {
     if samples.is_empty() {
         return Duration::ZERO;
     }

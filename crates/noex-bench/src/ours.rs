@@ -11,7 +11,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// Options for the benchmarks: immediate reconnects, generous deadlines.
-pub fn options() -> ClientOptions {
+pub(crate) fn options() -> ClientOptions {
     ClientOptions::new()
         .backoff(Backoff {
             initial: Duration::ZERO,
@@ -25,14 +25,14 @@ pub fn options() -> ClientOptions {
 }
 
 /// Connects a client.
-pub async fn connect(url: &str) -> Client {
+pub(crate) async fn connect(url: &str) -> Client {
     noex_tokio::connect(url, options())
         .await
         .expect("client connects")
 }
 
 /// `store.get` requests with `depth` in flight until `until`; returns how many ended.
-pub async fn get_loop(client: &Client, bucket: &str, depth: usize, until: Instant) -> u64 {
+pub(crate) async fn get_loop(client: &Client, bucket: &str, depth: usize, until: Instant) -> u64 {
     let bucket = client.store().bucket(bucket);
     let mut in_flight = FuturesUnordered::new();
     let mut issued = 0;
@@ -53,7 +53,7 @@ pub async fn get_loop(client: &Client, bucket: &str, depth: usize, until: Instan
 }
 
 /// Sequential `store.get` round trips.
-pub async fn latencies(client: &Client, bucket: &str, n: usize) -> Vec<Duration> {
+pub(crate) async fn latencies(client: &Client, bucket: &str, n: usize) -> Vec<Duration> {
     let bucket = client.store().bucket(bucket);
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
@@ -65,7 +65,7 @@ pub async fn latencies(client: &Client, bucket: &str, n: usize) -> Vec<Duration>
 }
 
 /// Makes `n` subscriptions (concurrently) and reads each one's initial value.
-pub async fn subscribe_many(
+pub(crate) async fn subscribe_many(
     client: &Client,
     query: &str,
     params: Option<Value>,
@@ -83,7 +83,7 @@ pub async fn subscribe_many(
 }
 
 /// Waits until every subscription has yielded one value.
-pub async fn read_one_each(subs: &mut [Subscription<Value>]) {
+pub(crate) async fn read_one_each(subs: &mut [Subscription<Value>]) {
     let mut got = vec![false; subs.len()];
     let mut left = subs.len();
     poll_fn(|cx| {
@@ -110,7 +110,9 @@ pub async fn read_one_each(subs: &mut [Subscription<Value>]) {
 }
 
 /// Records when the next `welcome` arrives.
-pub fn welcome_clock(client: &Client) -> (Arc<Mutex<Option<Instant>>>, noex_tokio::ListenerGuard) {
+pub(crate) fn welcome_clock(
+    client: &Client,
+) -> (Arc<Mutex<Option<Instant>>>, noex_tokio::ListenerGuard) {
     let at = Arc::new(Mutex::new(None));
     let sink = at.clone();
     let guard = client.on(move |event| {
@@ -122,7 +124,7 @@ pub fn welcome_clock(client: &Client) -> (Arc<Mutex<Option<Instant>>>, noex_toki
 }
 
 /// `n` `store.get` requests issued at once: every future made before any is polled.
-pub fn issue(
+pub(crate) fn issue(
     bucket: &Bucket,
     n: usize,
 ) -> FuturesUnordered<impl Future<Output = noex_tokio::Result<Option<Record>>> + '_> {
@@ -131,7 +133,7 @@ pub fn issue(
 
 /// Issues `n` `store.get` requests at once and waits for them all; returns how many
 /// answered with a record. A failed request panics.
-pub async fn burst(client: &Client, bucket: &str, n: usize) -> usize {
+pub(crate) async fn burst(client: &Client, bucket: &str, n: usize) -> usize {
     let bucket = client.store().bucket(bucket);
     let mut in_flight = issue(&bucket, n);
     let mut done = 0;
@@ -145,10 +147,10 @@ pub async fn burst(client: &Client, bucket: &str, n: usize) -> usize {
 
 /// The size of one caller's `store.get` future itself (what it holds inline, before any
 /// heap allocation it makes when polled).
-pub fn get_future_size(client: &Client, bucket: &str) -> usize {
+pub(crate) fn get_future_size(client: &Client, bucket: &str) -> usize {
     let bucket = client.store().bucket(bucket);
     let future = bucket.get(crate::serve::key(0));
-    std::mem::size_of_val(&future)
+    size_of_val(&future)
 }
 
 /// The callers' side of a burst alone: the same `n` futures as [`burst`], on a client
@@ -156,7 +158,7 @@ pub fn get_future_size(client: &Client, bucket: &str) -> usize {
 /// none ends). Polls them until all `n` count as pending, calls `at_peak` (the
 /// measurement), then drops them (which withdraws the requests). Returns what `at_peak`
 /// returned.
-pub async fn waiting_burst<T>(
+pub(crate) async fn waiting_burst<T>(
     client: &Client,
     bucket: &str,
     n: usize,

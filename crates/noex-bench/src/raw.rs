@@ -16,7 +16,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// One raw connection.
-pub struct Raw {
+pub(crate) struct Raw {
     ws: Ws,
     next_id: u64,
     /// Requests in flight: id → when sent.
@@ -44,7 +44,7 @@ fn parse(text: &str) -> Option<(u64, Value)> {
 
 impl Raw {
     /// Connects and waits for `welcome`.
-    pub async fn connect(url: &str) -> Raw {
+    pub(crate) async fn connect(url: &str) -> Raw {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("raw connect");
@@ -109,7 +109,7 @@ impl Raw {
     }
 
     /// `store.get` requests with `depth` in flight until `until`; returns how many ended.
-    pub async fn get_loop(&mut self, bucket: &str, depth: usize, until: Instant) -> u64 {
+    pub(crate) async fn get_loop(&mut self, bucket: &str, depth: usize, until: Instant) -> u64 {
         let get =
             |i: usize| json!({"type": "store.get", "bucket": bucket, "key": crate::serve::key(i)});
         let mut issued = 0;
@@ -147,7 +147,7 @@ impl Raw {
     }
 
     /// Sequential `store.get` round trips.
-    pub async fn latencies(&mut self, bucket: &str, n: usize) -> Vec<Duration> {
+    pub(crate) async fn latencies(&mut self, bucket: &str, n: usize) -> Vec<Duration> {
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             self.feed(json!({"type": "store.get", "bucket": bucket, "key": crate::serve::key(i)}))
@@ -160,7 +160,7 @@ impl Raw {
 
     /// Sends `n` subscribes in one pipelined burst and waits for every answer; returns the
     /// server's subscription ids with their data.
-    pub async fn subscribe_burst(
+    pub(crate) async fn subscribe_burst(
         &mut self,
         query: &str,
         params: Option<Value>,
@@ -191,7 +191,7 @@ impl Raw {
 
     /// Sends `n` `store.get` requests without waiting for answers (what the socket does
     /// not take within a second stays buffered until [`Raw::drain`]).
-    pub async fn send_gets(&mut self, bucket: &str, n: usize) {
+    pub(crate) async fn send_gets(&mut self, bucket: &str, n: usize) {
         for i in 0..n {
             self.feed(json!({"type": "store.get", "bucket": bucket, "key": crate::serve::key(i)}))
                 .await;
@@ -200,7 +200,7 @@ impl Raw {
     }
 
     /// Waits for every request in flight.
-    pub async fn drain(&mut self) {
+    pub(crate) async fn drain(&mut self) {
         self.flush().await;
         while !self.pending.is_empty() {
             self.answer().await;
@@ -211,7 +211,7 @@ impl Raw {
     /// pending entry before any is written. Then writes them while reading answers (the
     /// server's answers must be read for it to go on reading); returns how many answered
     /// with a record.
-    pub async fn burst(&mut self, bucket: &str, n: usize) -> usize {
+    pub(crate) async fn burst(&mut self, bucket: &str, n: usize) -> usize {
         let mut frames: VecDeque<Message> = (0..n)
             .map(|i| {
                 let id = self.next_id;
@@ -263,12 +263,12 @@ impl Raw {
     }
 
     /// Requests in flight.
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.pending.len()
     }
 
     /// Closes the connection.
-    pub async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
 }

@@ -7,26 +7,26 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 /// The bucket every benchmark reads.
-pub const BUCKET: &str = "bench";
+pub(crate) const BUCKET: &str = "bench";
 /// Records in it; keys are `k0` … `k999`.
-pub const RECORDS: usize = 1000;
+pub(crate) const RECORDS: usize = 1000;
 /// Records in the group the large query returns.
-pub const BIG_GROUP: usize = 100;
+pub(crate) const BIG_GROUP: usize = 100;
 /// A small bucket (10 records) for the count query.
-pub const SMALL_BUCKET: &str = "bench-small";
+pub(crate) const SMALL_BUCKET: &str = "bench-small";
 /// A count query over the small bucket (small answers, cheap for the server).
-pub const COUNT_QUERY: &str = "bench-count";
+pub(crate) const COUNT_QUERY: &str = "bench-count";
 /// Records of one group (parameter `group`; `big` has 100 records).
-pub const GROUP_QUERY: &str = "bench-group";
+pub(crate) const GROUP_QUERY: &str = "bench-group";
 
 /// The record key for index `i`.
-pub fn key(i: usize) -> String {
+pub(crate) fn key(i: usize) -> String {
     format!("k{}", i % RECORDS)
 }
 
 /// `noex-bench serve`: runs the test server until stdin ends. Prints `ready <url>`, then
 /// answers each command line (`drop`, `stall`, `resume`) with `ok`.
-pub fn serve() {
+pub(crate) fn serve() {
     let server = TestServer::builder()
         .bucket(
             BucketDef::new(BUCKET)
@@ -83,7 +83,7 @@ pub fn serve() {
 
 /// The server a benchmark runs against: a child process with the test server, or a real
 /// noex-server (no fault injection).
-pub enum Server {
+pub(crate) enum Server {
     /// `noex-bench serve` in a child process.
     Child {
         /// The child.
@@ -104,7 +104,7 @@ pub enum Server {
 
 impl Server {
     /// Starts the child server.
-    pub fn spawn() -> Server {
+    pub(crate) fn spawn() -> Server {
         let exe = std::env::current_exe().expect("current exe");
         let mut child = Command::new(exe)
             .arg("serve")
@@ -130,19 +130,19 @@ impl Server {
     }
 
     /// The URL clients connect to.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         match self {
             Server::Child { url, .. } | Server::External { url } => url,
         }
     }
 
     /// Whether faults can be injected (only into the child server).
-    pub fn can_inject(&self) -> bool {
+    pub(crate) fn can_inject(&self) -> bool {
         matches!(self, Server::Child { .. })
     }
 
     /// Sends a command to the child and waits for its `ok`.
-    pub fn command(&mut self, command: &str) {
+    pub(crate) fn command(&mut self, command: &str) {
         if let Server::Child { stdin, stdout, .. } = self {
             writeln!(stdin, "{command}").expect("write command");
             stdin.flush().expect("flush command");

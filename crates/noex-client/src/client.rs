@@ -10,9 +10,10 @@ use async_lock::{Semaphore, SemaphoreGuardArc};
 use futures::channel::{mpsc, oneshot};
 use futures::future::Either;
 use futures::{FutureExt, Stream};
+use noex_proto::ops::Operation;
 use noex_proto::{
-    ConnectionState, Counters, Delivery, LifecycleEvent, Operation, Payload, RequestOptions,
-    SubscriptionId, SubscriptionSpec, WelcomeInfo,
+    ConnectionState, Counters, Delivery, LifecycleEvent, Payload, RequestOptions, SubscriptionId,
+    SubscriptionSpec, WelcomeInfo,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -654,7 +655,7 @@ impl RawSubscription {
     }
 
     /// Reports a lifecycle event through the driver (to every listener, in order).
-    pub(crate) fn report(&self, event: noex_proto::LifecycleEvent) {
+    pub(crate) fn report(&self, event: LifecycleEvent) {
         if let Some(commands) = &self.commands {
             let _ = commands.unbounded_send(Command::Report(event));
         }
@@ -690,12 +691,12 @@ mod tests {
         fn connect(
             &self,
             _: &str,
-            _: &crate::runtime::TlsOptions,
+            _: &crate::TlsOptions,
         ) -> futures::future::BoxFuture<
             'static,
             std::result::Result<
                 (crate::runtime::FrameSink, crate::runtime::FrameStream),
-                crate::runtime::TransportError,
+                crate::TransportError,
             >,
         > {
             Box::pin(futures::future::pending())
@@ -708,15 +709,13 @@ mod tests {
     fn request_and_subscribe_futures_are_small() {
         let client = Client::new(Backend::new(Nothing));
         let request = client.request(noex_proto::ops::store::get("b", "k"));
-        assert!(std::mem::size_of_val(&request) <= 64);
+        assert!(size_of_val(&request) <= 64);
         let bucket = client.store().bucket("b");
         let get = bucket.get("k1".to_string());
-        assert!(std::mem::size_of_val(&get) <= 80);
-        let subscribe = client.subscribe_raw(
-            noex_proto::SubscriptionSpec::query("q", None),
-            BufferPolicy::Latest,
-        );
-        assert!(std::mem::size_of_val(&subscribe) <= 64);
+        assert!(size_of_val(&get) <= 80);
+        let subscribe =
+            client.subscribe_raw(SubscriptionSpec::query("q", None), BufferPolicy::Latest);
+        assert!(size_of_val(&subscribe) <= 64);
     }
 
     #[test]

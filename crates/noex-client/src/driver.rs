@@ -4,19 +4,19 @@
 //! socket it held is closed.
 
 use crate::error::{Error, Result};
-use crate::runtime::{
-    Backend, FrameSink, FrameStream, Incoming, Outgoing, TransportError, TransportErrorKind,
-};
+use crate::runtime::{Backend, FrameSink, FrameStream, Incoming, Outgoing};
 use crate::shared::Shared;
 use crate::slot::SlotSender;
+use crate::{TransportError, TransportErrorKind};
 use futures::channel::{mpsc, oneshot};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
+use noex_proto::ops::Operation;
 use noex_proto::{
     ClientCore, ConnectionId, ConnectionState, Counters, Delivery, DisconnectReason, Event, Gap,
-    Input, LifecycleEvent, Operation, Output, Payload, RequestId, RequestOptions,
-    SubscriptionEvent, SubscriptionId, SubscriptionSpec, WelcomeInfo,
+    Input, LifecycleEvent, Output, Payload, RequestId, RequestOptions, SubscriptionEvent,
+    SubscriptionId, SubscriptionSpec, WelcomeInfo,
 };
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
@@ -134,7 +134,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 pub(crate) struct Driver {
     core: ClientCore,
     backend: Backend,
-    tls: crate::runtime::TlsOptions,
+    tls: crate::TlsOptions,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedReceiver<Command>,
     link: Option<Link>,
@@ -167,7 +167,7 @@ impl Driver {
     pub(crate) fn new(
         core: ClientCore,
         backend: Backend,
-        tls: crate::runtime::TlsOptions,
+        tls: crate::TlsOptions,
         shared: Arc<Shared>,
         commands: mpsc::UnboundedReceiver<Command>,
         connect_waiter: oneshot::Sender<Result<WelcomeInfo>>,
@@ -498,6 +498,8 @@ impl Driver {
                     reason,
                 } => self.close_link(connection, code, reason),
                 Output::Event(event) => self.dispatch(event),
+                // An output this driver does not know yet (the core is newer): nothing to do.
+                _ => {}
             }
         }
     }
@@ -512,6 +514,7 @@ impl Driver {
             }
             Event::Subscription(event) => self.dispatch_subscription(event),
             Event::Lifecycle(event) => self.dispatch_lifecycle(event),
+            _ => {}
         }
     }
 
@@ -575,6 +578,7 @@ impl Driver {
                     }
                 }
             }
+            _ => {}
         }
     }
 

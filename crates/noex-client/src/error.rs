@@ -1,6 +1,7 @@
 //! The client's one error type.
 
-use crate::runtime::{BoxedSource, TransportError};
+use crate::transport_error::BoxedSource;
+use crate::TransportError;
 use noex_proto::{Delivery, DisconnectReason, ErrorCode, Payload, RequestError, ServerError};
 use std::fmt;
 use std::sync::Arc;
@@ -438,7 +439,7 @@ mod tests {
 
     #[test]
     fn sources_are_kept_through_the_chain() {
-        use crate::runtime::TransportErrorKind;
+        use crate::TransportErrorKind;
         use std::error::Error as _;
         let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         let e = Error::from(

@@ -5,7 +5,8 @@
 //! [`Client::identity`], [`Client::audit`], [`Client::procedures`], [`Client::server`]),
 //! subscriptions as [`futures::Stream`]s and callbacks, lifecycle events, and the driver
 //! loop that runs the [`noex_proto`] core. It is written against two small traits,
-//! [`Runtime`] and [`Connector`]; `noex-tokio` and `noex-async-std` implement them, and so
+//! [`Runtime`](runtime::Runtime) and [`Connector`](runtime::Connector); `noex-tokio`, `noex-smol` and
+//! `noex-async-std` implement them, and so
 //! can you for another runtime or transport.
 //!
 //! Most users depend on an adapter instead:
@@ -68,12 +69,12 @@
 //! - Streams end honestly: `None` on [`Client::disconnect`], one [`Error::GaveUp`] and then
 //!   `None` when the client gives up for good; rules subscriptions announce missed events
 //!   after a reconnect with [`Error::Gap`].
-//! - The driver reads time from [`Runtime::now`], so the whole client runs on a virtual
+//! - The driver reads time from [`Runtime::now`](runtime::Runtime::now), so the whole client runs on a virtual
 //!   clock where the runtime has one.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod api;
+mod api;
 mod client;
 mod driver;
 mod error;
@@ -83,41 +84,48 @@ mod shared;
 mod slot;
 mod subscription;
 pub mod transport;
+mod transport_error;
 pub mod ws_connector;
 
-pub use api::audit::{AuditEntry, AuditFilter};
-pub use api::auth::{AuthSession, WhoAmI};
-pub use api::bucket::Bucket;
-pub use api::identity::{
-    Access, AclEntry, IdentitySession, NewRole, NewUser, Owner, Permission, ResourceAccess, Role,
-    SessionUser, User, UserList,
-};
-pub use api::procedures::{Procedure, ProcedureInfo, ProcedureResult};
-pub use api::record::{Page, Record};
-pub use api::rules::{
-    EmitOptions, Fact, Rule, RuleEvent, RuleInfo, RuleMessage, RulesStats, Validation,
-    ValidationIssue,
-};
-pub use api::server::{ConnectionInfo, ConnectionStats, ServerStats};
-pub use api::store::{
-    BucketConfig, BucketList, BucketSchema, Feature, QueryInfo, QueryStats, StoreStats, Totals,
-    Transaction, TxResult,
-};
-pub use client::{Client, EventStream};
-pub use error::{Error, ProtocolError, ProtocolErrorKind, Result, SerdeError};
-pub use noex_proto::ops::identity::Grant;
-pub use noex_proto::ops::{Field, Filter};
-pub use noex_proto::{
-    self as proto, Backoff, ConnectionState, Counters, Delivery, DisconnectReason, ErrorCode,
-    LifecycleEvent, Payload, RequestOptions, SubscriptionId, WelcomeInfo,
-};
-pub use options::ClientOptions;
-pub use runtime::{
-    Backend, Connector, Incoming, Outgoing, Runtime, TlsOptions, TransportError, TransportErrorKind,
-};
-pub use shared::ListenerGuard;
-pub use slot::BufferPolicy;
-pub use subscription::{CallbackHandle, Subscription};
+pub use surface::*;
+
+/// Everything an application uses: this crate's root re-exports it, and so does each adapter
+/// crate (`pub use noex_client::surface::*`), which keeps the adapter glue ([`runtime`],
+/// [`transport`], [`ws_connector`]) out of the adapters' APIs. Use the items from the crate root.
+#[doc(hidden)]
+pub mod surface {
+    pub use crate::api::audit::{Audit, AuditEntry, AuditFilter};
+    pub use crate::api::auth::{AuthApi, AuthSession, WhoAmI};
+    pub use crate::api::bucket::Bucket;
+    pub use crate::api::identity::{
+        Access, AclEntry, Identity, IdentitySession, NewRole, NewUser, Owner, Permission,
+        ResourceAccess, Role, SessionUser, User, UserList,
+    };
+    pub use crate::api::procedures::{Procedure, ProcedureInfo, ProcedureResult, Procedures};
+    pub use crate::api::record::{Page, Record};
+    pub use crate::api::rules::{
+        EmitOptions, Fact, Rule, RuleEvent, RuleInfo, RuleMessage, Rules, RulesStats, Validation,
+        ValidationIssue,
+    };
+    pub use crate::api::server::{ConnectionInfo, ConnectionStats, ServerApi, ServerStats};
+    pub use crate::api::store::{
+        BucketConfig, BucketList, BucketSchema, Feature, QueryInfo, QueryStats, Store, StoreStats,
+        Totals, Transaction, TxResult,
+    };
+    pub use crate::client::{Client, EventStream};
+    pub use crate::error::{Error, ProtocolError, ProtocolErrorKind, Result, SerdeError};
+    pub use crate::options::{ClientOptions, TlsOptions};
+    pub use crate::shared::ListenerGuard;
+    pub use crate::slot::BufferPolicy;
+    pub use crate::subscription::{CallbackHandle, Subscription};
+    pub use crate::transport_error::{TransportError, TransportErrorKind};
+    pub use noex_proto::ops::identity::Grant;
+    pub use noex_proto::ops::{Field, Filter};
+    pub use noex_proto::{
+        self as proto, Backoff, ConnectionState, Counters, Delivery, DisconnectReason, ErrorCode,
+        LifecycleEvent, Payload, RequestOptions, SubscriptionId, WelcomeInfo,
+    };
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,8 @@
 //! Client options, with builders.
 
-use crate::runtime::TlsOptions;
 use crate::slot::BufferPolicy;
 use noex_proto::{Auth, Backoff, Config, Liveness, Secret};
+use std::fmt;
 use std::time::Duration;
 
 /// How the client connects, logs in, reconnects and times out.
@@ -183,5 +183,20 @@ impl ClientOptions {
 
     pub(crate) fn rules_policy(&self) -> BufferPolicy {
         BufferPolicy::Queue(self.rules_buffer)
+    }
+}
+
+/// TLS settings for `wss://` URLs.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Extra trusted root certificates, DER-encoded, on top of the public web roots.
+    pub root_certificates: Vec<Vec<u8>>,
+}
+
+impl fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("root_certificates", &self.root_certificates.len())
+            .finish()
     }
 }

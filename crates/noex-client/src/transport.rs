@@ -1,7 +1,7 @@
 //! Pieces every WebSocket adapter needs: where to connect, TLS configuration, and the
 //! conversion between tungstenite messages and the client's frames.
 
-use crate::runtime::{TransportError, TransportErrorKind};
+use crate::{TransportError, TransportErrorKind};
 
 /// An error that a transport helper can keep as the [`std::error::Error::source`] of a
 /// [`TransportError`]: any `std::error::Error + Send + Sync` (an `io::Error`, a rustls or
@@ -74,7 +74,7 @@ pub fn tls_error(error: impl Into<Cause>) -> TransportError {
 
 #[cfg(feature = "rustls")]
 mod tls {
-    use crate::runtime::{TlsOptions, TransportError, TransportErrorKind};
+    use crate::{TlsOptions, TransportError, TransportErrorKind};
     use rustls::pki_types::{CertificateDer, ServerName};
     use std::sync::Arc;
 
@@ -119,7 +119,8 @@ pub use tls::{client_config, server_name};
 
 #[cfg(feature = "tungstenite")]
 mod messages {
-    use crate::runtime::{Incoming, Outgoing, TransportError, TransportErrorKind};
+    use crate::runtime::{Incoming, Outgoing};
+    use crate::{TransportError, TransportErrorKind};
     use tungstenite::protocol::frame::coding::CloseCode;
     use tungstenite::protocol::CloseFrame;
     use tungstenite::Message;

@@ -11,7 +11,8 @@
 //!
 //! ```
 //! use futures::future::BoxFuture;
-//! use noex_client::runtime::{Connector, FrameSink, FrameStream, TlsOptions, TransportError};
+//! use noex_client::runtime::{Connector, FrameSink, FrameStream};
+//! use noex_client::{TlsOptions, TransportError};
 //!
 //! /// The connector of an adapter for some runtime.
 //! struct MyRuntime;
@@ -44,15 +45,16 @@
 //! ```
 #![cfg(feature = "async-tungstenite")]
 
-use crate::runtime::{FrameSink, FrameStream, TlsOptions, TransportError};
+use crate::runtime::{FrameSink, FrameStream};
 use crate::transport::{self, frame_sink, frame_stream, Target};
+use crate::{TlsOptions, TransportError};
 use futures::future::{BoxFuture, Either};
 use futures::{AsyncRead, AsyncWrite, FutureExt};
 use std::future::Future;
 use std::io;
 
 /// Opens `url` (`ws://` or `wss://`) over the TCP stream that `dial(host, port)` connects,
-/// and returns the connection's two halves: what a [`crate::Connector`] returns.
+/// and returns the connection's two halves: what a [`Connector`](crate::runtime::Connector) returns.
 ///
 /// `dial` is called once, with the URL's host (an IPv6 address without brackets) and port
 /// (80 or 443 when the URL gives none); it is not called when the URL is invalid. Its error

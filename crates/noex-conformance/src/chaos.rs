@@ -42,9 +42,10 @@ use crate::Ctx;
 use futures::future::{select, BoxFuture, Either};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Stream, StreamExt};
+use noex_client::runtime::{Backend, Runtime};
 use noex_client::{
-    Backend, Backoff, Client, ClientOptions, Counters, DisconnectReason, Error, LifecycleEvent,
-    RequestOptions, Runtime, Subscription,
+    Backoff, Client, ClientOptions, Counters, DisconnectReason, Error, LifecycleEvent,
+    RequestOptions, Subscription,
 };
 use noex_testkit::{BucketDef, HandshakeFault, QueryDef, TestServer, TestServerBuilder};
 use serde_json::{json, Value};

@@ -15,7 +15,8 @@ pub mod chaos;
 pub mod tls_proxy;
 
 use futures::future::{self, BoxFuture, Either};
-use noex_client::{Backend, Backoff, Client, ClientOptions, LifecycleEvent};
+use noex_client::runtime::Backend;
+use noex_client::{Backoff, Client, ClientOptions, LifecycleEvent};
 use noex_testkit::{TestServer, TestServerBuilder};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +27,7 @@ use std::time::Duration;
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a case runs with.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Ctx {
     /// The adapter under test.
     pub backend: Backend,
@@ -127,7 +128,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// Records every lifecycle event of a client.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug)]
 pub struct EventLog(Arc<Mutex<Vec<LifecycleEvent>>>);
 
 impl EventLog {

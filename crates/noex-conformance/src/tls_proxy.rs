@@ -5,6 +5,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::sync::Arc;
 
 /// Terminates TLS on a local port and forwards the bytes to `127.0.0.1:target`.
+#[derive(Debug)]
 pub struct TlsProxy {
     port: u16,
     ca_der: Vec<u8>,

@@ -29,6 +29,7 @@ impl fmt::Display for SubscriptionId {
 
 /// Something the transport observed, fed in with [`crate::ClientCore::handle_input`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Input<'a> {
     /// The connection asked for by [`Output::Open`] is open.
     Opened,
@@ -61,6 +62,7 @@ pub enum Input<'a> {
 
 /// Something the caller must do or hear about, drained with [`crate::ClientCore::poll_output`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Output {
     /// Open a WebSocket connection to `url`; report back with `connection`.
     Open {
@@ -98,6 +100,7 @@ pub enum Output {
 
 /// What the core reports to the application.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// A request ended: exactly one of these for every request that
     /// [`crate::ClientCore::request`] accepted.
@@ -115,6 +118,7 @@ pub enum Event {
 
 /// What a subscription can report.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum SubscriptionEvent {
     /// The server registered the subscription for the first time. `data` is the initial
     /// query result (store queries) or `None` (rules patterns).

@@ -50,6 +50,7 @@ impl ServerError {
 
 /// Which stream a `push` belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PushChannel {
     /// A store query result (`store.subscribe`).
     Subscription,
@@ -61,6 +62,7 @@ pub enum PushChannel {
 
 /// A `system` notice from the server.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum SystemEvent {
     /// The server is shutting down; connections close after the grace period.
     Shutdown {
@@ -81,6 +83,7 @@ pub enum SystemEvent {
 
 /// A decoded server frame.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum ServerFrame {
     /// `welcome`.
     Welcome(WelcomeInfo),
@@ -210,7 +213,7 @@ fn millis(raw: Option<&RawValue>) -> Option<Duration> {
 /// Decodes one text frame from the server.
 ///
 /// ```
-/// use noex_proto::frame::{decode, ServerFrame};
+/// use noex_proto::{codec::decode, ServerFrame};
 /// let frame = decode(r#"{"id":4,"type":"result","data":{"name":"Alice"},"extra":1}"#).unwrap();
 /// match frame {
 ///     ServerFrame::Result { id, data } => {
@@ -308,7 +311,7 @@ pub fn encode_request(id: u64, kind: &str, fields: &str) -> String {
 /// Encodes the answer to a ping, echoing its timestamp verbatim.
 ///
 /// ```
-/// use noex_proto::{frame::encode_pong, Payload};
+/// use noex_proto::{codec::encode_pong, Payload};
 /// let ts = Payload::from_json("1795739065397").unwrap();
 /// assert_eq!(encode_pong(&ts), r#"{"type":"pong","timestamp":1795739065397}"#);
 /// ```

@@ -38,18 +38,24 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod config;
-pub mod core;
-pub mod counters;
-pub mod disconnect;
-pub mod error;
-pub mod error_code;
-pub mod event;
-pub mod frame;
+mod config;
+mod core;
+mod counters;
+mod disconnect;
+mod error;
+mod error_code;
+mod event;
+mod frame;
 pub mod ops;
-pub mod payload;
-pub mod secret;
-pub mod subscription;
+mod payload;
+mod secret;
+mod subscription;
+
+/// The wire codec the core uses, for tools, fuzzing and transports that want to look at
+/// frames themselves. A client never needs it: [`ClientCore`] encodes and decodes.
+pub mod codec {
+    pub use crate::frame::{decode, encode_pong, encode_request};
+}
 
 pub use crate::config::{Auth, Backoff, Config, Liveness};
 pub use crate::core::{ClientCore, RequestOptions};
@@ -63,7 +69,6 @@ pub use crate::event::{
 pub use crate::frame::{
     FrameError, PushChannel, ServerError, ServerFrame, SystemEvent, WelcomeInfo,
 };
-pub use crate::ops::{OpKind, Operation};
 pub use crate::payload::Payload;
 pub use crate::secret::{RedactedUrl, Secret};
 pub use crate::subscription::SubscriptionSpec;

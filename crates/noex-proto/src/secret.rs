@@ -63,8 +63,15 @@ impl From<&str> for Secret {
 /// ```
 pub struct RedactedUrl<'a>(pub &'a str);
 
-impl std::fmt::Display for RedactedUrl<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+/// `Debug` redacts as `Display` does: the URL may carry credentials.
+impl fmt::Debug for RedactedUrl<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+impl fmt::Display for RedactedUrl<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let url = self.0;
         let (scheme, rest) = match url.find("://") {
             Some(at) => url.split_at(at + 3),

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use noex_proto::frame::{decode, encode_pong, encode_request};
+use noex_proto::codec::{decode, encode_pong, encode_request};
 use noex_proto::{
     ops, ConnectionState, CoreError, ErrorCode, FrameError, Payload, PushChannel, RequestError,
     ServerFrame, SystemEvent,

@@ -345,19 +345,19 @@ fn counters_for_disconnect_failures() {
 #[test]
 fn a_read_that_times_out_before_the_reconnect_is_not_counted_as_resent() {
     let mut h = Harness::connected(Harness::config().backoff(noex_proto::Backoff {
-        initial: std::time::Duration::from_secs(5),
-        jitter: std::time::Duration::ZERO,
+        initial: Duration::from_secs(5),
+        jitter: Duration::ZERO,
         ..Default::default()
     }));
     let read = h.request_with(
         ops::store::all("users"),
         RequestOptions::default()
             .retry_safe(true)
-            .timeout(std::time::Duration::from_secs(1)),
+            .timeout(Duration::from_secs(1)),
     );
     h.written_all();
     h.server_close(None, "");
-    h.advance(std::time::Duration::from_secs(2));
+    h.advance(Duration::from_secs(2));
     assert!(matches!(
         h.error_of(read),
         RequestError::Timeout {

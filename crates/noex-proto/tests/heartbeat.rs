@@ -163,7 +163,7 @@ fn a_custom_min_margin_is_the_floor_of_the_slack() {
 #[test]
 fn the_default_min_margin_is_100_ms() {
     assert_eq!(
-        noex_proto::Liveness::default(),
+        Liveness::default(),
         Liveness::Auto {
             min_margin: ms(100)
         }

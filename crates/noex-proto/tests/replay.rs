@@ -6,11 +6,12 @@
 mod common;
 
 use common::*;
-use noex_proto::frame::{decode, ServerFrame, SystemEvent};
+use noex_proto::codec::decode;
 use noex_proto::{
     ConnectionState, CoreError, Event, LifecycleEvent, PushChannel, RequestError, RequestId,
     SubscriptionEvent, SubscriptionId, SubscriptionSpec,
 };
+use noex_proto::{ServerFrame, SystemEvent};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 

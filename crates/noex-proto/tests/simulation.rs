@@ -236,6 +236,7 @@ impl Sim {
                     }
                 }
                 Output::Event(event) => self.record(event),
+                other => panic!("an output the simulation does not know: {other:?}"),
             }
         }
     }
@@ -267,6 +268,7 @@ impl Sim {
                 self.last_value.remove(&id);
             }
             Event::Lifecycle(_) => {}
+            other => panic!("an event the simulation does not know: {other:?}"),
         }
     }
 

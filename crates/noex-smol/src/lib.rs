@@ -39,7 +39,9 @@
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-pub use noex_client::*;
+use noex_client::runtime::{Backend, Connector, FrameSink, FrameStream, Runtime};
+pub use noex_client::surface::*;
+use noex_client::ws_connector;
 use smol::Executor;
 use std::fmt;
 use std::sync::Arc;
@@ -112,8 +114,7 @@ impl Connector for Smol {
         &self,
         url: &str,
         tls: &TlsOptions,
-    ) -> BoxFuture<'static, Result<(runtime::FrameSink, runtime::FrameStream), TransportError>>
-    {
+    ) -> BoxFuture<'static, Result<(FrameSink, FrameStream), TransportError>> {
         ws_connector::connect(url, tls, |host, port| async move {
             let tcp = smol::net::TcpStream::connect((host.as_str(), port)).await?;
             let _ = tcp.set_nodelay(true);

@@ -37,7 +37,9 @@
 use async_tungstenite::tokio::TokioAdapter;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-pub use noex_client::*;
+use noex_client::runtime::{Backend, Connector, FrameSink, FrameStream, Runtime};
+pub use noex_client::surface::*;
+use noex_client::ws_connector;
 use std::time::Duration;
 
 /// The tokio backend: pass it to [`Client::new`], or use [`connect`].
@@ -65,8 +67,7 @@ impl Connector for Tokio {
         &self,
         url: &str,
         tls: &TlsOptions,
-    ) -> BoxFuture<'static, Result<(runtime::FrameSink, runtime::FrameStream), TransportError>>
-    {
+    ) -> BoxFuture<'static, Result<(FrameSink, FrameStream), TransportError>> {
         ws_connector::connect(url, tls, |host, port| async move {
             let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
             let _ = tcp.set_nodelay(true);

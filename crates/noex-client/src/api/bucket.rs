@@ -8,7 +8,8 @@ use crate::error::Result;
 use futures::stream::{self, Stream};
 use futures::FutureExt;
 use noex_proto::ops::Filter;
-use noex_proto::{ops, Operation, RequestOptions};
+use noex_proto::ops::{self, Operation};
+use noex_proto::RequestOptions;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,7 +20,7 @@ use std::marker::PhantomData;
 /// [`Record<T>`]; use [`Bucket::typed`] for your own type.
 ///
 /// Writes (`insert`, `update`, `delete`, `clear`) are never re-sent automatically. When one
-/// fails with [`Error::may_have_been_applied`] true (a timeout, or the connection lost after
+/// fails with [`Error::may_have_been_applied`](crate::Error::may_have_been_applied) true (a timeout, or the connection lost after
 /// the frame left), the server may or may not have applied it: re-read before retrying.
 /// When it is false, nothing reached the server and retrying is safe.
 ///

@@ -17,18 +17,18 @@
 //!   [`UserList`](crate::UserList), which adds the total and page numbers to the `users`
 //!   and iterates like the `Vec` (store pages are [`Page`](crate::Page)).
 
-pub mod audit;
-pub mod auth;
-pub mod bucket;
-pub mod identity;
-pub mod procedures;
-pub mod record;
-pub mod rules;
-pub mod server;
-pub mod store;
+pub(crate) mod audit;
+pub(crate) mod auth;
+pub(crate) mod bucket;
+pub(crate) mod identity;
+pub(crate) mod procedures;
+pub(crate) mod record;
+pub(crate) mod rules;
+pub(crate) mod server;
+pub(crate) mod store;
 
 use crate::error::{Error, Result};
-use noex_proto::Operation;
+use noex_proto::ops::Operation;
 use serde::Serialize;
 use serde_json::Value;
 

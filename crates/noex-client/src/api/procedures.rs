@@ -3,7 +3,8 @@
 use super::checked;
 use crate::client::Client;
 use crate::error::Result;
-use noex_proto::{ops, Operation, RequestOptions};
+use noex_proto::ops::{self, Operation};
+use noex_proto::RequestOptions;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

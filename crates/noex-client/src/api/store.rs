@@ -410,13 +410,13 @@ impl Store {
             .collect()
     }
 
-    async fn call<T: DeserializeOwned>(&self, op: noex_proto::Operation) -> Result<T> {
+    async fn call<T: DeserializeOwned>(&self, op: ops::Operation) -> Result<T> {
         self.client
             .call(checked(op)?, RequestOptions::default())
             .await
     }
 
-    async fn ack(&self, op: noex_proto::Operation) -> Result<()> {
+    async fn ack(&self, op: ops::Operation) -> Result<()> {
         let _: IgnoredAny = self.call(op).await?;
         Ok(())
     }

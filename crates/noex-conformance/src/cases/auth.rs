@@ -1,9 +1,9 @@
 //! Authentication, identity and audit against the embedded server.
 
 use crate::{fast_options, Ctx, EventLog};
+use noex_client::runtime::Backend;
 use noex_client::{
-    AuditFilter, Backend, ClientOptions, ConnectionState, ErrorCode, Grant, LifecycleEvent,
-    NewRole, NewUser,
+    AuditFilter, ClientOptions, ConnectionState, ErrorCode, Grant, LifecycleEvent, NewRole, NewUser,
 };
 use noex_testkit::{AuthMode, TestServer, TokenSession};
 use serde_json::json;

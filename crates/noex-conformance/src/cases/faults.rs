@@ -18,9 +18,10 @@ pub use super::resources::{
 use super::users_server;
 use crate::{fast_options, Ctx, EventLog};
 use futures::StreamExt;
+use noex_client::runtime::Backend;
 use noex_client::{
-    Backend, ClientOptions, ConnectionState, Delivery, DisconnectReason, Error, ErrorCode,
-    LifecycleEvent, Record, RequestOptions, RuleMessage,
+    ClientOptions, ConnectionState, Delivery, DisconnectReason, Error, ErrorCode, LifecycleEvent,
+    Record, RequestOptions, RuleMessage,
 };
 use noex_testkit::TestServer;
 use serde_json::{json, Value};

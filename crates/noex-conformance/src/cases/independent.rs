@@ -606,10 +606,7 @@ pub async fn server_introspection(ctx: Ctx) {
         .iter()
         .all(|c| c.connection_id.starts_with("conn-")));
     // An operation the server does not know is a typed error, and the client carries on.
-    let unknown = client
-        .request(noex_client::proto::ops::auth::whoami())
-        .await
-        .unwrap_err();
+    let unknown = client.request(ops::auth::whoami()).await.unwrap_err();
     assert!(unknown.is(&ErrorCode::UnknownOperation), "{unknown:?}");
     assert!(client.is_connected());
 }

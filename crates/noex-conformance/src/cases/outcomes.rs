@@ -1,7 +1,8 @@
 //! "Not sent" versus "outcome unknown", checked against the server's data.
 
 use crate::{fast_options, Ctx};
-use noex_client::{Backend, Delivery, Error, Record};
+use noex_client::runtime::Backend;
+use noex_client::{Delivery, Error, Record};
 use noex_testkit::TestServer;
 use serde_json::json;
 use std::collections::BTreeSet;

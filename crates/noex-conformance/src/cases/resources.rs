@@ -6,9 +6,10 @@ use super::users_server;
 use crate::{fast_options, Ctx, EventLog};
 use futures::future::join_all;
 use futures::StreamExt;
+use noex_client::runtime::Backend;
 use noex_client::{
-    proto::CoreError, Backend, Backoff, Client, ClientOptions, ConnectionState, Delivery,
-    DisconnectReason, Error, LifecycleEvent, Record, RequestOptions,
+    proto::CoreError, Backoff, Client, ClientOptions, ConnectionState, Delivery, DisconnectReason,
+    Error, LifecycleEvent, Record, RequestOptions,
 };
 use noex_testkit::HandshakeFault;
 use serde_json::{json, Value};

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 /// Virtual time: a fixed base plus an offset that only tests advance.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock {
+pub(crate) struct Clock {
     base: Instant,
     offset: Duration,
 }
@@ -28,24 +28,24 @@ impl Default for Clock {
 }
 
 impl Clock {
-    pub fn new() -> Clock {
+    pub(crate) fn new() -> Clock {
         Clock {
             base: Instant::now(),
             offset: Duration::ZERO,
         }
     }
-    pub fn now(&self) -> Instant {
+    pub(crate) fn now(&self) -> Instant {
         self.base + self.offset
     }
     /// Time since the clock started.
-    pub fn elapsed(&self) -> Duration {
+    pub(crate) fn elapsed(&self) -> Duration {
         self.offset
     }
-    pub fn advance(&mut self, by: Duration) {
+    pub(crate) fn advance(&mut self, by: Duration) {
         self.offset += by;
     }
     /// Moves to `at` (never backwards).
-    pub fn set(&mut self, at: Instant) {
+    pub(crate) fn set(&mut self, at: Instant) {
         let offset = at.saturating_duration_since(self.base);
         if offset > self.offset {
             self.offset = offset;
@@ -55,7 +55,7 @@ impl Clock {
 
 /// One `Output::Send`, with its text parsed.
 #[derive(Debug, Clone)]
-pub struct Sent {
+pub(crate) struct Sent {
     pub connection: ConnectionId,
     pub seq: u64,
     pub text: String,
@@ -66,17 +66,17 @@ pub struct Sent {
 
 impl Sent {
     /// The request id, when the frame is a request.
-    pub fn id(&self) -> Option<u64> {
+    pub(crate) fn id(&self) -> Option<u64> {
         self.json.get("id").and_then(Value::as_u64)
     }
     /// The `type` field.
-    pub fn kind(&self) -> &str {
+    pub(crate) fn kind(&self) -> &str {
         self.json.get("type").and_then(Value::as_str).unwrap_or("")
     }
 }
 
 /// Drives one core with explicit time and records everything it hands out.
-pub struct Harness {
+pub(crate) struct Harness {
     pub core: ClientCore,
     pub clock: Clock,
     /// `Output::Open` in order.
@@ -103,11 +103,11 @@ pub struct Harness {
 }
 
 impl Harness {
-    pub fn new(config: Config) -> Harness {
+    pub(crate) fn new(config: Config) -> Harness {
         Harness::with_seed(config, 7)
     }
 
-    pub fn with_seed(config: Config, seed: u64) -> Harness {
+    pub(crate) fn with_seed(config: Config, seed: u64) -> Harness {
         Harness {
             core: ClientCore::new(config, seed),
             clock: Clock::new(),
@@ -125,16 +125,16 @@ impl Harness {
     }
 
     /// A default config pointing at a dummy URL.
-    pub fn config() -> Config {
+    pub(crate) fn config() -> Config {
         Config::new("ws://test.invalid:1")
     }
 
-    pub fn now(&self) -> Instant {
+    pub(crate) fn now(&self) -> Instant {
         self.clock.now()
     }
 
     /// Moves every pending output into the recorded lists.
-    pub fn drain(&mut self) {
+    pub(crate) fn drain(&mut self) {
         while let Some(out) = self.core.poll_output() {
             self.log.push(out.clone());
             match out {
@@ -172,12 +172,13 @@ impl Harness {
                     reason,
                 } => self.closes.push((connection, code, reason)),
                 Output::Event(event) => self.events.push(event),
+                other => panic!("an output the test harness does not know: {other:?}"),
             }
         }
     }
 
     /// Forgets what was recorded so far (the core is untouched).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.opens.clear();
         self.sends.clear();
         self.closes.clear();
@@ -185,34 +186,34 @@ impl Harness {
     }
 
     /// Forgets the recorded events only.
-    pub fn clear_events_only(&mut self) {
+    pub(crate) fn clear_events_only(&mut self) {
         self.events.clear();
     }
 
     /// The current connection (panics when none was opened).
-    pub fn conn(&self) -> ConnectionId {
+    pub(crate) fn conn(&self) -> ConnectionId {
         self.conn.expect("no connection was opened")
     }
 
     // ---- intents -------------------------------------------------------------------------
 
-    pub fn connect(&mut self) {
+    pub(crate) fn connect(&mut self) {
         let now = self.now();
         self.core.connect(now);
         self.drain();
     }
 
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         let now = self.now();
         self.core.close(now);
         self.drain();
     }
 
-    pub fn request(&mut self, op: noex_proto::ops::Operation) -> RequestId {
+    pub(crate) fn request(&mut self, op: noex_proto::ops::Operation) -> RequestId {
         self.try_request(op).expect("request refused")
     }
 
-    pub fn try_request(
+    pub(crate) fn try_request(
         &mut self,
         op: noex_proto::ops::Operation,
     ) -> Result<RequestId, RequestError> {
@@ -222,7 +223,7 @@ impl Harness {
         r
     }
 
-    pub fn request_with(
+    pub(crate) fn request_with(
         &mut self,
         op: noex_proto::ops::Operation,
         options: noex_proto::RequestOptions,
@@ -236,33 +237,33 @@ impl Harness {
         r
     }
 
-    pub fn subscribe(&mut self, spec: noex_proto::SubscriptionSpec) -> SubscriptionId {
+    pub(crate) fn subscribe(&mut self, spec: noex_proto::SubscriptionSpec) -> SubscriptionId {
         let now = self.now();
         let r = self.core.subscribe(now, spec).expect("subscribe refused");
         self.drain();
         r
     }
 
-    pub fn unsubscribe(&mut self, id: SubscriptionId) -> bool {
+    pub(crate) fn unsubscribe(&mut self, id: SubscriptionId) -> bool {
         let now = self.now();
         let r = self.core.unsubscribe(now, id);
         self.drain();
         r
     }
 
-    pub fn cancel(&mut self, id: RequestId) {
+    pub(crate) fn cancel(&mut self, id: RequestId) {
         self.core.cancel(id);
         self.drain();
     }
 
     // ---- the transport's and the server's part -------------------------------------------
 
-    pub fn input(&mut self, input: Input<'_>) {
+    pub(crate) fn input(&mut self, input: Input<'_>) {
         let conn = self.conn();
         self.input_on(conn, input);
     }
 
-    pub fn input_on(&mut self, conn: ConnectionId, input: Input<'_>) {
+    pub(crate) fn input_on(&mut self, conn: ConnectionId, input: Input<'_>) {
         if let Input::Written { seq } = input {
             let mark = self.written.entry(conn).or_default();
             *mark = (*mark).max(seq);
@@ -272,11 +273,11 @@ impl Harness {
         self.drain();
     }
 
-    pub fn opened(&mut self) {
+    pub(crate) fn opened(&mut self) {
         self.input(Input::Opened);
     }
 
-    pub fn welcome(&mut self, requires_auth: bool) {
+    pub(crate) fn welcome(&mut self, requires_auth: bool) {
         self.frame_json(json!({
             "type": "welcome", "version": "1.0.0", "serverTime": 1795739063895_u64,
             "requiresAuth": requires_auth
@@ -284,13 +285,13 @@ impl Harness {
     }
 
     /// Opens the connection the core last asked for and sends `welcome`.
-    pub fn open_and_welcome(&mut self, requires_auth: bool) {
+    pub(crate) fn open_and_welcome(&mut self, requires_auth: bool) {
         self.opened();
         self.welcome(requires_auth);
     }
 
     /// `connect` + open + welcome without auth: a connected core.
-    pub fn connected(config: Config) -> Harness {
+    pub(crate) fn connected(config: Config) -> Harness {
         let mut h = Harness::new(config);
         h.connect();
         h.open_and_welcome(false);
@@ -298,18 +299,18 @@ impl Harness {
         h
     }
 
-    pub fn frame(&mut self, text: &str) {
+    pub(crate) fn frame(&mut self, text: &str) {
         self.input(Input::Frame(text));
     }
 
-    pub fn frame_json(&mut self, value: Value) {
+    pub(crate) fn frame_json(&mut self, value: Value) {
         let text = value.to_string();
         self.frame(&text);
     }
 
     /// A `result` for request `id`. A subscribe answered with a `subscriptionId` is
     /// recorded as held by the server.
-    pub fn answer(&mut self, id: u64, data: Value) {
+    pub(crate) fn answer(&mut self, id: u64, data: Value) {
         self.answered.insert(id);
         let conn = self.conn;
         let subscribe = self
@@ -322,30 +323,30 @@ impl Harness {
     }
 
     /// An `error` for request `id`.
-    pub fn answer_error(&mut self, id: u64, code: &str, message: &str) {
+    pub(crate) fn answer_error(&mut self, id: u64, code: &str, message: &str) {
         self.answered.insert(id);
         self.frame_json(json!({"id": id, "type": "error", "code": code, "message": message}));
     }
 
     /// A `push` on channel `subscription`.
-    pub fn push(&mut self, server_sub: &str, data: Value) {
+    pub(crate) fn push(&mut self, server_sub: &str, data: Value) {
         self.frame_json(json!({
             "type": "push", "channel": "subscription", "subscriptionId": server_sub, "data": data
         }));
     }
 
-    pub fn ping(&mut self, timestamp: u64) {
+    pub(crate) fn ping(&mut self, timestamp: u64) {
         self.frame_json(json!({"type": "ping", "timestamp": timestamp}));
     }
 
     /// The server (or the network) closes the current connection.
-    pub fn server_close(&mut self, code: Option<u16>, reason: &str) {
+    pub(crate) fn server_close(&mut self, code: Option<u16>, reason: &str) {
         self.input(Input::Closed { code, reason });
     }
 
     /// The transport reports every frame handed out so far on the current connection as
     /// written.
-    pub fn written_all(&mut self) {
+    pub(crate) fn written_all(&mut self) {
         let conn = self.conn();
         if let Some(seq) = self
             .sends
@@ -359,7 +360,7 @@ impl Harness {
     }
 
     /// A fresh `sub-N` id, as the server process would hand out.
-    pub fn next_server_sub(&mut self) -> String {
+    pub(crate) fn next_server_sub(&mut self) -> String {
         let id = format!("sub-{}", self.next_server_sub);
         self.next_server_sub += 1;
         id
@@ -368,7 +369,7 @@ impl Harness {
     /// Answers every unanswered subscribe that reached the server on the current connection
     /// with a fresh `sub-N` (and `data` for store queries). Returns the ids handed out in
     /// order.
-    pub fn answer_subscribes(&mut self, data: Value) -> Vec<(u64, String)> {
+    pub(crate) fn answer_subscribes(&mut self, data: Value) -> Vec<(u64, String)> {
         let conn = self.conn();
         let subs: Vec<(u64, String)> = self
             .sends
@@ -394,7 +395,7 @@ impl Harness {
     /// Whether the transport writes (or wrote) `sent`: it was reported written, or its
     /// request is still live so the transport would write it now. A frame whose request
     /// ended unwritten is dropped and never reaches the server.
-    pub fn reached_server(&self, sent: &Sent) -> bool {
+    pub(crate) fn reached_server(&self, sent: &Sent) -> bool {
         let written = self
             .written
             .get(&sent.connection)
@@ -406,7 +407,7 @@ impl Harness {
 
     /// Moves time forward by `by`, calling `handle_timeout` at every deadline the core
     /// announces on the way (in order), and once more at the end.
-    pub fn advance(&mut self, by: Duration) {
+    pub(crate) fn advance(&mut self, by: Duration) {
         let target = self.now() + by;
         let mut guard = 0;
         while let Some(at) = self.core.poll_timeout() {
@@ -428,7 +429,7 @@ impl Harness {
 
     /// Waits (stepping through deadlines) until the core asks for a new connection, then
     /// opens it and says welcome. Returns the time waited.
-    pub fn reopen(&mut self, requires_auth: bool) -> Duration {
+    pub(crate) fn reopen(&mut self, requires_auth: bool) -> Duration {
         let started = self.clock.elapsed();
         let before = self.opens.len();
         let mut guard = 0;
@@ -445,7 +446,7 @@ impl Harness {
     }
 
     /// Moves time to the core's next deadline (if any) and fires it.
-    pub fn step(&mut self) -> bool {
+    pub(crate) fn step(&mut self) -> bool {
         let Some(at) = self.core.poll_timeout() else {
             return false;
         };
@@ -459,27 +460,27 @@ impl Harness {
     // ---- looking at what came out ---------------------------------------------------------
 
     /// Sends on connection `conn`.
-    pub fn sends_on(&self, conn: ConnectionId) -> Vec<&Sent> {
+    pub(crate) fn sends_on(&self, conn: ConnectionId) -> Vec<&Sent> {
         self.sends.iter().filter(|s| s.connection == conn).collect()
     }
 
     /// The last frame sent.
-    pub fn last_send(&self) -> &Sent {
+    pub(crate) fn last_send(&self) -> &Sent {
         self.sends.last().expect("nothing was sent")
     }
 
     /// The request sent with wire id `id` (the last one, if sent more than once).
-    pub fn sent_request(&self, id: u64) -> Option<&Sent> {
+    pub(crate) fn sent_request(&self, id: u64) -> Option<&Sent> {
         self.sends.iter().rev().find(|s| s.id() == Some(id))
     }
 
     /// How often a request with this id was handed out.
-    pub fn times_sent(&self, id: u64) -> usize {
+    pub(crate) fn times_sent(&self, id: u64) -> usize {
         self.sends.iter().filter(|s| s.id() == Some(id)).count()
     }
 
     /// Every response event for `id`.
-    pub fn responses(&self, id: RequestId) -> Vec<&Result<Payload, RequestError>> {
+    pub(crate) fn responses(&self, id: RequestId) -> Vec<&Result<Payload, RequestError>> {
         self.events
             .iter()
             .filter_map(|e| match e {
@@ -490,7 +491,7 @@ impl Harness {
     }
 
     /// The one response for `id` (panics unless exactly one came).
-    pub fn response(&self, id: RequestId) -> &Result<Payload, RequestError> {
+    pub(crate) fn response(&self, id: RequestId) -> &Result<Payload, RequestError> {
         let r = self.responses(id);
         assert_eq!(
             r.len(),
@@ -501,7 +502,7 @@ impl Harness {
     }
 
     /// The error of the one response for `id`.
-    pub fn error_of(&self, id: RequestId) -> &RequestError {
+    pub(crate) fn error_of(&self, id: RequestId) -> &RequestError {
         match self.response(id) {
             Err(e) => e,
             Ok(p) => panic!("expected an error for {id:?}, got Ok({})", p.json()),
@@ -509,7 +510,7 @@ impl Harness {
     }
 
     /// The lifecycle events, in order.
-    pub fn lifecycle(&self) -> Vec<&LifecycleEvent> {
+    pub(crate) fn lifecycle(&self) -> Vec<&LifecycleEvent> {
         self.events
             .iter()
             .filter_map(|e| match e {
@@ -520,7 +521,7 @@ impl Harness {
     }
 
     /// The subscription events, in order.
-    pub fn sub_events(&self) -> Vec<&SubscriptionEvent> {
+    pub(crate) fn sub_events(&self) -> Vec<&SubscriptionEvent> {
         self.events
             .iter()
             .filter_map(|e| match e {
@@ -531,7 +532,7 @@ impl Harness {
     }
 
     /// Core errors reported as lifecycle events.
-    pub fn core_errors(&self) -> Vec<&CoreError> {
+    pub(crate) fn core_errors(&self) -> Vec<&CoreError> {
         self.lifecycle()
             .into_iter()
             .filter_map(|l| match l {
@@ -542,7 +543,7 @@ impl Harness {
     }
 
     /// `Disconnected` reasons, in order.
-    pub fn disconnects(&self) -> Vec<&DisconnectReason> {
+    pub(crate) fn disconnects(&self) -> Vec<&DisconnectReason> {
         self.lifecycle()
             .into_iter()
             .filter_map(|l| match l {
@@ -553,7 +554,7 @@ impl Harness {
     }
 
     /// `Reconnecting` (attempt, delay) pairs, in order.
-    pub fn reconnecting(&self) -> Vec<(u32, Duration)> {
+    pub(crate) fn reconnecting(&self) -> Vec<(u32, Duration)> {
         self.lifecycle()
             .into_iter()
             .filter_map(|l| match l {
@@ -564,7 +565,7 @@ impl Harness {
     }
 
     /// State changes, in order.
-    pub fn states(&self) -> Vec<ConnectionState> {
+    pub(crate) fn states(&self) -> Vec<ConnectionState> {
         self.lifecycle()
             .into_iter()
             .filter_map(|l| match l {
@@ -575,7 +576,7 @@ impl Harness {
     }
 
     /// Updates delivered per subscription, data as JSON.
-    pub fn updates(&self) -> BTreeMap<SubscriptionId, Vec<Value>> {
+    pub(crate) fn updates(&self) -> BTreeMap<SubscriptionId, Vec<Value>> {
         let mut out: BTreeMap<SubscriptionId, Vec<Value>> = BTreeMap::new();
         for e in self.sub_events() {
             if let SubscriptionEvent::Update { id, data } = e {
@@ -588,18 +589,18 @@ impl Harness {
     }
 
     /// The number of lifecycle events matching `pred`.
-    pub fn count_lifecycle(&self, pred: impl Fn(&LifecycleEvent) -> bool) -> usize {
+    pub(crate) fn count_lifecycle(&self, pred: impl Fn(&LifecycleEvent) -> bool) -> usize {
         self.lifecycle().into_iter().filter(|l| pred(l)).count()
     }
 }
 
 /// Parses a payload into JSON.
-pub fn value(p: &Payload) -> Value {
+pub(crate) fn value(p: &Payload) -> Value {
     p.to_value().expect("JSON value")
 }
 
 /// A typical stored record as the server returns it.
-pub fn record(name: &str, age: u64) -> Value {
+pub(crate) fn record(name: &str, age: u64) -> Value {
     json!({
         "name": name, "age": age, "role": "user",
         "id": "d3d56717-a2d4-4dc3-aba3-5b24ff8818fc",
@@ -607,12 +608,12 @@ pub fn record(name: &str, age: u64) -> Value {
     })
 }
 
-pub fn ms(n: u64) -> Duration {
+pub(crate) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
 /// The recorded transcripts, as `(dir, frame)` pairs.
-pub fn transcript(name: &str) -> Vec<(String, Value)> {
+pub(crate) fn transcript(name: &str) -> Vec<(String, Value)> {
     let path = format!(
         "{}/../../fixtures/transcripts/{name}.jsonl",
         env!("CARGO_MANIFEST_DIR")
@@ -630,12 +631,12 @@ pub fn transcript(name: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
-pub const TRANSCRIPTS: [&str; 3] = ["basic", "identity", "procedures-audit"];
+pub(crate) const TRANSCRIPTS: [&str; 3] = ["basic", "identity", "procedures-audit"];
 
 /// Rebuilds a recorded client request with the typed catalogue constructors (never the
 /// generic field API), or `None` when the recording is not a well-formed request of a known
 /// operation (the transcripts also hold deliberate garbage).
-pub fn recorded_op(frame: &Value) -> Option<noex_proto::ops::Operation> {
+pub(crate) fn recorded_op(frame: &Value) -> Option<noex_proto::ops::Operation> {
     use noex_proto::ops::{self, audit::AuditFilter, identity::Grant, store::TxOp, Filter};
     use noex_proto::Secret;
     let f = frame.as_object()?;

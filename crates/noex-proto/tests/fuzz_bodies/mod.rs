@@ -8,8 +8,9 @@
 #![allow(dead_code)]
 
 use arbitrary::Arbitrary;
-use noex_proto::frame::{decode, encode_pong, ServerFrame};
+use noex_proto::codec::{decode, encode_pong};
 use noex_proto::ops::{self, OpKind, Operation};
+use noex_proto::ServerFrame;
 use noex_proto::{
     Auth, ClientCore, Config, ConnectionId, ConnectionState, Delivery, Event, Input, Liveness,
     Output, RequestError, RequestId, RequestOptions, Secret, SubscriptionEvent, SubscriptionId,
@@ -20,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Target `decode_frame`: any bytes, as a text frame, must decode or fail cleanly.
-pub fn decode_frame(data: &[u8]) {
+pub(crate) fn decode_frame(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -76,7 +77,7 @@ fn valid_json(text: &str) {
 
 /// One step of a script.
 #[derive(Arbitrary, Debug, Clone, PartialEq)]
-pub enum Step {
+pub(crate) enum Step {
     /// The caller asks to connect.
     Connect,
     /// The caller sends request number `op` of [`op_table`].
@@ -162,7 +163,7 @@ pub enum Step {
 
 /// A whole script: a configuration and its steps.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Script {
+pub(crate) struct Script {
     pub seed: u64,
     pub queue: bool,
     pub retry_reads: bool,
@@ -192,10 +193,10 @@ impl<'a> Arbitrary<'a> for Script {
 }
 
 /// The longest script.
-pub const MAX_STEPS: usize = 400;
+pub(crate) const MAX_STEPS: usize = 400;
 
 /// The operations a script can send: reads and writes, logins included.
-pub fn op_table(n: u8) -> Operation {
+pub(crate) fn op_table(n: u8) -> Operation {
     match n % 14 {
         0 => ops::store::all("users"),
         1 => ops::store::get("users", json!("k1")),
@@ -227,7 +228,7 @@ const CLOSE_CODES: [Option<u16>; 9] = [
 ];
 
 /// Frames a broken or hostile server might send.
-pub const GARBAGE: [&str; 14] = [
+pub(crate) const GARBAGE: [&str; 14] = [
     "{not json",
     "[1,2,3]",
     "null",
@@ -255,7 +256,7 @@ const ERROR_CODES: [&str; 6] = [
 
 /// The config a script asks for. Besides `liveness % 3`, `liveness / 3 % 2` picks a small
 /// in-flight cap (so refusals for it happen too).
-pub fn script_config(script: &Script) -> Config {
+pub(crate) fn script_config(script: &Script) -> Config {
     let mut config = Config::new("ws://fuzz")
         .queue_while_disconnected(script.queue)
         .retry_reads(script.retry_reads)
@@ -295,7 +296,7 @@ struct Wire {
 /// What the driver saw: every output, for determinism checks, and the bookkeeping the
 /// invariants need.
 #[derive(Default)]
-pub struct Driver {
+pub(crate) struct Driver {
     pub log: Vec<Output>,
     offset: Duration,
     conn: Option<ConnectionId>,
@@ -344,12 +345,12 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub fn now(&self, base: Instant) -> Instant {
+    pub(crate) fn now(&self, base: Instant) -> Instant {
         base + self.offset
     }
 
     /// Drains the core, checking every output.
-    pub fn drain(&mut self, core: &mut ClientCore) {
+    pub(crate) fn drain(&mut self, core: &mut ClientCore) {
         while let Some(out) = core.poll_output() {
             assert!(!self.closed, "output after an intentional close: {out:?}");
             match &out {
@@ -415,6 +416,7 @@ impl Driver {
                 )) => self.ready_count += 1,
                 Output::Event(Event::Subscription(event)) => self.check_subscription(event),
                 Output::Event(_) => {}
+                other => panic!("an output the checker does not know: {other:?}"),
             }
             self.log.push(out);
         }
@@ -477,6 +479,7 @@ impl Driver {
                 assert!(gap.from <= gap.to, "{id:?}: gap ends before it starts");
                 *id
             }
+            other => panic!("a subscription event the checker does not know: {other:?}"),
         };
         assert!(
             self.specs.contains_key(&id),
@@ -596,7 +599,7 @@ impl Driver {
     }
 
     /// Moves time forward, firing every deadline on the way.
-    pub fn advance(&mut self, core: &mut ClientCore, base: Instant, by: Duration) {
+    pub(crate) fn advance(&mut self, core: &mut ClientCore, base: Instant, by: Duration) {
         let target = self.offset + by;
         let mut guard = 0;
         while let Some(at) = core.poll_timeout() {
@@ -661,16 +664,16 @@ impl Driver {
 
     /// Plays the server cooperatively until the core is connected and nothing is left to
     /// answer. Returns false when the core cannot get connected (closed or gave up).
-    pub fn heal(&mut self, core: &mut ClientCore, base: Instant) -> bool {
+    pub(crate) fn heal(&mut self, core: &mut ClientCore, base: Instant) -> bool {
         for _ in 0..1_000 {
             if core.is_closed() {
                 return false;
             }
-            if core.state() == noex_proto::ConnectionState::Disconnected {
+            if core.state() == ConnectionState::Disconnected {
                 core.connect(self.now(base));
                 self.drain(core);
             }
-            if core.state() == noex_proto::ConnectionState::Connected
+            if core.state() == ConnectionState::Connected
                 && self.unanswered.is_empty()
                 && self.outq.is_empty()
             {
@@ -707,11 +710,11 @@ impl Driver {
                 }
             }
         }
-        core.state() == noex_proto::ConnectionState::Connected
+        core.state() == ConnectionState::Connected
     }
 
     /// The frames sent on the newest connection, parsed.
-    pub fn sent_on_current(&self) -> Vec<Value> {
+    pub(crate) fn sent_on_current(&self) -> Vec<Value> {
         self.log
             .iter()
             .filter_map(|o| match o {
@@ -730,7 +733,7 @@ impl Driver {
 
 /// Runs a script and checks the invariants; returns the driver (with its output log) and
 /// the core for further checks.
-pub fn run_script(script: &Script, base: Instant) -> (Driver, ClientCore) {
+pub(crate) fn run_script(script: &Script, base: Instant) -> (Driver, ClientCore) {
     let mut core = ClientCore::new(script_config(script), script.seed);
     let mut d = Driver::default();
     for step in script.steps.iter().take(MAX_STEPS) {
@@ -747,7 +750,7 @@ pub fn run_script(script: &Script, base: Instant) -> (Driver, ClientCore) {
 }
 
 impl Driver {
-    pub fn step(&mut self, core: &mut ClientCore, base: Instant, step: &Step) {
+    pub(crate) fn step(&mut self, core: &mut ClientCore, base: Instant, step: &Step) {
         let now = self.now(base);
         match step {
             Step::Connect => {
@@ -944,7 +947,7 @@ impl Driver {
     }
 
     /// The final checks: close, then everything accepted has resolved exactly once.
-    pub fn finish(&mut self, core: &mut ClientCore, base: Instant) {
+    pub(crate) fn finish(&mut self, core: &mut ClientCore, base: Instant) {
         let now = self.now(base);
         core.close(now);
         self.closed_now = true;
@@ -980,7 +983,7 @@ impl Driver {
 /// How much of the interesting ground a script covered (for tests that check a batch of
 /// scripts exercises it).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Exercised {
+pub(crate) struct Exercised {
     /// Frames the transport dropped because their request had ended.
     pub frames_dropped: usize,
     /// Requests cancelled before they ended.
@@ -1004,7 +1007,7 @@ impl std::ops::AddAssign for Exercised {
 }
 
 /// Target `core_script`.
-pub fn core_script(script: &Script) -> Exercised {
+pub(crate) fn core_script(script: &Script) -> Exercised {
     let base = Instant::now();
     let (mut d, mut core) = run_script(script, base);
     d.finish(&mut core, base);
