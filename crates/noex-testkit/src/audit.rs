@@ -1,5 +1,6 @@
 //! The audit log: a ring buffer of entries for operations of the audited tiers, queried
-//! newest first (`src/audit/audit-log.ts`).
+//! newest first (`src/audit/audit-log.ts`). Which operations are audited, and their
+//! `details`, is in the operation table ([`crate::ops`]).
 
 use std::collections::VecDeque;
 
@@ -9,95 +10,6 @@ use crate::error::{OpError, OpResult};
 use crate::json::obj;
 
 const MAX_ENTRIES: usize = 10_000;
-
-/// The tier of an operation (`src/auth/operation-tiers.ts`), `None` for untiered ones.
-pub(crate) fn tier(op: &str) -> Option<&'static str> {
-    const ADMIN: &[&str] = &[
-        "store.defineBucket",
-        "store.dropBucket",
-        "store.updateBucket",
-        "store.getBucketSchema",
-        "store.defineQuery",
-        "store.undefineQuery",
-        "store.listQueries",
-        "rules.registerRule",
-        "rules.unregisterRule",
-        "rules.updateRule",
-        "rules.enableRule",
-        "rules.disableRule",
-        "rules.getRule",
-        "rules.getRules",
-        "rules.validateRule",
-        "procedures.register",
-        "procedures.unregister",
-        "procedures.update",
-        "procedures.list",
-        "server.stats",
-        "server.connections",
-        "audit.query",
-        "identity.login",
-        "identity.loginWithSecret",
-        "identity.logout",
-        "identity.createUser",
-        "identity.deleteUser",
-        "identity.enableUser",
-        "identity.disableUser",
-        "identity.changePassword",
-        "identity.resetPassword",
-        "identity.assignRole",
-        "identity.removeRole",
-        "identity.createRole",
-        "identity.deleteRole",
-        "identity.grant",
-        "identity.revoke",
-        "identity.transferOwner",
-    ];
-    const WRITE: &[&str] = &[
-        "store.insert",
-        "store.update",
-        "store.delete",
-        "store.clear",
-        "store.transaction",
-        "rules.emit",
-        "rules.setFact",
-        "rules.deleteFact",
-        "procedures.call",
-    ];
-    const READ: &[&str] = &[
-        "store.get",
-        "store.all",
-        "store.where",
-        "store.findOne",
-        "store.count",
-        "store.first",
-        "store.last",
-        "store.paginate",
-        "store.sum",
-        "store.avg",
-        "store.min",
-        "store.max",
-        "store.subscribe",
-        "store.unsubscribe",
-        "store.buckets",
-        "store.stats",
-        "rules.getFact",
-        "rules.queryFacts",
-        "rules.getAllFacts",
-        "rules.subscribe",
-        "rules.unsubscribe",
-        "rules.stats",
-        "procedures.get",
-    ];
-    if ADMIN.contains(&op) {
-        Some("admin")
-    } else if WRITE.contains(&op) {
-        Some("write")
-    } else if READ.contains(&op) {
-        Some("read")
-    } else {
-        None
-    }
-}
 
 /// The resource an entry is about (`extractAuditResource`).
 pub(crate) fn resource(req: &Map<String, Value>) -> String {
@@ -123,32 +35,6 @@ pub(crate) fn resource(req: &Map<String, Value>) -> String {
     "*".into()
 }
 
-/// Extra details recorded for some identity operations (never passwords).
-pub(crate) fn details(ty: &str, req: &Map<String, Value>) -> Option<Value> {
-    let pick = |fields: &[&str]| {
-        let mut m = Map::new();
-        for f in fields {
-            if let Some(v) = req.get(*f) {
-                m.insert((*f).to_string(), v.clone());
-            }
-        }
-        Some(Value::Object(m))
-    };
-    match ty {
-        "identity.login" | "identity.createUser" => pick(&["username"]),
-        "identity.assignRole" | "identity.removeRole" => pick(&["userId", "roleName"]),
-        "identity.grant" | "identity.revoke" => pick(&[
-            "subjectType",
-            "subjectId",
-            "resourceType",
-            "resourceName",
-            "operations",
-        ]),
-        "identity.transferOwner" => pick(&["resourceType", "resourceName", "newOwnerId"]),
-        _ => None,
-    }
-}
-
 /// An absent filter matches everything; a present one must equal the entry's value.
 fn wanted(filter: Option<&str>, actual: Option<&str>) -> bool {
     match filter {
@@ -158,18 +44,29 @@ fn wanted(filter: Option<&str>, actual: Option<&str>) -> bool {
 }
 
 /// The log.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct AuditLog {
     entries: VecDeque<Value>,
+    max_entries: usize,
+}
+
+impl Default for AuditLog {
+    fn default() -> Self {
+        AuditLog::new(MAX_ENTRIES)
+    }
 }
 
 impl AuditLog {
-    pub(crate) fn should_log(op: &str) -> bool {
-        matches!(tier(op), Some("admin" | "write"))
+    /// A log keeping the newest `max_entries` entries (at least one).
+    pub(crate) fn new(max_entries: usize) -> Self {
+        AuditLog {
+            entries: VecDeque::new(),
+            max_entries: max_entries.max(1),
+        }
     }
 
     pub(crate) fn append(&mut self, entry: Value) {
-        if self.entries.len() >= MAX_ENTRIES {
+        if self.entries.len() >= self.max_entries {
             self.entries.pop_front();
         }
         self.entries.push_back(entry);

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::error::TestkitError;
 use crate::json::KeyOrder;
 
 /// A bucket definition for [`TestServerBuilder::bucket`].
@@ -260,6 +259,138 @@ impl fmt::Debug for AuthMode {
     }
 }
 
+/// Request rate limiting (`rateLimit` in the real server's config): a sliding window of
+/// `max_requests` per `window_ms`, per user (when authenticated) or per remote address.
+/// Requests past the limit get `RATE_LIMITED` with `details.retryAfterMs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// `maxRequests`: requests allowed in a window.
+    pub max_requests: u32,
+    /// `windowMs`: the window length in milliseconds.
+    pub window_ms: u64,
+}
+
+impl RateLimit {
+    /// `max_requests` per `window_ms`.
+    pub fn new(max_requests: u32, window_ms: u64) -> Self {
+        RateLimit {
+            max_requests,
+            window_ms,
+        }
+    }
+}
+
+/// Heartbeat (`heartbeat` in the real server's config).
+///
+/// As the real server 0.1.4 does: every `interval_ms` the server checks whether the
+/// client answered the previous ping; if not it closes the connection with 4001
+/// `heartbeat_timeout`, otherwise it sends a new ping. `timeout_ms` is accepted and kept
+/// (it is part of the real config), but, as on the real server, the deadline for the pong
+/// is the next tick, not `timeout_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatConfig {
+    /// `intervalMs` (default 30 000).
+    pub interval_ms: u64,
+    /// `timeoutMs` (default 10 000; see above).
+    pub timeout_ms: u64,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        HeartbeatConfig {
+            interval_ms: 30_000,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+/// What a permission check decides when no rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PermissionDefault {
+    /// Allow (the real server's default).
+    #[default]
+    Allow,
+    /// Deny.
+    Deny,
+}
+
+/// One declarative permission rule (`PermissionRule`): sessions with `role` may run the
+/// operations matching `allow` (`*`, `domain.*` or exact names), optionally only on some
+/// buckets (checked for `store.*`) or topics (checked for `rules.*`, with wildcards).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionRule {
+    /// The role the rule applies to.
+    pub role: String,
+    /// Allowed operation patterns.
+    pub allow: Vec<String>,
+    /// Restrict to these buckets.
+    pub buckets: Option<Vec<String>>,
+    /// Restrict to these topic patterns.
+    pub topics: Option<Vec<String>>,
+}
+
+impl PermissionRule {
+    /// Sessions with `role` may run operations matching `allow`.
+    pub fn new<I, S>(role: impl Into<String>, allow: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        PermissionRule {
+            role: role.into(),
+            allow: allow.into_iter().map(Into::into).collect(),
+            buckets: None,
+            topics: None,
+        }
+    }
+
+    /// Only on these buckets (for `store.*` operations).
+    pub fn buckets<I: IntoIterator<Item = S>, S: Into<String>>(mut self, buckets: I) -> Self {
+        self.buckets = Some(buckets.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Only on topics matching these patterns (for `rules.*` operations).
+    pub fn topics<I: IntoIterator<Item = S>, S: Into<String>>(mut self, topics: I) -> Self {
+        self.topics = Some(topics.into_iter().map(Into::into).collect());
+        self
+    }
+}
+
+/// Permission checks for [`AuthMode::Tokens`] (`auth.permissions` of the real server),
+/// run after the tier check for authenticated sessions. A refusal is `FORBIDDEN`
+/// `No permission for <op> on <resource>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permissions {
+    /// When no rule matches.
+    pub default: PermissionDefault,
+    /// Declarative rules, first match wins.
+    pub rules: Vec<PermissionRule>,
+    /// Stands for the real server's custom `check` function as the test launchers of the
+    /// client SDKs configure it (`permissions.checkRoles`): when set, a session is allowed
+    /// exactly when it has one of these roles, and `rules`/`default` are not consulted.
+    pub check_roles: Option<Vec<String>>,
+}
+
+impl Permissions {
+    /// Allowed exactly for sessions with one of `roles` (`checkRoles`).
+    pub fn check_roles<I: IntoIterator<Item = S>, S: Into<String>>(roles: I) -> Self {
+        Permissions {
+            check_roles: Some(roles.into_iter().map(Into::into).collect()),
+            ..Permissions::default()
+        }
+    }
+
+    /// Declarative rules with a default.
+    pub fn rules(default: PermissionDefault, rules: Vec<PermissionRule>) -> Self {
+        Permissions {
+            default,
+            rules,
+            check_roles: None,
+        }
+    }
+}
+
 /// Everything the server needs to (re)build its state.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -269,9 +400,23 @@ pub(crate) struct Config {
     pub(crate) auth: AuthMode,
     pub(crate) audit: bool,
     pub(crate) heartbeat: Duration,
+    pub(crate) heartbeat_timeout: Duration,
     pub(crate) max_connections_per_ip: Option<usize>,
     pub(crate) max_subscriptions: usize,
+    pub(crate) max_total_subscriptions: usize,
+    pub(crate) host: String,
     pub(crate) port: u16,
+    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) auth_required: bool,
+    pub(crate) permissions: Option<Permissions>,
+    pub(crate) allowed_origins: Option<Vec<String>>,
+    pub(crate) max_payload_bytes: usize,
+    pub(crate) expose_error_details: bool,
+    pub(crate) procedure_timeout_ms: u64,
+    pub(crate) ttl_check_interval: Option<Duration>,
+    pub(crate) audit_tiers: Vec<String>,
+    pub(crate) audit_max_entries: usize,
+    pub(crate) name: String,
 }
 
 impl Default for Config {
@@ -283,9 +428,23 @@ impl Default for Config {
             auth: AuthMode::None,
             audit: false,
             heartbeat: Duration::from_secs(30),
+            heartbeat_timeout: Duration::from_secs(10),
             max_connections_per_ip: None,
             max_subscriptions: 100,
+            max_total_subscriptions: 10_000,
+            host: "127.0.0.1".into(),
             port: 0,
+            rate_limit: None,
+            auth_required: true,
+            permissions: None,
+            allowed_origins: None,
+            max_payload_bytes: 1024 * 1024,
+            expose_error_details: true,
+            procedure_timeout_ms: 30_000,
+            ttl_check_interval: Some(Duration::from_secs(1)),
+            audit_tiers: vec!["admin".into(), "write".into()],
+            audit_max_entries: 10_000,
+            name: "noex-server".into(),
         }
     }
 }
@@ -361,8 +520,35 @@ impl TestServerBuilder {
         self
     }
 
+    /// Which operation tiers the audit log records (`audit.tiers`: `"admin"`, `"write"`,
+    /// `"read"`; others are ignored). The testkit's default is `admin` and `write`; note
+    /// that the real server's default (`audit: {}`, as its CLI's `--audit` configures it)
+    /// is `admin` only.
+    pub fn audit_tiers<I, S>(mut self, tiers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.audit_tiers = tiers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Entries the audit log keeps (`audit.maxEntries`, default 10 000); older ones are
+    /// dropped.
+    pub fn audit_max_entries(mut self, n: usize) -> Self {
+        self.config.audit_max_entries = n.max(1);
+        self
+    }
+
+    /// The server name reported by `server.stats` (`name`, default `noex-server`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
+        self
+    }
+
     /// Heartbeat ping interval (default 30 s); a connection whose last ping got no pong
-    /// by the next tick is closed with 4001 `heartbeat_timeout`.
+    /// by the next tick is closed with 4001 `heartbeat_timeout`. As on the real server, a
+    /// pong counts by the timestamp it carries: one older than the last ping does not.
     pub fn heartbeat(mut self, interval: Duration) -> Self {
         self.config.heartbeat = interval.max(Duration::from_millis(1));
         self
@@ -387,11 +573,88 @@ impl TestServerBuilder {
         self
     }
 
-    /// Start the server on its own thread; returns once it is listening.
-    pub fn start(self) -> Result<crate::TestServer, TestkitError> {
-        if let Some(e) = self.errors.first() {
-            return Err(TestkitError::Config(e.clone()));
-        }
-        crate::handle::TestServer::start_with(self.config)
+    /// Listen on this host: an IP address or a name that resolves (default `127.0.0.1`;
+    /// the real server's default is `0.0.0.0`). `start` fails when it does not resolve.
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.config.host = host.into();
+        self
+    }
+
+    /// Heartbeat from the real config's `heartbeat` (`intervalMs`, `timeoutMs`); see
+    /// [`HeartbeatConfig`] for how the timeout behaves.
+    pub fn heartbeat_config(mut self, heartbeat: HeartbeatConfig) -> Self {
+        self.config.heartbeat = Duration::from_millis(heartbeat.interval_ms.max(1));
+        self.config.heartbeat_timeout = Duration::from_millis(heartbeat.timeout_ms);
+        self
+    }
+
+    /// Server-wide subscription limit (`connectionLimits.maxTotalSubscriptions`, default
+    /// 10 000): a subscribe past it gets `RATE_LIMITED` `Global subscription limit reached
+    /// (max N)`.
+    pub fn max_total_subscriptions(mut self, n: usize) -> Self {
+        self.config.max_total_subscriptions = n;
+        self
+    }
+
+    /// Request rate limiting (`rateLimit`, default off).
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit = Some(limit);
+        self
+    }
+
+    /// Whether authentication is required when auth is configured (`auth.required`,
+    /// default `true`). With `false` and [`AuthMode::Tokens`], the welcome says
+    /// `requiresAuth: false` and unauthenticated requests are served; `auth.login` still
+    /// works. Built-in identity always requires authentication, as on the real server.
+    pub fn auth_required(mut self, required: bool) -> Self {
+        self.config.auth_required = required;
+        self
+    }
+
+    /// Permission checks for [`AuthMode::Tokens`] (`auth.permissions`).
+    pub fn permissions(mut self, permissions: Permissions) -> Self {
+        self.config.permissions = Some(permissions);
+        self
+    }
+
+    /// Accept WebSocket handshakes only from these `Origin`s (`allowedOrigins`); others
+    /// are answered `403 Forbidden`. Handshakes without an `Origin` header are always
+    /// accepted, as on the real server.
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Maximum incoming message size (`maxPayloadBytes`, default 1 MiB); larger messages
+    /// close the connection with 1009.
+    pub fn max_payload_bytes(mut self, n: usize) -> Self {
+        self.config.max_payload_bytes = n.max(1);
+        self
+    }
+
+    /// Whether error answers carry `details` (`exposeErrorDetails`, default `true`).
+    /// With `false` every error's `details` is left out (the message stays).
+    pub fn expose_error_details(mut self, expose: bool) -> Self {
+        self.config.expose_error_details = expose;
+        self
+    }
+
+    /// How often expired records of TTL buckets are purged (the store's
+    /// `ttlCheckIntervalMs`, default 1 s); `Duration::ZERO` turns automatic purging off
+    /// (see [`crate::TestServer::purge_expired`]).
+    pub fn ttl_check_interval(mut self, every: Duration) -> Self {
+        self.config.ttl_check_interval = (!every.is_zero()).then_some(every);
+        self
+    }
+
+    /// Timeout of a procedure call when the procedure has no `timeoutMs`
+    /// (`procedures.defaultTimeoutMs`, default 30 000).
+    pub fn procedure_default_timeout_ms(mut self, ms: u64) -> Self {
+        self.config.procedure_timeout_ms = ms;
+        self
     }
 }

@@ -13,11 +13,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::core::{Ctl, Outbound, TextOutcome};
 use crate::faults::{HandshakeFault, Shared};
 use crate::handshake::{self, Ws};
 use crate::protocol;
 use crate::sockets::OpenSocket;
+use crate::state::{Ctl, Outbound, TextOutcome};
 
 /// How long to wait for the client's close reply after sending a close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -103,7 +103,11 @@ async fn run(
     let mut stalled = *stall_rx.borrow_and_update();
     let mut ticker = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut awaiting_pong = false;
+    // As the real server: the time of the last ping sent (0: none yet) and the timestamp
+    // carried by the last pong (not its arrival time). At a tick, a ping whose pong
+    // timestamp is older than the ping closes the connection.
+    let mut last_ping_at = 0.0f64;
+    let mut last_pong_at = 0.0f64;
     // Set once we sent a close frame: then we only wait for the peer's reply.
     let mut closing: Option<Instant> = None;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
@@ -125,7 +129,7 @@ async fn run(
                 }
                 stalled = *stall_rx.borrow_and_update();
                 if !stalled {
-                    awaiting_pong = false;
+                    last_ping_at = 0.0;
                     ticker.reset();
                 }
             }
@@ -153,8 +157,8 @@ async fn run(
                         }
                     }
                     let outcome = shared.core().on_text(id, text.as_str());
-                    if let TextOutcome::Pong = outcome {
-                        awaiting_pong = false;
+                    if let TextOutcome::Pong(ts) = outcome {
+                        last_pong_at = ts;
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
@@ -183,16 +187,17 @@ async fn run(
                 }
             },
             _ = ticker.tick(), if !stalled && closing.is_none() => {
-                if awaiting_pong {
+                if last_ping_at > 0.0 && last_pong_at < last_ping_at {
                     tracing::debug!(id, "heartbeat timeout");
                     close_with(ws, 4001, "heartbeat_timeout").await;
                     closing = Some(Instant::now() + CLOSE_LINGER);
                 } else {
-                    let ping = protocol::ping(crate::json::now_ms());
+                    let now = crate::json::now_ms();
+                    let ping = protocol::ping(now);
                     if ws.send(Message::text(ping)).await.is_err() {
                         return;
                     }
-                    awaiting_pong = true;
+                    last_ping_at = now as f64;
                 }
             }
         }

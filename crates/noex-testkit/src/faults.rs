@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::core::Core;
 use crate::sockets::SocketCounts;
+use crate::state::Core;
 
 /// How the server answers the WebSocket handshake of a newly accepted TCP connection.
 ///

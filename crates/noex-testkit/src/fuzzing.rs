@@ -2,7 +2,7 @@
 //! API: it exists for `fuzz/` and the corpus tests.
 
 use crate::config::{AuthMode, BucketDef, QueryDef, TestServerBuilder};
-use crate::core::{Core, Outbound};
+use crate::state::{Core, Outbound};
 use serde_json::json;
 
 /// Feeds `frames` (client text frames, any bytes) to a fresh in-memory server with a
@@ -48,7 +48,7 @@ pub fn handle_frames(frames: &[&str], tokens: bool) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use crate::core::Core;
+    use crate::state::Core;
 
     #[test]
     fn frame_logs_are_bounded() {

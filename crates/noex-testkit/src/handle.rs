@@ -1,5 +1,6 @@
 //! The public handle: start, fault injection, direct data access, stop.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -9,37 +10,23 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use crate::config::{Config, TestServerBuilder};
-use crate::core::{Core, Outbound};
+use crate::connection_log::ConnectionLog;
 use crate::error::TestkitError;
 use crate::faults::{HandshakeFault, Shared};
 use crate::protocol;
 use crate::server::{self, Cmd};
+use crate::state::{Core, Outbound};
 
 /// How long `restart`/`stop` wait for the server thread.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The text frames one connection sent to the server, in order.
-///
-/// Its `Debug` output shows only the frame count: frames may carry tokens or passwords.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ConnectionLog {
-    /// The connection id as the server reports it (`conn-N`).
-    pub id: String,
-    /// Every text frame received from the client, verbatim, in arrival order (pongs
-    /// and unparsable frames included), up to the first 100 000.
-    pub frames: Vec<String>,
-    /// Frames received after the first 100 000, counted but not kept (so that a long
-    /// run's memory stays bounded).
-    pub frames_not_logged: u64,
-}
-
-impl std::fmt::Debug for ConnectionLog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectionLog")
-            .field("id", &self.id)
-            .field("frames", &self.frames.len())
-            .field("frames_not_logged", &self.frames_not_logged)
-            .finish()
+impl TestServerBuilder {
+    /// Start the server on its own thread; returns once it is listening.
+    pub fn start(self) -> Result<TestServer, TestkitError> {
+        if let Some(e) = self.errors.first() {
+            return Err(TestkitError::Config(e.clone()));
+        }
+        TestServer::start_with(self.config)
     }
 }
 
@@ -54,6 +41,7 @@ pub struct TestServer {
     cmds: mpsc::UnboundedSender<Cmd>,
     thread: Mutex<Option<JoinHandle<()>>>,
     port: u16,
+    ip: IpAddr,
     stopped: AtomicBool,
 }
 
@@ -65,12 +53,18 @@ impl TestServer {
 
     pub(crate) fn start_with(config: Config) -> Result<TestServer, TestkitError> {
         let core = Core::new(config)?;
-        let listener =
-            server::bind(core.cfg.port).map_err(|e| TestkitError::Start(e.to_string()))?;
-        let port = listener
+        let listener = server::bind(&core.cfg.host, core.cfg.port)
+            .map_err(|e| TestkitError::Start(e.to_string()))?;
+        let local = listener
             .local_addr()
-            .map_err(|e| TestkitError::Start(e.to_string()))?
-            .port();
+            .map_err(|e| TestkitError::Start(e.to_string()))?;
+        let port = local.port();
+        // Where clients connect: a wildcard address means this machine.
+        let ip = match local.ip() {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
         let shared = Arc::new(Shared::new(core));
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (rt_tx, rt_rx) = std::sync::mpsc::channel();
@@ -104,13 +98,20 @@ impl TestServer {
             cmds: cmd_tx,
             thread: Mutex::new(Some(thread)),
             port,
+            ip,
             stopped: AtomicBool::new(false),
         })
     }
 
-    /// `ws://127.0.0.1:PORT`.
+    /// `ws://HOST:PORT`: `ws://127.0.0.1:PORT` by default; with a wildcard
+    /// [`host`](crate::TestServerBuilder::host) (`0.0.0.0`, `::`) the loopback address.
     pub fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}", self.port)
+        format!("ws://{}", SocketAddr::new(self.ip, self.port))
+    }
+
+    /// The address the server listens on (the wildcard address when bound to one).
+    pub fn local_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, self.port)
     }
 
     /// The listening port (stays the same across [`TestServer::restart`]).
@@ -236,6 +237,34 @@ impl TestServer {
             core.broadcast(|| Outbound::Close(1000, "server_shutdown".into()));
             core.shutting_down = false;
         });
+    }
+
+    /// Stop the server as the real server's `stop({gracePeriodMs})` (what its CLI does on
+    /// SIGTERM/SIGINT): stop accepting connections; when `grace` is positive and clients
+    /// are connected, send every connection a `system`/`shutdown` event with
+    /// `gracePeriodMs` and wait until they have all disconnected or `grace` has passed;
+    /// then close the remaining connections with 1000 `server_shutdown` and stop. Blocks
+    /// until the server thread has ended. Afterwards the handle is stopped, as after
+    /// [`TestServer::stop`]; calling it on a stopped server does nothing.
+    pub fn shutdown(&self, grace: Duration) {
+        if self.stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.cmds.send(Cmd::Shutdown { grace, done: tx }).is_ok() {
+            let _ = rx.recv_timeout(grace.saturating_add(COMMAND_TIMEOUT));
+        }
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+
+    /// Purge the expired records of TTL buckets now (the store's `purgeTtl`), pushing
+    /// changed query results; returns how many records were removed. The server also does
+    /// this every [`ttl_check_interval`](crate::TestServerBuilder::ttl_check_interval).
+    pub fn purge_expired(&self) -> usize {
+        self.shared.core().purge_expired()
     }
 
     /// Send `system`/`session_revoked` to every client and close them with 4002

@@ -7,13 +7,13 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, Chain, Join};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::faults::{HandshakeFault, Shared};
 
-/// Max message size, as the real server's default payload limit (1 MiB).
-const MAX_PAYLOAD: usize = 1024 * 1024;
 /// At most this many bytes are read (and kept for the handshake) during a delay.
 const MAX_EARLY_BYTES: usize = 64 * 1024;
 
@@ -49,10 +49,34 @@ pub(crate) async fn accept(
     let _ = tcp.set_nodelay(true);
     let (read, write) = tcp.into_split();
     let stream = tokio::io::join(Cursor::new(early).chain(read), write);
+    let (max_payload, origins) = {
+        let core = shared.core();
+        (core.cfg.max_payload_bytes, core.cfg.allowed_origins.clone())
+    };
     let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_PAYLOAD))
-        .max_frame_size(Some(MAX_PAYLOAD));
-    match tokio_tungstenite::accept_async_with_config(stream, Some(config)).await {
+        .max_message_size(Some(max_payload))
+        .max_frame_size(Some(max_payload));
+    // Origin validation as the real server's upgrade handler: a present Origin header
+    // that is not listed gets 403 Forbidden; no header is always fine.
+    // The signature is tungstenite's `Callback`.
+    #[allow(clippy::result_large_err)]
+    let check_origin = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        let Some(allowed) = &origins else {
+            return Ok(resp);
+        };
+        match req.headers().get("origin") {
+            None => Ok(resp),
+            Some(o) if o.to_str().is_ok_and(|o| allowed.iter().any(|a| a == o)) => Ok(resp),
+            Some(_) => {
+                tracing::debug!(%addr, "origin not allowed");
+                let mut r = ErrorResponse::new(None);
+                *r.status_mut() = StatusCode::FORBIDDEN;
+                Err(r)
+            }
+        }
+    };
+    match tokio_tungstenite::accept_hdr_async_with_config(stream, check_origin, Some(config)).await
+    {
         Ok(ws) => Some(ws),
         Err(e) => {
             tracing::debug!(%addr, error = %e, "websocket handshake failed");

@@ -17,8 +17,8 @@ pub(crate) enum Parsed {
         ty: String,
         body: Map<String, Value>,
     },
-    /// A heartbeat answer.
-    Pong,
+    /// A heartbeat answer, with the timestamp it carries.
+    Pong(f64),
     /// Garbage: answered with an error carrying id 0.
     Failure {
         code: &'static str,
@@ -54,7 +54,13 @@ pub(crate) fn parse(raw: &str) -> Parsed {
     };
     if ty == "pong" {
         return match body.get("timestamp") {
-            Some(Value::Number(n)) if n.as_f64().is_some_and(f64::is_finite) => Parsed::Pong,
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(ts) if ts.is_finite() => Parsed::Pong(ts),
+                _ => Parsed::Failure {
+                    code: "INVALID_REQUEST",
+                    message: "Pong must include finite numeric \"timestamp\"",
+                },
+            },
             _ => Parsed::Failure {
                 code: "INVALID_REQUEST",
                 message: "Pong must include finite numeric \"timestamp\"",
@@ -158,7 +164,7 @@ mod tests {
         assert_eq!(failure(r#"{"type":"pong"}"#).0, "INVALID_REQUEST");
         assert!(matches!(
             parse(r#"{"type":"pong","timestamp":1}"#),
-            Parsed::Pong
+            Parsed::Pong(ts) if ts == 1.0
         ));
         assert!(matches!(
             parse(r#"{"type":"a.b","id":1.5}"#),

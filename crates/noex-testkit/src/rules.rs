@@ -409,19 +409,8 @@ impl Rules {
         let v = Self::validate(input);
         if v.get("valid") != Some(&Value::Bool(true)) {
             let errors = v.get("errors").cloned().unwrap_or(Value::Null);
-            let summary = errors
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|e| e.get("message").and_then(Value::as_str))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-                .unwrap_or_default();
-            return Err(
-                OpError::validation(format!("Rule validation failed: {summary}"))
-                    .with_details(errors),
-            );
+            // As the real server: the issues are only in `details`.
+            return Err(OpError::validation("Rule validation failed").with_details(errors));
         }
         let mut rule = input.clone();
         for (k, d) in [

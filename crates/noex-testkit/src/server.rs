@@ -8,8 +8,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::core::Outbound;
 use crate::faults::Shared;
+use crate::protocol;
+use crate::state::Outbound;
 
 /// How long stop/restart wait for connections to finish their closing handshake.
 const CLOSE_WAIT: Duration = Duration::from_millis(300);
@@ -23,13 +24,48 @@ pub(crate) enum Cmd {
     Stop {
         done: std::sync::mpsc::Sender<Result<(), String>>,
     },
+    /// Stop as the real server's `stop({gracePeriodMs})`: stop accepting, send the
+    /// `shutdown` notice, wait for the clients to leave (at most `grace`), close the rest.
+    Shutdown {
+        grace: Duration,
+        done: std::sync::mpsc::Sender<Result<(), String>>,
+    },
 }
 
-/// Bind on 127.0.0.1:`port` (0 = ephemeral).
-pub(crate) fn bind(port: u16) -> std::io::Result<std::net::TcpListener> {
-    let l = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+/// Bind on `host`:`port` (0 = ephemeral; the first address `host` resolves to).
+pub(crate) fn bind(host: &str, port: u16) -> std::io::Result<std::net::TcpListener> {
+    use std::net::ToSocketAddrs;
+    let addr: SocketAddr = (host, port).to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            format!("host \"{host}\" resolves to no address"),
+        )
+    })?;
+    let l = std::net::TcpListener::bind(addr)?;
     l.set_nonblocking(true)?;
     Ok(l)
+}
+
+/// The graceful part of a shutdown: the notice, then wait for the clients to leave.
+async fn graceful(shared: &Shared, grace: Duration) {
+    let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+    {
+        let mut core = shared.core();
+        core.shutting_down = true;
+        if ms == 0 || core.connection_count() == 0 {
+            return;
+        }
+        let mut fields = serde_json::Map::new();
+        fields.insert("gracePeriodMs".into(), ms.into());
+        let frame = protocol::system("shutdown", fields);
+        core.broadcast(|| Outbound::Text(frame.clone()));
+    }
+    let _ = tokio::time::timeout(grace, async {
+        while shared.core().connection_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
 }
 
 async fn close_all(shared: &Shared, conns: &mut JoinSet<()>) {
@@ -55,10 +91,12 @@ pub(crate) async fn main_loop(
 ) {
     let mut std_listener = Some(first);
     let mut port = 0u16;
+    let host = shared.core().cfg.host.clone();
+    let ttl_every = shared.core().cfg.ttl_check_interval;
     loop {
         let listener = match std_listener.take() {
             Some(l) => TcpListener::from_std(l),
-            None => match bind(port) {
+            None => match bind(&host, port) {
                 Ok(l) => TcpListener::from_std(l),
                 Err(e) => Err(e),
             },
@@ -73,7 +111,7 @@ pub(crate) async fn main_loop(
                         let _ = done.send(Err(e.to_string()));
                         continue;
                     }
-                    Some(Cmd::Stop { done }) => {
+                    Some(Cmd::Stop { done } | Cmd::Shutdown { done, .. }) => {
                         let _ = done.send(Ok(()));
                         return;
                     }
@@ -83,6 +121,8 @@ pub(crate) async fn main_loop(
         };
         port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
         let mut conns: JoinSet<()> = JoinSet::new();
+        let mut ttl = tokio::time::interval(ttl_every.unwrap_or(Duration::from_secs(3600)));
+        ttl.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let cmd = loop {
             tokio::select! {
                 acc = listener.accept() => match acc {
@@ -97,15 +137,26 @@ pub(crate) async fn main_loop(
                     }
                 },
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                _ = ttl.tick(), if ttl_every.is_some() => {
+                    shared.core().purge_expired();
+                }
                 cmd = cmds.recv() => break cmd,
             }
         };
         drop(listener);
+        if let Some(Cmd::Shutdown { grace, .. }) = &cmd {
+            let grace = *grace;
+            tokio::select! {
+                _ = graceful(&shared, grace) => {}
+                // Connections keep being served (and end) meanwhile.
+                _ = async { while conns.join_next().await.is_some() {} } => {}
+            }
+        }
         close_all(&shared, &mut conns).await;
         match cmd {
             Some(Cmd::Restart { keep_data, done }) => {
                 shared.core().restart(keep_data);
-                match bind(port) {
+                match bind(&host, port) {
                     Ok(l) => {
                         std_listener = Some(l);
                         let _ = done.send(Ok(()));
@@ -115,7 +166,7 @@ pub(crate) async fn main_loop(
                     }
                 }
             }
-            Some(Cmd::Stop { done }) => {
+            Some(Cmd::Stop { done } | Cmd::Shutdown { done, .. }) => {
                 let _ = done.send(Ok(()));
                 return;
             }

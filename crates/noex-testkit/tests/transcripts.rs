@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::{config_note, load, replay, Bindings, Client, Event, Segment};
-use noex_testkit::{AuthMode, BucketDef, QueryDef, TestServer, TestServerBuilder, TokenSession};
+use noex_testkit::{
+    AuthMode, BucketDef, Permissions, QueryDef, TestServer, TestServerBuilder, TokenSession,
+};
 use serde_json::Value;
 
 const BASIC: &str = include_str!(concat!(
@@ -20,6 +22,28 @@ const IDENTITY: &str = include_str!(concat!(
 const PROCEDURES_AUDIT: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../fixtures/transcripts/procedures-audit.jsonl"
+));
+
+const TTL_MAXSIZE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../fixtures/transcripts/limits-ttl-maxsize.jsonl"
+));
+const SUBSCRIPTION_LIMITS: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../fixtures/transcripts/limits-subscriptions.jsonl"
+));
+const OPTIONAL_AUTH: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../fixtures/transcripts/auth-optional-permissions.jsonl"
+));
+
+const SHUTDOWN: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../fixtures/transcripts/shutdown.jsonl"
+));
+const LIMITS_MISC: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../fixtures/transcripts/limits-misc.jsonl"
 ));
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -155,9 +179,16 @@ async fn procedures_audit_transcript() {
                 )
             })
             .collect();
+        let tiers: Vec<String> = config["audit"]["tiers"]
+            .as_array()
+            .expect("audit tiers")
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect();
         let server = configure(TestServer::builder(), &config)
             .auth(AuthMode::Tokens(sessions))
             .audit(true)
+            .audit_tiers(tiers)
             .start()
             .expect("start");
         let mut b = Bindings::default();
@@ -191,6 +222,277 @@ async fn identity_transcript() {
             replay(&mut c, seg, &mut b, &format!("identity/{}", i + 1)).await;
             finish(&mut c, seg).await;
         }
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// The first JSON object in a note (text may follow it).
+fn note_json(seg: &Segment) -> Value {
+    seg.notes
+        .iter()
+        .find_map(|n| {
+            let i = n.find('{')?;
+            serde_json::Deserializer::from_str(&n[i..])
+                .into_iter::<Value>()
+                .next()?
+                .ok()
+        })
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn ttl_and_max_size_transcript() {
+    tokio::time::timeout(LIMIT, async {
+        let mut segs = load(TTL_MAXSIZE);
+        assert_eq!(segs.len(), 1);
+        // A client-supplied `_expiresAt` was recorded relative to the recording time: move
+        // it the same distance into the future.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        for e in &mut segs[0].entries {
+            if let Some(old) = e.frame["data"]["_expiresAt"].as_i64() {
+                let new = now + 5_000;
+                e.text = e.text.replace(&old.to_string(), &new.to_string());
+                e.frame["data"]["_expiresAt"] = new.into();
+            }
+        }
+        let server = TestServer::builder()
+            .ttl_check_interval(Duration::from_millis(200))
+            .start()
+            .expect("start");
+        let mut b = Bindings::default();
+        let mut c = Client::connect(&server.url()).await;
+        replay(&mut c, &segs[0], &mut b, "ttl-maxsize").await;
+        finish(&mut c, &segs[0]).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Replay a recording of several interleaved connections: the n-th welcome opens
+/// connection n; requests with ids from 100 go to the second connection, others to the
+/// first; answers and pushes are read from the connection of the latest request.
+async fn replay_two(url: &str, seg: &Segment, b: &mut Bindings, label: &str) -> Vec<Client> {
+    let mut conns: Vec<Client> = Vec::new();
+    let mut current = 0;
+    for (i, e) in seg.entries.iter().enumerate() {
+        let at = format!("{label}#{i}");
+        if e.dir == "c2s" {
+            current = usize::from(e.frame["id"].as_u64().is_some_and(|id| id >= 100));
+            conns[current].send_text(&b.substitute_text(&e.text)).await;
+            continue;
+        }
+        if e.frame["type"] == "welcome" {
+            conns.push(Client::connect(url).await);
+            current = conns.len() - 1;
+        }
+        let actual = conns[current].recv_json().await;
+        if let Err(diff) = b.compare(&e.frame, &actual, "") {
+            panic!("{at}: {diff}\n expected: {}\n actual:   {actual}", e.frame);
+        }
+    }
+    conns
+}
+
+#[tokio::test]
+async fn subscription_limits_transcript() {
+    tokio::time::timeout(LIMIT, async {
+        let segs = load(SUBSCRIPTION_LIMITS);
+        // The note's configuration (JavaScript literal, not JSON):
+        // `{connectionLimits: {maxSubscriptionsPerConnection: 2, maxTotalSubscriptions: 3}}`.
+        assert!(
+            segs[0].notes[0].contains("maxSubscriptionsPerConnection: 2, maxTotalSubscriptions: 3")
+        );
+        let server = TestServer::builder()
+            .bucket(BucketDef::new("users"))
+            .query("all", QueryDef::all("users"))
+            .max_subscriptions_per_connection(2)
+            .max_total_subscriptions(3)
+            .start()
+            .expect("start");
+        let mut b = Bindings::default();
+        let conns = replay_two(&server.url(), &segs[0], &mut b, "limits-subscriptions").await;
+        assert_eq!(conns.len(), 2);
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn optional_auth_and_permissions_transcript() {
+    tokio::time::timeout(LIMIT, async {
+        let segs = load(OPTIONAL_AUTH);
+        let config = note_json(&segs[0]);
+        let auth = &config["auth"];
+        let sessions: Vec<TokenSession> = auth["sessions"]
+            .as_object()
+            .expect("sessions")
+            .iter()
+            .map(|(token, s)| {
+                let roles: Vec<String> = s["roles"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r.as_str().map(str::to_string))
+                    .collect();
+                let t = TokenSession::new(
+                    token.clone(),
+                    s["userId"].as_str().unwrap_or_default(),
+                    roles,
+                );
+                match s["expiresAt"].as_i64() {
+                    Some(at) => t.expires_at(at),
+                    None => t,
+                }
+            })
+            .collect();
+        let check: Vec<String> = auth["permissions"]["checkRoles"]
+            .as_array()
+            .expect("checkRoles")
+            .iter()
+            .filter_map(|r| r.as_str().map(str::to_string))
+            .collect();
+        let server = TestServer::builder()
+            .bucket(BucketDef::new("users").field("name", serde_json::json!({"type": "string"})))
+            .auth(AuthMode::Tokens(sessions))
+            .auth_required(auth["required"].as_bool().unwrap_or(true))
+            .permissions(Permissions::check_roles(check))
+            .start()
+            .expect("start");
+        let mut b = Bindings::default();
+        let mut c = Client::connect(&server.url()).await;
+        replay(&mut c, &segs[0], &mut b, "auth-optional-permissions").await;
+        finish(&mut c, &segs[0]).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Replay `seg` up to (not including) its first frame of `ty`; returns that frame's index.
+async fn replay_until(
+    c: &mut Client,
+    seg: &Segment,
+    ty: &str,
+    b: &mut Bindings,
+    label: &str,
+) -> usize {
+    let at = seg
+        .entries
+        .iter()
+        .position(|e| e.frame["type"] == ty)
+        .expect("frame type in the segment");
+    let head = Segment {
+        notes: Vec::new(),
+        entries: seg.entries[..at].to_vec(),
+        close: None,
+    };
+    replay(c, &head, b, label).await;
+    at
+}
+
+#[tokio::test]
+async fn shutdown_transcript() {
+    tokio::time::timeout(LIMIT, async {
+        let segs = load(SHUTDOWN);
+        let mut b = Bindings::default();
+        // 1: stop with 400 ms grace, the client stays: notice, then close 1000 after 400 ms.
+        // 2: stop with 5 s grace, the client leaves on the notice: stop returns early.
+        // 3: stop without grace (what the CLI does on SIGTERM): no notice.
+        for (i, grace) in [(0, 400u64), (1, 5_000), (2, 0)] {
+            let seg = &segs[i];
+            let label = format!("shutdown/{}", i + 1);
+            let server = std::sync::Arc::new(TestServer::builder().start().expect("start"));
+            let mut c = Client::connect(&server.url()).await;
+            let system = seg.entries.iter().position(|e| e.frame["type"] == "system");
+            let upto = match system {
+                Some(_) => replay_until(&mut c, seg, "system", &mut b, &label).await,
+                None => {
+                    replay(&mut c, seg, &mut b, &label).await;
+                    seg.entries.len()
+                }
+            };
+            let s = server.clone();
+            let started = std::time::Instant::now();
+            let stop =
+                tokio::task::spawn_blocking(move || s.shutdown(Duration::from_millis(grace)));
+            if upto < seg.entries.len() {
+                let rest = Segment {
+                    notes: Vec::new(),
+                    entries: seg.entries[upto..].to_vec(),
+                    close: None,
+                };
+                replay(&mut c, &rest, &mut b, &label).await;
+            }
+            finish(&mut c, seg).await;
+            stop.await.expect("shutdown returns");
+            let took = started.elapsed();
+            match i {
+                0 => assert!(took >= Duration::from_millis(350), "{label}: {took:?}"),
+                _ => assert!(took < Duration::from_secs(3), "{label}: {took:?}"),
+            }
+        }
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn error_details_payload_and_origins_transcript() {
+    tokio::time::timeout(LIMIT, async {
+        let segs = load(LIMITS_MISC);
+        let server = TestServer::builder()
+            .bucket(
+                BucketDef::new("users")
+                    .field(
+                        "name",
+                        serde_json::json!({"type": "string", "required": true}),
+                    )
+                    .field(
+                        "email",
+                        serde_json::json!({"type": "string", "format": "email", "unique": true}),
+                    ),
+            )
+            .expose_error_details(false)
+            .max_payload_bytes(300)
+            .allowed_origins(["http://good.example"])
+            .start()
+            .expect("start");
+        let mut b = Bindings::default();
+        // 1: errors without details, then a frame over the payload limit -> 1009.
+        let mut c = Client::connect(&server.url()).await;
+        replay(&mut c, &segs[0], &mut b, "limits-misc/1").await;
+        finish(&mut c, &segs[0]).await;
+        // 2: a disallowed Origin is refused with 403.
+        assert!(segs[1].notes.iter().any(|n| n.contains("403 Forbidden")));
+        let mut req =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                server.url(),
+            )
+            .expect("request");
+        req.headers_mut().insert(
+            "origin",
+            tokio_tungstenite::tungstenite::http::HeaderValue::from_static("http://evil.example"),
+        );
+        let refused = tokio_tungstenite::connect_async(req).await;
+        assert!(
+            refused
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.to_string().contains("403")),
+            "{:?}",
+            refused.err()
+        );
+        // 3: no Origin header is allowed.
+        let seg = segs
+            .iter()
+            .find(|s| s.notes.iter().any(|n| n.contains("without Origin")))
+            .expect("segment");
+        let mut c = Client::connect(&server.url()).await;
+        replay(&mut c, seg, &mut b, "limits-misc/3").await;
+        finish(&mut c, seg).await;
     })
     .await
     .expect("test timed out");

@@ -81,6 +81,10 @@ impl Store {
             Some(Value::Object(m)) => m.clone(),
             _ => Map::new(),
         };
+        if let Some(t) = config.get("ttl") {
+            // A plain Error in the store: INTERNAL_ERROR with its message.
+            parse_ttl(t).map_err(OpError::internal)?;
+        }
         let schema = Schema::from_value(&schema_map, order.and_then(|o| o.at(&["schema"])));
         if !schema.contains(&key) {
             return Err(OpError::internal(format!(
@@ -226,12 +230,67 @@ impl Store {
     pub(crate) fn insert(&mut self, bucket_name: &str, data: &Map<String, Value>) -> OpResult {
         let bucket = self.bucket_mut(bucket_name)?;
         bucket.counter += 1;
-        let record = schema::prepare_insert(bucket_name, &bucket.schema, data, bucket.counter)?;
+        let mut record = schema::prepare_insert(bucket_name, &bucket.schema, data, bucket.counter)?;
         let key = record.get(&bucket.key).cloned().unwrap_or(Value::Null);
         let kt = key_text(&key);
         Self::check_unique(bucket_name, bucket, &record, &kt)?;
+        // TTL: `_expiresAt = _createdAt + ttl` unless the record has one.
+        if let Some(ttl) = bucket.definition.get("ttl").and_then(|t| parse_ttl(t).ok()) {
+            if !record.contains_key("_expiresAt") {
+                let created = record
+                    .get("_createdAt")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0);
+                record.insert("_expiresAt".into(), num(created + ttl));
+            }
+        }
+        // maxSize: evict the oldest records (by `_createdAt`) to make room.
+        if let Some(max) = bucket.definition.get("maxSize").and_then(Value::as_f64) {
+            let max = if max < 0.0 { 0 } else { max as usize };
+            if bucket.records.len() >= max {
+                let evict = bucket.records.len() - max + 1;
+                let mut by_age: Vec<(f64, usize)> = bucket
+                    .records
+                    .values()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        (
+                            r.get("_createdAt").and_then(Value::as_f64).unwrap_or(0.0),
+                            i,
+                        )
+                    })
+                    .collect();
+                // Stable: equal timestamps keep insertion order, as the store's sort.
+                by_age.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let mut gone: Vec<usize> = by_age.into_iter().take(evict).map(|(_, i)| i).collect();
+                gone.sort_unstable();
+                for i in gone.into_iter().rev() {
+                    bucket.records.shift_remove_index(i);
+                }
+            }
+        }
         bucket.records.insert(kt, record.clone());
         Ok(Value::Object(record))
+    }
+
+    /// Remove records whose `_expiresAt` is at or before `now` (`purgeExpired`), from
+    /// buckets with a TTL; returns how many.
+    pub(crate) fn purge_expired(&mut self, now: i64) -> usize {
+        let now = now as f64;
+        let mut purged = 0;
+        for bucket in self.buckets.values_mut() {
+            if !bucket.definition.contains_key("ttl") {
+                continue;
+            }
+            let before = bucket.records.len();
+            bucket.records.retain(|_, r| {
+                !r.get("_expiresAt")
+                    .and_then(Value::as_f64)
+                    .is_some_and(|e| e <= now)
+            });
+            purged += before - bucket.records.len();
+        }
+        purged
     }
 
     pub(crate) fn get(&self, bucket: &str, key: &Value) -> OpResult {
@@ -468,4 +527,71 @@ pub(crate) fn aggregate_numbers(op: &str, n: usize, nums: &[f64]) -> Value {
 
 pub(crate) fn records_value(records: Vec<Map<String, Value>>) -> Value {
     Value::Array(records.into_iter().map(Value::Object).collect())
+}
+
+/// `parseTtl` of the store: a number of milliseconds, or a string `<n>s|m|h|d`.
+pub(crate) fn parse_ttl(ttl: &Value) -> Result<f64, String> {
+    match ttl {
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap_or(0.0);
+            if x <= 0.0 || !x.is_finite() {
+                return Err(format!(
+                    "TTL must be a positive finite number, got {}",
+                    js_string(ttl)
+                ));
+            }
+            Ok(x)
+        }
+        Value::String(s) => {
+            let invalid = || {
+                format!(
+                    "Invalid TTL format \"{s}\". Expected a number (ms) or string like \"30s\", \"5m\", \"1h\", \"7d\"."
+                )
+            };
+            let unit = s.chars().last().ok_or_else(invalid)?;
+            let mult = match unit {
+                's' => 1_000.0,
+                'm' => 60_000.0,
+                'h' => 3_600_000.0,
+                'd' => 86_400_000.0,
+                _ => return Err(invalid()),
+            };
+            let digits = s[..s.len() - 1].trim_end();
+            let valid = !digits.is_empty()
+                && digits.split('.').count() <= 2
+                && !digits.starts_with('.')
+                && !digits.ends_with('.')
+                && digits.chars().all(|c| c.is_ascii_digit() || c == '.');
+            if !valid {
+                return Err(invalid());
+            }
+            let value: f64 = digits.parse().map_err(|_| invalid())?;
+            if value <= 0.0 {
+                return Err(format!("TTL value must be positive, got \"{s}\""));
+            }
+            Ok(value * mult)
+        }
+        _ => Err(format!(
+            "TTL must be a positive finite number, got {}",
+            js_string(ttl)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod ttl_tests {
+    use super::parse_ttl;
+    use serde_json::json;
+
+    #[test]
+    fn ttl_formats() {
+        assert_eq!(parse_ttl(&json!(1500)), Ok(1500.0));
+        assert_eq!(parse_ttl(&json!("2s")), Ok(2000.0));
+        assert_eq!(parse_ttl(&json!("1.5m")), Ok(90_000.0));
+        assert_eq!(parse_ttl(&json!("1 h")), Ok(3_600_000.0));
+        assert!(parse_ttl(&json!("1w")).is_err());
+        assert!(parse_ttl(&json!("0s")).is_err());
+        assert!(parse_ttl(&json!(-1)).is_err());
+        assert!(parse_ttl(&json!("s")).is_err());
+    }
 }

@@ -263,6 +263,11 @@ fn constraints(path: &str, v: &Value, def: &Value, issues: &mut Vec<Issue>) {
                 );
             }
         }
+        if let Some(Value::String(pattern)) = def.get("pattern") {
+            if !pattern_matches(pattern, s) {
+                push(format!("Value must match pattern \"{pattern}\""), "pattern");
+            }
+        }
         if let Some(Value::String(format)) = def.get("format") {
             let ok = match format.as_str() {
                 "email" => {
@@ -307,4 +312,32 @@ fn constraints(path: &str, v: &Value, def: &Value, issues: &mut Vec<Issue>) {
             }
         }
     }
+}
+
+/// Compiled `pattern` constraints, by source (bounded: cleared when full).
+static PATTERNS: std::sync::Mutex<Option<std::collections::HashMap<String, Option<regex::Regex>>>> =
+    std::sync::Mutex::new(None);
+const MAX_PATTERNS: usize = 256;
+
+/// `new RegExp(pattern).test(value)`, with the `regex` crate: unanchored search, as in
+/// JavaScript. Syntax the crate does not support (lookaround, backreferences) makes the
+/// pattern match nothing, so such values fail the constraint.
+fn pattern_matches(pattern: &str, value: &str) -> bool {
+    let mut cache = PATTERNS.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = cache.get_or_insert_with(Default::default);
+    if !cache.contains_key(pattern) {
+        if cache.len() >= MAX_PATTERNS {
+            cache.clear();
+        }
+        let re = regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| tracing::debug!(pattern, error = %e, "unsupported pattern"))
+            .ok();
+        cache.insert(pattern.to_string(), re);
+    }
+    cache
+        .get(pattern)
+        .and_then(Option::as_ref)
+        .is_some_and(|re| re.is_match(value))
 }

@@ -14,11 +14,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Per-frame wait.
-pub const STEP: Duration = Duration::from_secs(3);
+pub(crate) const STEP: Duration = Duration::from_secs(3);
 
 /// What a test client observed.
 #[derive(Debug)]
-pub enum Event {
+pub(crate) enum Event {
     Json(Value),
     Text(String),
     Binary(Vec<u8>),
@@ -27,28 +27,33 @@ pub enum Event {
 }
 
 /// A raw client.
-pub struct Client {
+pub(crate) struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
 }
 
 impl Client {
-    pub async fn connect(url: &str) -> Client {
+    pub(crate) async fn connect(url: &str) -> Client {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("connect");
         Client { ws, next_id: 0 }
     }
 
+    /// A client over an already connected WebSocket.
+    pub(crate) fn from_ws(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
+        Client { ws, next_id: 0 }
+    }
+
     /// Connect and consume the welcome.
-    pub async fn open(url: &str) -> Client {
+    pub(crate) async fn open(url: &str) -> Client {
         let mut c = Client::connect(url).await;
         let w = c.recv_json().await;
         assert_eq!(w["type"], "welcome", "first frame must be welcome: {w}");
         c
     }
 
-    pub async fn send_text(&mut self, text: &str) {
+    pub(crate) async fn send_text(&mut self, text: &str) {
         self.ws
             .send(Message::text(text.to_string()))
             .await
@@ -56,19 +61,19 @@ impl Client {
     }
 
     /// Send, reporting failure instead of panicking (the server may have closed).
-    pub async fn try_send_text(&mut self, text: &str) -> bool {
+    pub(crate) async fn try_send_text(&mut self, text: &str) -> bool {
         self.ws.send(Message::text(text.to_string())).await.is_ok()
     }
 
-    pub async fn send_json(&mut self, v: &Value) {
+    pub(crate) async fn send_json(&mut self, v: &Value) {
         self.send_text(&v.to_string()).await;
     }
 
-    pub async fn send_binary(&mut self, b: Vec<u8>) {
+    pub(crate) async fn send_binary(&mut self, b: Vec<u8>) {
         self.ws.send(Message::binary(b)).await.expect("send binary");
     }
 
-    pub async fn close(&mut self, code: u16) {
+    pub(crate) async fn close(&mut self, code: u16) {
         let _ = self
             .ws
             .close(Some(CloseFrame {
@@ -79,7 +84,7 @@ impl Client {
     }
 
     /// Next event, or panic after `wait`.
-    pub async fn next_within(&mut self, wait: Duration) -> Event {
+    pub(crate) async fn next_within(&mut self, wait: Duration) -> Event {
         match tokio::time::timeout(wait, self.ws.next()).await {
             Err(_) => panic!("no frame within {wait:?}"),
             Ok(None) => Event::Ended,
@@ -99,12 +104,12 @@ impl Client {
     }
 
     /// Whether nothing arrives within `wait`.
-    pub async fn silent_for(&mut self, wait: Duration) -> bool {
+    pub(crate) async fn silent_for(&mut self, wait: Duration) -> bool {
         tokio::time::timeout(wait, self.ws.next()).await.is_err()
     }
 
     /// Next JSON frame, answering pings on the way.
-    pub async fn recv_json(&mut self) -> Value {
+    pub(crate) async fn recv_json(&mut self) -> Value {
         loop {
             match self.next_within(STEP).await {
                 Event::Json(v) if v["type"] == "ping" => {
@@ -119,7 +124,7 @@ impl Client {
     }
 
     /// Send a request and wait for its answer; pushes that arrive first are returned too.
-    pub async fn request(&mut self, mut req: Value) -> (Value, Vec<Value>) {
+    pub(crate) async fn request(&mut self, mut req: Value) -> (Value, Vec<Value>) {
         self.next_id += 1;
         let id = self.next_id;
         req["id"] = json!(id);
@@ -135,14 +140,14 @@ impl Client {
     }
 
     /// The `data` of a successful answer (panics on an error answer).
-    pub async fn ok(&mut self, req: Value) -> Value {
+    pub(crate) async fn ok(&mut self, req: Value) -> Value {
         let (v, _) = self.request(req.clone()).await;
         assert_eq!(v["type"], "result", "request {req} failed: {v}");
         v["data"].clone()
     }
 
     /// The `(code, message)` of an error answer (panics on success).
-    pub async fn err(&mut self, req: Value) -> (String, String, Value) {
+    pub(crate) async fn err(&mut self, req: Value) -> (String, String, Value) {
         let (v, _) = self.request(req.clone()).await;
         assert_eq!(v["type"], "error", "request {req} should fail: {v}");
         (
@@ -153,7 +158,7 @@ impl Client {
     }
 
     /// Wait for a close frame (skipping other frames) and return code and reason.
-    pub async fn expect_close(&mut self, wait: Duration) -> Option<(u16, String)> {
+    pub(crate) async fn expect_close(&mut self, wait: Duration) -> Option<(u16, String)> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -170,23 +175,23 @@ impl Client {
 
 /// One line of a recording.
 #[derive(Debug, Clone)]
-pub struct Entry {
-    pub dir: String,
+pub(crate) struct Entry {
+    pub(crate) dir: String,
     /// The frame's JSON text as recorded (key order kept).
-    pub text: String,
-    pub frame: Value,
-    pub raw: bool,
+    pub(crate) text: String,
+    pub(crate) frame: Value,
+    pub(crate) raw: bool,
 }
 
 /// One connection of a recording.
 #[derive(Debug, Clone, Default)]
-pub struct Segment {
-    pub notes: Vec<String>,
-    pub entries: Vec<Entry>,
-    pub close: Option<(u16, String)>,
+pub(crate) struct Segment {
+    pub(crate) notes: Vec<String>,
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) close: Option<(u16, String)>,
 }
 
-pub fn load(text: &str) -> Vec<Segment> {
+pub(crate) fn load(text: &str) -> Vec<Segment> {
     let mut segments = vec![Segment::default()];
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line).expect("transcript line is JSON");
@@ -227,7 +232,7 @@ pub fn load(text: &str) -> Vec<Segment> {
 }
 
 /// The server configuration JSON from a `server config...: {...}` note.
-pub fn config_note(seg: &Segment) -> Value {
+pub(crate) fn config_note(seg: &Segment) -> Value {
     seg.notes
         .iter()
         .find_map(|n| {
@@ -241,7 +246,7 @@ pub fn config_note(seg: &Segment) -> Value {
 
 /// Recorded generated values (uuids, tokens, event ids) mapped to the testkit's.
 #[derive(Debug, Default)]
-pub struct Bindings {
+pub(crate) struct Bindings {
     map: HashMap<String, String>,
 }
 
@@ -250,7 +255,7 @@ fn is_hex(s: &str) -> bool {
 }
 
 /// uuid (8-4-4-4-12 hex) or rule-engine event id (base36 `xxxxxxxx-yyyyyyyyy`).
-pub fn is_generated(s: &str) -> bool {
+pub(crate) fn is_generated(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     let uuid = parts.len() == 5
         && parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
@@ -268,6 +273,7 @@ const TIME_KEYS: &[&str] = &[
     "timestamp",
     "_createdAt",
     "_updatedAt",
+    "_expiresAt",
     "createdAt",
     "updatedAt",
     "expiresAt",
@@ -277,7 +283,7 @@ const TIME_KEYS: &[&str] = &[
 
 impl Bindings {
     /// Replace recorded generated values by the testkit's in an outgoing frame.
-    pub fn substitute(&self, v: &Value) -> Value {
+    pub(crate) fn substitute(&self, v: &Value) -> Value {
         match v {
             Value::String(s) => {
                 Value::String(self.map.get(s).cloned().unwrap_or_else(|| s.clone()))
@@ -293,7 +299,7 @@ impl Bindings {
     }
 
     /// Replace recorded generated values in a frame's text (keeps key order).
-    pub fn substitute_text(&self, text: &str) -> String {
+    pub(crate) fn substitute_text(&self, text: &str) -> String {
         let mut out = text.to_string();
         for (k, v) in &self.map {
             out = out.replace(&format!("\"{k}\""), &format!("\"{v}\""));
@@ -302,7 +308,12 @@ impl Bindings {
     }
 
     /// Compare `actual` with `expected`; `Err(path: reason)` on the first difference.
-    pub fn compare(&mut self, expected: &Value, actual: &Value, path: &str) -> Result<(), String> {
+    pub(crate) fn compare(
+        &mut self,
+        expected: &Value,
+        actual: &Value,
+        path: &str,
+    ) -> Result<(), String> {
         let key = path.rsplit('.').next().unwrap_or("");
         if TIME_KEYS.contains(&key) {
             return match (expected, actual) {
@@ -366,7 +377,7 @@ impl Bindings {
 }
 
 /// Replay the client side of `seg` on `client` and compare every server frame.
-pub async fn replay(client: &mut Client, seg: &Segment, b: &mut Bindings, label: &str) {
+pub(crate) async fn replay(client: &mut Client, seg: &Segment, b: &mut Bindings, label: &str) {
     let mut last_ping: Option<Value> = None;
     for (i, e) in seg.entries.iter().enumerate() {
         let at = format!("{label}#{i}");

@@ -1,0 +1,63 @@
+//! `auth.*`: token login (static tokens or identity session tokens), logout, whoami.
+
+use serde_json::Value;
+
+use super::req_str;
+use crate::config::AuthMode;
+use crate::error::{OpError, OpResult};
+use crate::identity;
+use crate::json::{now_ms, obj};
+use crate::state::{roles_value, ConnSession, Core, Req};
+
+/// Runs before every `auth.*` operation: authentication must be configured.
+pub(crate) fn guard(c: &mut Core, _r: &Req<'_>) -> Result<(), OpError> {
+    if !c.auth_configured() {
+        return Err(OpError::unknown("Authentication is not configured"));
+    }
+    Ok(())
+}
+
+pub(crate) fn login(c: &mut Core, r: &mut Req<'_>) -> OpResult {
+    let token = req_str(r.body, "token")?;
+    let session = match &c.cfg.auth {
+        AuthMode::Tokens(list) => list.iter().find(|t| t.token == token).map(|t| ConnSession {
+            user_id: t.user_id.clone(),
+            roles: t.roles.clone(),
+            expires_at: t.expires_at,
+            token: None,
+        }),
+        AuthMode::Identity { .. } => c
+            .identity
+            .as_mut()
+            .and_then(|i| i.validate_session(&token))
+            .map(|(user_id, roles, exp)| ConnSession {
+                user_id,
+                roles,
+                expires_at: Some(exp),
+                token: Some(identity::Secret(token.clone())),
+            }),
+        AuthMode::None => None,
+    };
+    let Some(s) = session else {
+        return Err(OpError::unauthorized("Invalid token"));
+    };
+    if s.expires_at.is_some_and(|e| e < now_ms()) {
+        return Err(OpError::unauthorized("Token has expired"));
+    }
+    let answer = obj([
+        ("userId", s.user_id.clone().into()),
+        ("roles", roles_value(&s.roles)),
+        ("expiresAt", s.expires_at.map_or(Value::Null, Value::from)),
+    ]);
+    c.set_session(r.conn, Some(s));
+    Ok(answer)
+}
+
+pub(crate) fn logout(c: &mut Core, r: &mut Req<'_>) -> OpResult {
+    c.set_session(r.conn, None);
+    Ok(obj([("loggedOut", true.into())]))
+}
+
+pub(crate) fn whoami(c: &mut Core, r: &mut Req<'_>) -> OpResult {
+    Ok(c.whoami(r.conn))
+}

@@ -1,0 +1,466 @@
+//! The server's state: configuration, data (store, rules, procedures, audit, identity),
+//! the connection registry and the frame logs, and delivery of frames to connections.
+//!
+//! Request handling lives in [`crate::dispatch`] (framing, auth, audit) and
+//! [`crate::domains`] (one module per operation domain), routed by [`crate::ops`].
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::audit::AuditLog;
+use crate::config::{AuthMode, Config};
+use crate::connection_log::ConnectionLog;
+use crate::error::{OpError, OpResult, TestkitError};
+use crate::identity::{self, Identity};
+use crate::json::{now_ms, obj};
+use crate::limits::RateLimiter;
+use crate::procedures::Procedures;
+use crate::protocol;
+use crate::rules::{EventPush, Rules};
+use crate::store::Store;
+
+/// Frames kept per connection in the log; later ones are only counted, so a long-running
+/// server's memory stays bounded.
+pub(crate) const MAX_LOGGED_FRAMES: usize = 100_000;
+/// Connections whose logs are kept (the oldest are forgotten first).
+const MAX_LOGGED_CONNECTIONS: usize = 1_000;
+
+/// What a connection task must write.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    Text(String),
+    Binary(Vec<u8>),
+    Close(u16, String),
+}
+
+/// Out-of-band control of a connection task.
+#[derive(Debug)]
+pub(crate) enum Ctl {
+    /// Drop the socket now, without a close frame.
+    Drop,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ConnSession {
+    pub(crate) user_id: String,
+    pub(crate) roles: Vec<String>,
+    pub(crate) expires_at: Option<i64>,
+    /// Identity session token (built-in identity only).
+    pub(crate) token: Option<identity::Secret>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) name: String,
+    pub(crate) ip: IpAddr,
+    pub(crate) connected_at: i64,
+    pub(crate) out: UnboundedSender<Outbound>,
+    pub(crate) ctl: UnboundedSender<Ctl>,
+    pub(crate) session: Option<ConnSession>,
+}
+
+/// What the connection task should do after a text frame.
+pub(crate) enum TextOutcome {
+    /// A pong with its timestamp.
+    Pong(f64),
+    Handled,
+}
+
+/// All server state. Lives behind one mutex; every request is handled under it, so
+/// operations are atomic and pushes are ordered consistently across connections.
+/// Its `Debug` output is a summary (frame logs and sessions may hold secrets).
+pub(crate) struct Core {
+    pub(crate) cfg: Config,
+    pub(crate) store: Store,
+    pub(crate) rules: Option<Rules>,
+    pub(crate) procedures: Procedures,
+    pub(crate) audit: Option<AuditLog>,
+    pub(crate) identity: Option<Identity>,
+    pub(crate) conns: IndexMap<u64, Conn>,
+    pub(crate) next_sub: u64,
+    pub(crate) next_conn: u64,
+    pub(crate) logs: IndexMap<u64, ConnectionLog>,
+    pub(crate) ip_counts: HashMap<IpAddr, usize>,
+    /// Set during a `send_shutdown` grace period: new connections get 1001.
+    pub(crate) shutting_down: bool,
+    /// Request rate limiter (when configured).
+    pub(crate) rate: Option<RateLimiter>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("auth", &self.cfg.auth)
+            .field("buckets", &self.store.buckets.len())
+            .field("connections", &self.conns.len())
+            .field("rules", &self.rules.is_some())
+            .field("audit", &self.audit.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One request being handled: what an operation handler gets besides the state.
+#[derive(Debug)]
+pub(crate) struct Req<'a> {
+    /// The connection that sent it.
+    pub(crate) conn: u64,
+    /// The operation, e.g. `store.insert`.
+    pub(crate) ty: &'a str,
+    /// The request object (with `id` and `type`).
+    pub(crate) body: &'a Map<String, Value>,
+    /// The raw frame (for key order of schemas).
+    pub(crate) raw: &'a str,
+    /// Rules `event` pushes to send before the answer.
+    pub(crate) early: &'a mut Vec<EventPush>,
+}
+
+pub(crate) fn roles_value(roles: &[String]) -> Value {
+    Value::Array(roles.iter().cloned().map(Value::from).collect())
+}
+
+/// Everything that restart may reset.
+type State = (
+    Store,
+    Option<Rules>,
+    Procedures,
+    Option<AuditLog>,
+    Option<Identity>,
+);
+
+fn build_state(cfg: &Config) -> Result<State, TestkitError> {
+    let mut store = Store::new();
+    for (name, config, order) in &cfg.buckets {
+        store
+            .define_bucket(name, config, Some(order))
+            .map_err(|e| TestkitError::Config(format!("bucket \"{name}\": {}", e.message)))?;
+    }
+    for (name, kind) in &cfg.queries {
+        store
+            .define_query(name, kind.clone())
+            .map_err(|e| TestkitError::Config(format!("query \"{name}\": {}", e.message)))?;
+    }
+    let rules = cfg.rules.then(Rules::default);
+    let audit = cfg.audit.then(|| AuditLog::new(cfg.audit_max_entries));
+    let identity = match &cfg.auth {
+        AuthMode::Identity { admin_secret } => Some(Identity::new(admin_secret.clone())),
+        _ => None,
+    };
+    Ok((store, rules, Procedures::default(), audit, identity))
+}
+
+impl Core {
+    pub(crate) fn new(cfg: Config) -> Result<Core, TestkitError> {
+        let (store, rules, procedures, audit, identity) = build_state(&cfg)?;
+        let cfg_rate = cfg.rate_limit.map(RateLimiter::new);
+        Ok(Core {
+            cfg,
+            store,
+            rules,
+            procedures,
+            audit,
+            identity,
+            conns: IndexMap::new(),
+            next_sub: 0,
+            next_conn: 0,
+            logs: IndexMap::new(),
+            ip_counts: HashMap::new(),
+            shutting_down: false,
+            rate: cfg_rate,
+        })
+    }
+
+    /// Called on restart: a "new process". Data is rebuilt from the configuration unless
+    /// kept; subscription ids start again at `sub-1`.
+    pub(crate) fn restart(&mut self, keep_data: bool) {
+        self.next_sub = 0;
+        self.shutting_down = false;
+        // A new process: the rate limiter starts empty.
+        self.rate = self.cfg.rate_limit.map(RateLimiter::new);
+        self.store.subs.clear();
+        if let Some(r) = &mut self.rules {
+            r.subs.clear();
+        }
+        if !keep_data {
+            if let Ok((store, rules, procedures, audit, identity)) = build_state(&self.cfg) {
+                self.store = store;
+                self.rules = rules;
+                self.procedures = procedures;
+                self.audit = audit;
+                self.identity = identity;
+            }
+        }
+    }
+
+    /// Whether the welcome says `requiresAuth` and unauthenticated requests are refused.
+    pub(crate) fn requires_auth(&self) -> bool {
+        match self.cfg.auth {
+            AuthMode::None => false,
+            AuthMode::Tokens(_) => self.cfg.auth_required,
+            AuthMode::Identity { .. } => true,
+        }
+    }
+
+    /// Whether any authentication is configured (required or not).
+    pub(crate) fn auth_configured(&self) -> bool {
+        !matches!(self.cfg.auth, AuthMode::None)
+    }
+
+    // ── connections ─────────────────────────────────────────────
+
+    /// Register a new connection; `None` when the per-IP limit is reached.
+    pub(crate) fn register(
+        &mut self,
+        addr: SocketAddr,
+        out: UnboundedSender<Outbound>,
+        ctl: UnboundedSender<Ctl>,
+    ) -> Option<u64> {
+        let ip = addr.ip();
+        let count = self.ip_counts.get(&ip).copied().unwrap_or(0);
+        if self
+            .cfg
+            .max_connections_per_ip
+            .is_some_and(|max| count >= max)
+        {
+            return None;
+        }
+        self.ip_counts.insert(ip, count + 1);
+        self.next_conn += 1;
+        let id = self.next_conn;
+        let name = format!("conn-{id}");
+        if self.logs.len() >= MAX_LOGGED_CONNECTIONS {
+            self.logs.shift_remove_index(0);
+        }
+        self.logs.insert(
+            id,
+            ConnectionLog {
+                id: name.clone(),
+                frames: Vec::new(),
+                frames_not_logged: 0,
+            },
+        );
+        self.conns.insert(
+            id,
+            Conn {
+                name,
+                ip,
+                connected_at: now_ms(),
+                out,
+                ctl,
+                session: None,
+            },
+        );
+        Some(id)
+    }
+
+    pub(crate) fn unregister(&mut self, id: u64) {
+        if let Some(c) = self.conns.shift_remove(&id) {
+            if let Some(n) = self.ip_counts.get_mut(&c.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.ip_counts.remove(&c.ip);
+                }
+            }
+        }
+        self.store.drop_connection(id);
+        if let Some(r) = &mut self.rules {
+            r.drop_connection(id);
+        }
+    }
+
+    pub(crate) fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Store query and rules subscriptions of open connections.
+    pub(crate) fn subscription_count(&self) -> usize {
+        let open = |conn: &u64| self.conns.contains_key(conn);
+        let store = self.store.subs.iter().filter(|s| open(&s.conn)).count();
+        let rules = self
+            .rules
+            .as_ref()
+            .map_or(0, |r| r.subs.iter().filter(|s| open(&s.conn)).count());
+        store + rules
+    }
+
+    pub(crate) fn logs(&self) -> Vec<ConnectionLog> {
+        self.logs.values().cloned().collect()
+    }
+
+    pub(crate) fn send(&self, conn: u64, msg: Outbound) {
+        if let Some(c) = self.conns.get(&conn) {
+            let _ = c.out.send(msg);
+        }
+    }
+
+    pub(crate) fn broadcast(&self, make: impl Fn() -> Outbound) {
+        for c in self.conns.values() {
+            let _ = c.out.send(make());
+        }
+    }
+
+    pub(crate) fn drop_all(&self) {
+        for c in self.conns.values() {
+            let _ = c.ctl.send(Ctl::Drop);
+        }
+    }
+
+    pub(crate) fn deliver_events(&self, pushes: Vec<EventPush>) {
+        for (conn, sub, data) in pushes {
+            self.send(conn, Outbound::Text(protocol::push(&sub, "event", data)));
+        }
+    }
+
+    /// Re-run subscribed queries and push changed results.
+    pub(crate) fn refresh_subscriptions(&mut self) {
+        for (conn, sub, data) in self.store.refresh() {
+            self.send(
+                conn,
+                Outbound::Text(protocol::push(&sub, "subscription", data)),
+            );
+        }
+    }
+
+    // ── direct access for the handle ────────────────────────────
+
+    pub(crate) fn records(&self, bucket: &str) -> Vec<Value> {
+        match self.store.all(bucket) {
+            Ok(Value::Array(a)) => a,
+            _ => Vec::new(),
+        }
+    }
+
+    pub(crate) fn insert(&mut self, bucket: &str, data: Value) -> OpResult {
+        let data = match data {
+            Value::Object(m) => m,
+            _ => {
+                return Err(OpError::validation(
+                    "Missing or invalid \"data\": expected object",
+                ))
+            }
+        };
+        let r = self.store.insert(bucket, &data)?;
+        self.refresh_subscriptions();
+        Ok(r)
+    }
+
+    /// Purge expired records of TTL buckets (pushing changed query results); returns how
+    /// many were removed.
+    pub(crate) fn purge_expired(&mut self) -> usize {
+        let n = self.store.purge_expired(now_ms());
+        if n > 0 {
+            self.refresh_subscriptions();
+        }
+        n
+    }
+
+    pub(crate) fn revoke_all(&self) {
+        let mut fields = Map::new();
+        fields.insert("reason".into(), "Session revoked by administrator".into());
+        let sys = protocol::system("session_revoked", fields);
+        for c in self.conns.values() {
+            let _ = c.out.send(Outbound::Text(sys.clone()));
+            let _ = c.out.send(Outbound::Close(4002, "session_revoked".into()));
+        }
+    }
+
+    // ── sessions and helpers for the handlers ───────────────────
+
+    pub(crate) fn session(&self, conn: u64) -> Option<&ConnSession> {
+        self.conns.get(&conn).and_then(|c| c.session.as_ref())
+    }
+
+    pub(crate) fn set_session(&mut self, conn: u64, s: Option<ConnSession>) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = s;
+        }
+    }
+
+    pub(crate) fn check_sub_limit(&self, conn: u64) -> Result<(), OpError> {
+        let max = self.cfg.max_subscriptions;
+        let store = self.store.subs.iter().filter(|s| s.conn == conn).count();
+        let rules = self
+            .rules
+            .as_ref()
+            .map_or(0, |r| r.subs.iter().filter(|s| s.conn == conn).count());
+        if store + rules >= max {
+            return Err(OpError::new(
+                "RATE_LIMITED",
+                // As the real server: no `details` (no `retryAfterMs`) for this limit.
+                format!("Subscription limit reached (max {max} per connection)"),
+            ));
+        }
+        let total_max = self.cfg.max_total_subscriptions;
+        if self.subscription_count() >= total_max {
+            return Err(OpError::new(
+                "RATE_LIMITED",
+                format!("Global subscription limit reached (max {total_max})"),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn next_sub_id(&mut self) -> String {
+        self.next_sub += 1;
+        format!("sub-{}", self.next_sub)
+    }
+
+    pub(crate) fn own(&mut self, conn: u64, rtype: &str, name: &str) {
+        let user = self.session(conn).map(|s| s.user_id.clone());
+        if let (Some(i), Some(u)) = (&mut self.identity, user) {
+            i.set_owner(&u, rtype, name);
+        }
+    }
+
+    pub(crate) fn connections_info(&self) -> Vec<Value> {
+        self.conns
+            .iter()
+            .map(|(id, c)| {
+                let store_subs = self.store.subs.iter().filter(|s| s.conn == *id).count();
+                let rules_subs = self
+                    .rules
+                    .as_ref()
+                    .map_or(0, |r| r.subs.iter().filter(|s| s.conn == *id).count());
+                obj([
+                    ("connectionId", c.name.clone().into()),
+                    ("remoteAddress", c.ip.to_string().into()),
+                    ("connectedAt", c.connected_at.into()),
+                    ("authenticated", c.session.is_some().into()),
+                    (
+                        "userId",
+                        c.session
+                            .as_ref()
+                            .map_or(Value::Null, |s| s.user_id.clone().into()),
+                    ),
+                    (
+                        "roles",
+                        c.session
+                            .as_ref()
+                            .map_or(Value::Array(Vec::new()), |s| roles_value(&s.roles)),
+                    ),
+                    ("storeSubscriptionCount", store_subs.into()),
+                    ("rulesSubscriptionCount", rules_subs.into()),
+                ])
+            })
+            .collect()
+    }
+
+    pub(crate) fn whoami(&mut self, conn: u64) -> Value {
+        match self.session(conn).cloned() {
+            None => obj([("authenticated", false.into())]),
+            Some(s) if s.expires_at.is_some_and(|e| e < now_ms()) => {
+                self.set_session(conn, None);
+                obj([("authenticated", false.into())])
+            }
+            Some(s) => obj([
+                ("authenticated", true.into()),
+                ("userId", s.user_id.into()),
+                ("roles", roles_value(&s.roles)),
+                ("expiresAt", s.expires_at.map_or(Value::Null, Value::from)),
+            ]),
+        }
+    }
+}
