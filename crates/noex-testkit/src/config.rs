@@ -102,6 +102,19 @@ pub(crate) enum QueryKind {
     Declarative(Map<String, Value>),
 }
 
+impl QueryKind {
+    /// The bucket the query reads.
+    pub(crate) fn bucket(&self) -> Option<&str> {
+        match self {
+            QueryKind::All { bucket }
+            | QueryKind::WhereParam { bucket, .. }
+            | QueryKind::Count { bucket }
+            | QueryKind::Where { bucket, .. } => Some(bucket),
+            QueryKind::Declarative(config) => config.get("bucket").and_then(Value::as_str),
+        }
+    }
+}
+
 /// A named query for [`TestServerBuilder::query`], subscribable with `store.subscribe`.
 ///
 /// Queries defined here are listed by `store.listQueries` as `"programmatic"` (as queries a
@@ -177,6 +190,7 @@ pub struct TokenSession {
     pub(crate) user_id: String,
     pub(crate) roles: Vec<String>,
     pub(crate) expires_at: Option<i64>,
+    pub(crate) expires_in: Option<Duration>,
 }
 
 impl TokenSession {
@@ -193,6 +207,7 @@ impl TokenSession {
             user_id: user_id.into(),
             roles: roles.into_iter().map(Into::into).collect(),
             expires_at: None,
+            expires_in: None,
         }
     }
 
@@ -200,6 +215,14 @@ impl TokenSession {
     /// token with `Token has expired`.
     pub fn expires_at(mut self, ms: i64) -> Self {
         self.expires_at = Some(ms);
+        self
+    }
+
+    /// Give each session made with this token an expiry `ttl` after its login (as an
+    /// `auth.validate` that returns `expiresAt: Date.now() + ttl`); once it has passed,
+    /// the next request answers `UNAUTHORIZED` `Session expired` and drops the session.
+    pub fn expires_in(mut self, ttl: Duration) -> Self {
+        self.expires_in = Some(ttl);
         self
     }
 }
@@ -211,6 +234,7 @@ impl fmt::Debug for TokenSession {
             .field("user_id", &self.user_id)
             .field("roles", &self.roles)
             .field("expires_at", &self.expires_at)
+            .field("expires_in", &self.expires_in)
             .finish()
     }
 }
@@ -652,7 +676,9 @@ impl TestServerBuilder {
     }
 
     /// Timeout of a procedure call when the procedure has no `timeoutMs`
-    /// (`procedures.defaultTimeoutMs`, default 30 000).
+    /// (`procedures.defaultTimeoutMs`, default 30 000). Accepted for the configuration's
+    /// sake: as on the real server, whose in-memory steps settle before any timer can
+    /// fire, a call never times out.
     pub fn procedure_default_timeout_ms(mut self, ms: u64) -> Self {
         self.config.procedure_timeout_ms = ms;
         self

@@ -275,6 +275,15 @@ impl TestServer {
         self.shared.core().revoke_all();
     }
 
+    /// `server.revokeSession(userId)` of the real server: each connection logged in as
+    /// `user_id` gets `system`/`session_revoked` and is closed with 4002
+    /// `session_revoked`, and `auth.login` as that user answers `SESSION_REVOKED`
+    /// `Session has been revoked` for the next hour. Returns how many connections were
+    /// closed.
+    pub fn revoke_session(&self, user_id: &str) -> usize {
+        self.shared.core().revoke_user(user_id)
+    }
+
     /// Stop and start again on the same port, as a new server process: open connections
     /// get close 1000 `server_shutdown`, subscription ids start again at `sub-1`, and the
     /// data (buckets, records, facts, rules, procedures, users) is kept or reset to the

@@ -42,8 +42,15 @@
 //!   `max`, `minLength`, `maxLength`, `format` (simple email/url/iso-date checks),
 //!   `unique`, nested `properties`/`items`; `_version`, `_createdAt`, `_updatedAt`;
 //!   insert/get/update/delete/all/where/findOne/count/first/last/paginate/sum/avg/min/max/
-//!   clear/buckets/stats; filters with `$eq $neq $ne $gt $gte $lt $lte $in $nin $contains
-//!   $startsWith $endsWith $exists $between $or $and`; atomic `store.transaction`;
+//!   clear/buckets/stats; filters exactly as the store's `filter-matcher`: operators
+//!   `$eq $neq $gt $gte $lt $lte $in $nin $contains $startsWith $endsWith $exists
+//!   $between` (ANDed) and top-level `$or`/`$and`; any other `$` key (`$ne`, `$regex`, ...)
+//!   is ignored, so the field matches every record; relational operators coerce as
+//!   JavaScript does (`"10" > 5`); a string `$in`/`$nin` does substring matching;
+//!   `$contains` is case-insensitive and for strings only (never arrays); plain object or
+//!   array values never match (`===`); malformed operator values give the store's
+//!   `INTERNAL_ERROR`s (`ops.$in.includes is not a function`, ...). `store.insert` with an
+//!   existing key replaces the record silently. Atomic `store.transaction`;
 //!   admin operations (defineBucket, updateBucket, getBucketSchema, dropBucket,
 //!   defineQuery, undefineQuery, listQueries). `pattern` (with the `regex` crate: an
 //!   unanchored search like JavaScript's `RegExp.test`; syntax the crate lacks, such as
@@ -52,25 +59,52 @@
 //!   purges expired records every second by default and subscribers get the new result)
 //!   and `maxSize` buckets (inserting into a full bucket evicts the oldest records by
 //!   `_createdAt`). Not implemented: custom validators.
-//! - **Reactive queries**: after every change each subscribed query is re-run and, when
-//!   its result changed, the whole new result is pushed on channel `subscription`
-//!   (after the answer to the request that caused it, as the real server does).
-//! - **Rules** (`rules.*`): emit with event ids, timestamps, correlation/causation ids;
-//!   `event` pushes to subscribers whose pattern matches (`.`-separated segments, `*`
-//!   matches exactly one segment), sent before the emit's answer; facts with versions and
-//!   `:`-segment patterns; the rule registry with the real answer shapes. **Rule
-//!   execution is a subset**: rules with an `event` trigger (topic pattern) or a `fact`
-//!   trigger (key pattern) run in priority order; conditions with `source` of type
-//!   `event` (field) or `fact` (key) and operators `eq neq gt gte lt lte in not_in
-//!   contains exists not_exists`; actions `emit_event`, `set_fact`, `delete_fact`
-//!   (values may be `{"ref": "event.<field>"}` or `{"ref": "fact.<key>"}`). Timer and
-//!   temporal triggers, other actions (`call_service`, `log`, timers) and rule tracing
-//!   are not executed. `rules.validateRule` checks only the required fields (`id`, `name`,
-//!   `trigger`) and the trigger type.
+//! - **Reactive queries**: after a change to a bucket (insert, update, delete of an
+//!   existing key, transaction, TTL purge, `maxSize` eviction) each live subscription on
+//!   it is re-run and, when its result is not deep-equal to the last one, the whole new
+//!   result is pushed on channel `subscription`, after the answer to the request that
+//!   caused it. `store.clear` and `updateBucket` push nothing (the last result goes stale,
+//!   as on the real server). `undefineQuery` and `dropBucket` silently stop the
+//!   subscriptions concerned (re-defining does not revive them; `store.unsubscribe` still
+//!   answers `{unsubscribed: true}` once). Subscription ids (`sub-N`, shared with rules)
+//!   are taken before the query runs, so a failed `store.subscribe` uses one up.
+//!   `{{params.x}}` without a value is `undefined` (matches records lacking the field); a
+//!   builder [`QueryDef::where_param`] query subscribed without `params` fails as the
+//!   launcher's does (`INTERNAL_ERROR` `Cannot read properties of undefined (reading
+//!   'role')`).
+//! - **Rules** (`rules.*`), as noex-rules runs them: emit with event ids, timestamps,
+//!   correlation/causation ids; `event` pushes sent before the emit's (or setFact's)
+//!   answer, exact-pattern subscribers first. Two topic matchers, as the engine has:
+//!   `rules.subscribe` patterns (`*` = everything, a trailing `.*` = the prefix at any
+//!   depth including the bare prefix, an inner `*` = one possibly empty segment, `**` and
+//!   `ord*` literal) and rule event triggers (a trailing `.*` = deeper topics only, else
+//!   each `*` = one or more non-dot characters). Fact patterns (`*` = one or more non-colon
+//!   characters, `prefix:*` = exactly one more segment); `rules.queryFacts` only looks at
+//!   keys whose first segment equals the pattern's literally (unless the pattern starts
+//!   with `*`). The registry with one version counter for all rules (`updateRule`
+//!   registers again: next number, `createdAt` reset; unknown id → `INTERNAL_ERROR`
+//!   `Rule 'x' not found`), the real validator messages, and its quirks: a rule without
+//!   `tags` answers `INTERNAL_ERROR` `rule.tags is not iterable` yet is stored and fires; a
+//!   rule without `enabled` never fires; one without `conditions` fails when triggered. No
+//!   rule groups (every `group` is unknown). Execution: event, fact (on `rules.setFact`,
+//!   not on deletes nor on facts set by rules, as the engine) and timer triggers in
+//!   priority order; conditions with sources `event`, `fact`, `context` and every
+//!   operator; actions `emit_event`, `set_fact`, `delete_fact`, `set_timer`,
+//!   `cancel_timer`, `log` (to `tracing`), `conditional`, `for_each`, `try_catch`, and
+//!   `call_service` (fails: `Service not found`). `{"ref"}` values resolve only as whole
+//!   values (`event.`/`trigger.` into the trigger data, `fact.<key>` with the rest as the
+//!   key, `var.`, `matched.`; unresolvable → the key is dropped); `${…}` interpolation in
+//!   topics, fact keys, timer names and log messages only (missing → empty string). A
+//!   failing action is skipped, a bad ref source aborts the rule's remaining actions;
+//!   forward chaining stops at depth 10. Not implemented: temporal triggers, lookups,
+//!   baselines, rule groups, tracing.
 //! - **Auth**: static tokens ([`AuthMode::Tokens`]) with the real tier check
 //!   (`reader` < `writer` < `admin`), optional auth (`auth.required: false`,
 //!   [`TestServerBuilder::auth_required`]), permission checks ([`Permissions`]: declarative
-//!   rules with buckets/topics and a default, or `checkRoles`), and built-in identity
+//!   rules with buckets/topics and a default, or `checkRoles`), session expiry
+//!   ([`TokenSession::expires_at`], [`TokenSession::expires_in`]: `Session expired` once,
+//!   then the session is gone), revocation ([`TestServer::revoke_session`]: close 4002 and
+//!   `SESSION_REVOKED` at the next login for an hour), and built-in identity
 //!   ([`AuthMode::Identity`]):
 //!   login, loginWithSecret, logout, whoami, refreshSession, users, roles, role
 //!   assignment, ACL grant/revoke/getAcl/myAccess, ownership, permission checks with the
@@ -83,9 +117,9 @@
 //! - **Procedures**: register/get/list/update/unregister/call with every step action of
 //!   the real server (`store.get/where/findOne/insert/update/delete/count`, `aggregate`,
 //!   `rules.emit/setFact/getFact`, `if`, `transform`, `return`) and `transaction: true`;
-//!   `timeoutMs` (or the default, 30 s): the steps run to the end (they are synchronous
-//!   here) and a call that took longer answers `INTERNAL_ERROR` `Procedure "x" timed out
-//!   after Nms`, its effects kept, as on the real server where the execution goes on.
+//!   `timeoutMs` is validated but never fires: the real server races the call against
+//!   a timer its in-memory steps always beat (they settle in microtasks), and the steps
+//!   here are synchronous.
 //! - **server.stats**, **server.connections**, heartbeat (`intervalMs`; a connection
 //!   that did not answer the previous ping by the next tick is closed with 4001
 //!   `heartbeat_timeout`; `timeoutMs` is accepted but, as on the real server 0.1.4, not
@@ -122,7 +156,8 @@
 //! [`TestServer::set_delay`], [`TestServer::set_handshake_fault`] (a stalled, delayed or
 //! reset WebSocket handshake, see [`HandshakeFault`]), [`TestServer::send_raw_text`],
 //! [`TestServer::send_raw_binary`], [`TestServer::send_shutdown`],
-//! [`TestServer::revoke_sessions`], [`TestServer::restart`]; and for assertions
+//! [`TestServer::revoke_sessions`], [`TestServer::revoke_session`],
+//! [`TestServer::restart`]; and for assertions
 //! [`TestServer::received_frames`], [`TestServer::connection_count`],
 //! [`TestServer::subscription_count`], [`TestServer::open_sockets`] (TCP sockets held,
 //! whatever their state: counts the sockets a client leaks) and

@@ -123,6 +123,9 @@ pub(crate) async fn main_loop(
         let mut conns: JoinSet<()> = JoinSet::new();
         let mut ttl = tokio::time::interval(ttl_every.unwrap_or(Duration::from_secs(3600)));
         ttl.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Rule engine timers (`set_timer`) are checked at this resolution.
+        let mut timers = tokio::time::interval(Duration::from_millis(10));
+        timers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let cmd = loop {
             tokio::select! {
                 acc = listener.accept() => match acc {
@@ -139,6 +142,9 @@ pub(crate) async fn main_loop(
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 _ = ttl.tick(), if ttl_every.is_some() => {
                     shared.core().purge_expired();
+                }
+                _ = timers.tick() => {
+                    shared.core().fire_timers();
                 }
                 cmd = cmds.recv() => break cmd,
             }

@@ -26,6 +26,8 @@ use crate::store::Store;
 /// Frames kept per connection in the log; later ones are only counted, so a long-running
 /// server's memory stays bounded.
 pub(crate) const MAX_LOGGED_FRAMES: usize = 100_000;
+/// How long a revoked user stays banned (`revocation.blacklistTtlMs` default, 1 h).
+const REVOCATION_TTL_MS: i64 = 3_600_000;
 /// Connections whose logs are kept (the oldest are forgotten first).
 const MAX_LOGGED_CONNECTIONS: usize = 1_000;
 
@@ -89,6 +91,8 @@ pub(crate) struct Core {
     pub(crate) shutting_down: bool,
     /// Request rate limiter (when configured).
     pub(crate) rate: Option<RateLimiter>,
+    /// Users revoked by [`Core::revoke_user`], with the end of their ban (ms).
+    pub(crate) revoked: HashMap<String, i64>,
 }
 
 impl std::fmt::Debug for Core {
@@ -170,6 +174,7 @@ impl Core {
             ip_counts: HashMap::new(),
             shutting_down: false,
             rate: cfg_rate,
+            revoked: HashMap::new(),
         })
     }
 
@@ -182,7 +187,7 @@ impl Core {
         self.rate = self.cfg.rate_limit.map(RateLimiter::new);
         self.store.subs.clear();
         if let Some(r) = &mut self.rules {
-            r.subs.clear();
+            r.clear_subs();
         }
         if !keep_data {
             if let Ok((store, rules, procedures, audit, identity)) = build_state(&self.cfg) {
@@ -347,6 +352,15 @@ impl Core {
         Ok(r)
     }
 
+    /// Fire the rule engine's due timers (their events are pushed to subscribers).
+    pub(crate) fn fire_timers(&mut self) {
+        let mut pushes = Vec::new();
+        if let Some(r) = self.rules.as_mut().filter(|r| r.has_timers()) {
+            r.fire_timers(now_ms(), &mut pushes);
+        }
+        self.deliver_events(pushes);
+    }
+
     /// Purge expired records of TTL buckets (pushing changed query results); returns how
     /// many were removed.
     pub(crate) fn purge_expired(&mut self) -> usize {
@@ -365,6 +379,36 @@ impl Core {
             let _ = c.out.send(Outbound::Text(sys.clone()));
             let _ = c.out.send(Outbound::Close(4002, "session_revoked".into()));
         }
+    }
+
+    /// `server.revokeSession(userId)`: ban the user from logging in for an hour (the
+    /// real `revocation.blacklistTtlMs` default) and close each of their connections
+    /// with `system`/`session_revoked` and 4002. Returns how many were closed.
+    pub(crate) fn revoke_user(&mut self, user_id: &str) -> usize {
+        let now = now_ms();
+        self.revoked.retain(|_, until| *until > now);
+        self.revoked
+            .insert(user_id.to_string(), now.saturating_add(REVOCATION_TTL_MS));
+        let mut fields = Map::new();
+        fields.insert("reason".into(), "Session revoked by administrator".into());
+        let sys = protocol::system("session_revoked", fields);
+        let mut n = 0;
+        for c in self.conns.values_mut() {
+            if c.session.as_ref().is_some_and(|s| s.user_id == user_id) {
+                c.session = None;
+                let _ = c.out.send(Outbound::Text(sys.clone()));
+                let _ = c.out.send(Outbound::Close(4002, "session_revoked".into()));
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Whether `user_id` was revoked less than an hour ago.
+    pub(crate) fn is_revoked(&self, user_id: &str) -> bool {
+        self.revoked
+            .get(user_id)
+            .is_some_and(|until| *until > now_ms())
     }
 
     // ── sessions and helpers for the handlers ───────────────────

@@ -95,8 +95,9 @@ async fn store_queries_filters_pagination_aggregates() {
         assert_eq!(names(&r), ["Ann", "Dan"]);
         let r = c.ok(json!({"type": "store.where", "bucket": "users", "filter": {"role": {"$neq": "user"}}})).await;
         assert_eq!(names(&r), ["Ben"]);
+        // `$ne` is not an operator of the store: ignored, every record matches.
         let r = c.ok(json!({"type": "store.where", "bucket": "users", "filter": {"role": {"$ne": "user"}}})).await;
-        assert_eq!(names(&r), ["Ben"]);
+        assert_eq!(names(&r), ["Ann", "Ben", "Cat", "Dan"]);
         let r = c.ok(json!({"type": "store.where", "bucket": "users", "filter": {"$or": [{"age": 17}, {"name": {"$startsWith": "D"}}]}})).await;
         assert_eq!(names(&r), ["Ann", "Dan"]);
         let r = c.ok(json!({"type": "store.where", "bucket": "users", "filter": {"$and": [{"role": "user"}, {"age": {"$lt": 30}}]}})).await;
@@ -237,7 +238,11 @@ async fn rules_events_patterns_facts_and_actions() {
         let all = c.ok(json!({"type": "rules.subscribe", "pattern": "*"})).await["subscriptionId"].clone();
         let (res, pushes) = c.request(json!({"type": "rules.emit", "topic": "order.item.added", "data": {}})).await;
         assert_eq!(res["type"], "result");
-        assert!(pushes.is_empty(), "order.* does not match three segments");
+        // A trailing `*` of a subscription matches any depth; `*` alone matches everything.
+        let subs: Vec<&Value> = pushes.iter().map(|p| &p["subscriptionId"]).collect();
+        assert_eq!(subs, [&one, &all]);
+        let (_, pushes) = c.request(json!({"type": "rules.emit", "topic": "order", "data": {}})).await;
+        assert_eq!(pushes.len(), 2, "order.* also matches the bare prefix");
         let (res, pushes) = c.request(json!({"type": "rules.emit", "topic": "login", "correlationId": "c-1", "causationId": "e-0"})).await;
         assert_eq!(pushes.len(), 1, "pushes come before the emit's answer");
         assert_eq!(pushes[0]["subscriptionId"], all);
@@ -247,7 +252,7 @@ async fn rules_events_patterns_facts_and_actions() {
         assert_eq!(pushes[0]["data"]["event"], *ev);
 
         c.ok(json!({"type": "rules.registerRule", "rule": {
-            "id": "big", "name": "Big orders", "trigger": {"type": "event", "topic": "order.placed"},
+            "id": "big", "name": "Big orders", "enabled": true, "tags": [], "trigger": {"type": "event", "topic": "order.placed"},
             "conditions": [{"source": {"type": "event", "field": "total"}, "operator": "gte", "value": 100}],
             "actions": [
                 {"type": "set_fact", "key": "last-big", "value": {"ref": "event.id"}},
@@ -265,7 +270,7 @@ async fn rules_events_patterns_facts_and_actions() {
         assert_eq!(pushes.iter().filter(|p| p["subscriptionId"] == one).count(), 1, "condition false: no action");
         c.ok(json!({"type": "rules.disableRule", "ruleId": "big"})).await;
         let (_, pushes) = c.request(json!({"type": "rules.emit", "topic": "order.placed", "data": {"id": "o-2", "total": 500}})).await;
-        assert_eq!(pushes.len(), 1, "disabled rule does not run");
+        assert_eq!(pushes.iter().filter(|p| p["subscriptionId"] == one).count(), 1, "disabled rule does not run");
 
         let f = c.ok(json!({"type": "rules.setFact", "key": "user:1:name", "value": "A"})).await;
         assert_eq!(f["version"], 1);
@@ -280,7 +285,7 @@ async fn rules_events_patterns_facts_and_actions() {
         let (_, msg, _) = c.err(json!({"type": "rules.setFact", "key": "k"})).await;
         assert_eq!(msg, "Missing \"value\": expected a value");
         let (code, msg, _) = c.err(json!({"type": "rules.updateRule", "ruleId": "nope", "updates": {}})).await;
-        assert_eq!((code.as_str(), msg.as_str()), ("NOT_FOUND", "Rule \"nope\" not found"));
+        assert_eq!((code.as_str(), msg.as_str()), ("INTERNAL_ERROR", "Rule 'nope' not found"));
         let (code, _, _) = c.err(json!({"type": "rules.registerRule", "rule": {"id": "big", "name": "x", "trigger": {"type": "event", "topic": "a"}}})).await;
         assert_eq!(code, "ALREADY_EXISTS");
         let (code, _, details) = c.err(json!({"type": "rules.registerRule", "rule": {"id": "bad"}})).await;
@@ -552,6 +557,102 @@ async fn server_info_and_error_answers() {
         }
         let mut d = Client::open(&server.url()).await;
         d.ok(json!({"type": "store.buckets"})).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn store_pushes_follow_bucket_changes_only() {
+    within(async {
+        let server = TestServer::builder()
+            .bucket(BucketDef::new("users").field("name", json!({"type": "string"})))
+            .query("all", QueryDef::all("users"))
+            .start()
+            .expect("start");
+        let mut c = Client::open(&server.url()).await;
+        c.ok(json!({"type": "store.insert", "bucket": "users", "data": {"name": "a"}}))
+            .await;
+        let sub = c
+            .ok(json!({"type": "store.subscribe", "query": "all"}))
+            .await;
+        assert_eq!(sub["data"].as_array().map(Vec::len), Some(1));
+        // `clear` publishes nothing: no push now, nor at an unrelated later request.
+        c.ok(json!({"type": "store.clear", "bucket": "users"}))
+            .await;
+        c.ok(json!({"type": "rules.emit", "topic": "x"})).await;
+        c.ok(json!({"type": "store.delete", "bucket": "users", "key": "missing"}))
+            .await;
+        assert!(c.silent_for(Duration::from_millis(150)).await);
+        // The next change pushes the whole new result.
+        c.ok(json!({"type": "store.insert", "bucket": "users", "data": {"name": "b"}}))
+            .await;
+        let p = c.recv_json().await;
+        assert_eq!(p["data"].as_array().map(Vec::len), Some(1));
+        // After `undefineQuery` the subscription is dead but still held by the server.
+        c.ok(json!({"type": "store.undefineQuery", "name": "all"}))
+            .await;
+        c.ok(json!({"type": "store.insert", "bucket": "users", "data": {"name": "c"}}))
+            .await;
+        assert!(c.silent_for(Duration::from_millis(150)).await);
+        let id = sub["subscriptionId"].clone();
+        c.ok(json!({"type": "store.unsubscribe", "subscriptionId": id}))
+            .await;
+        let (code, _, _) = c
+            .err(json!({"type": "store.unsubscribe", "subscriptionId": id}))
+            .await;
+        assert_eq!(code, "NOT_FOUND");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rule_set_fact_does_not_trigger_fact_rules_and_timers_fire() {
+    within(async {
+        let server = TestServer::builder().start().expect("start");
+        let mut c = Client::open(&server.url()).await;
+        c.ok(json!({"type": "rules.subscribe", "pattern": "out.*"})).await;
+        let rule = |id: &str, trigger: Value, actions: Value| {
+            json!({"type": "rules.registerRule", "rule": {
+                "id": id, "name": id, "enabled": true, "tags": [], "conditions": [],
+                "trigger": trigger, "actions": actions
+            }})
+        };
+        c.ok(rule(
+            "setter",
+            json!({"type": "event", "topic": "go"}),
+            json!([{"type": "set_fact", "key": "k:1", "value": 1}]),
+        ))
+        .await;
+        c.ok(rule(
+            "watcher",
+            json!({"type": "fact", "pattern": "k:*"}),
+            json!([{"type": "emit_event", "topic": "out.fact", "data": {"key": {"ref": "trigger.fact.key"}}}]),
+        ))
+        .await;
+        // A fact set by a rule goes to the fact store directly: no fact trigger.
+        let (_, pushes) = c.request(json!({"type": "rules.emit", "topic": "go"})).await;
+        assert!(pushes.is_empty(), "{pushes:?}");
+        assert_eq!(c.ok(json!({"type": "rules.getFact", "key": "k:1"})).await, 1);
+        // `rules.setFact` does trigger it, before its answer.
+        let (_, pushes) = c
+            .request(json!({"type": "rules.setFact", "key": "k:2", "value": 2}))
+            .await;
+        assert_eq!(pushes.len(), 1);
+        assert_eq!(pushes[0]["data"]["event"]["data"], json!({"key": "k:2"}));
+        // A timer set by a rule fires later with `source: "timer"`.
+        c.ok(rule(
+            "timer",
+            json!({"type": "event", "topic": "later"}),
+            json!([{"type": "set_timer", "timer": {"name": "t", "duration": "50ms",
+                "onExpire": {"topic": "out.timer", "data": {"v": {"ref": "event.v"}}}}}]),
+        ))
+        .await;
+        c.ok(json!({"type": "rules.emit", "topic": "later", "data": {"v": 7}}))
+            .await;
+        let p = c.recv_json().await;
+        assert_eq!(p["data"]["event"]["source"], "timer");
+        assert_eq!(p["data"]["event"]["data"], json!({"v": 7}));
+        assert_eq!(c.ok(json!({"type": "rules.stats"})).await["timersCount"], 0);
     })
     .await;
 }

@@ -23,7 +23,11 @@ pub(crate) fn login(c: &mut Core, r: &mut Req<'_>) -> OpResult {
         AuthMode::Tokens(list) => list.iter().find(|t| t.token == token).map(|t| ConnSession {
             user_id: t.user_id.clone(),
             roles: t.roles.clone(),
-            expires_at: t.expires_at,
+            expires_at: t.expires_at.or_else(|| {
+                t.expires_in.map(|d| {
+                    now_ms().saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                })
+            }),
             token: None,
         }),
         AuthMode::Identity { .. } => c
@@ -43,6 +47,11 @@ pub(crate) fn login(c: &mut Core, r: &mut Req<'_>) -> OpResult {
     };
     if s.expires_at.is_some_and(|e| e < now_ms()) {
         return Err(OpError::unauthorized("Token has expired"));
+    }
+    // Login replaces the session, then the blacklist of revoked users is checked.
+    if c.is_revoked(&s.user_id) {
+        c.set_session(r.conn, None);
+        return Err(OpError::new("SESSION_REVOKED", "Session has been revoked"));
     }
     let answer = obj([
         ("userId", s.user_id.clone().into()),

@@ -1,12 +1,9 @@
 //! `procedures.*`: the procedure registry and calls.
 
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 
 use super::{req_obj, req_str};
-use crate::error::{OpError, OpResult};
-use crate::json::js_string;
+use crate::error::OpResult;
 use crate::procedures::Exec;
 use crate::state::{Core, Req};
 
@@ -47,30 +44,17 @@ pub(crate) fn call(c: &mut Core, r: &mut Req<'_>) -> OpResult {
         .unwrap_or_default();
     let tx = proc_cfg.get("transaction") == Some(&Value::Bool(true));
     let backup = tx.then(|| (c.store.buckets.clone(), c.rules.clone()));
-    // The call races a timer on the real server; the execution itself goes on. Here the
-    // steps run to the end and, when that took longer than the timeout, the answer is the
-    // timeout error (the effects stay, as on the real server).
-    let timeout = match proc_cfg.get("timeoutMs") {
-        Some(t @ Value::Number(_)) => t.clone(),
-        _ => Value::from(c.cfg.procedure_timeout_ms),
-    };
-    // `setTimeout` waits at least 1 ms.
-    let limit = Duration::from_secs_f64(timeout.as_f64().unwrap_or(0.0).clamp(1.0, 1e9) / 1000.0);
-    let started = Instant::now();
+    // The real server races the execution against a `timeoutMs` timer, but its steps are
+    // in-memory store and rule calls that settle in microtasks, before any timer can fire:
+    // a call never times out there (observed: 100 steps with `timeoutMs: 1` succeed).
+    // The steps here are synchronous, so the same holds: the timeout is validated and
+    // otherwise has no effect.
     let mut pushes = Vec::new();
     let outcome = {
         let mut exec = Exec::new(&mut c.store, c.rules.as_mut(), &mut pushes, input);
         exec.run(&steps).map(|()| exec.finish())
     };
-    let timed_out = started.elapsed() > limit;
-    let result = settle(c, r, outcome, pushes, backup);
-    if timed_out {
-        return Err(OpError::internal(format!(
-            "Procedure \"{name}\" timed out after {}ms",
-            js_string(&timeout)
-        )));
-    }
-    result
+    settle(c, r, outcome, pushes, backup)
 }
 
 type Backup = Option<(

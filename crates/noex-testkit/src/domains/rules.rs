@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use super::{req_obj, req_str};
 use crate::error::{OpError, OpResult};
 use crate::json::obj;
-use crate::rules::{RuleSub, Rules};
+use crate::rules::Rules;
 use crate::state::{Core, Req};
 
 fn not_available() -> OpError {
@@ -28,20 +28,14 @@ pub(crate) fn subscribe(c: &mut Core, r: &mut Req<'_>) -> OpResult {
     c.check_sub_limit(r.conn)?;
     let pattern = req_str(r.body, "pattern")?;
     let id = c.next_sub_id();
-    engine(c)?.subs.push(RuleSub {
-        id: id.clone(),
-        conn: r.conn,
-        pattern,
-    });
+    engine(c)?.subscribe(r.conn, id.clone(), pattern);
     Ok(obj([("subscriptionId", id.into())]))
 }
 
 pub(crate) fn unsubscribe(c: &mut Core, r: &mut Req<'_>) -> OpResult {
     let rules = engine(c)?;
     let id = req_str(r.body, "subscriptionId")?;
-    let before = rules.subs.len();
-    rules.subs.retain(|s| !(s.conn == r.conn && s.id == id));
-    if before == rules.subs.len() {
+    if !rules.unsubscribe(r.conn, &id) {
         return Err(OpError::not_found(format!(
             "Subscription \"{id}\" not found"
         )));

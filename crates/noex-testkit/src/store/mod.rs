@@ -43,6 +43,10 @@ pub(crate) struct Store {
     pub(crate) buckets: IndexMap<String, Bucket>,
     pub(crate) queries: IndexMap<String, QueryEntry>,
     pub(crate) subs: Vec<StoreSub>,
+    /// Buckets changed since subscriptions were last re-evaluated (the store's change
+    /// events: insert, update, delete of an existing key, TTL purge, eviction; not
+    /// `clear` or `updateBucket`).
+    pub(crate) dirty: std::collections::HashSet<String>,
 }
 
 fn filter_arg(filter: Option<&Map<String, Value>>) -> Map<String, Value> {
@@ -56,6 +60,7 @@ impl Store {
             buckets: IndexMap::new(),
             queries: IndexMap::new(),
             subs: Vec::new(),
+            dirty: std::collections::HashSet::new(),
         }
     }
 
@@ -126,8 +131,22 @@ impl Store {
             .ok_or_else(|| OpError::bucket_not_defined(name))
     }
 
+    /// Drop a bucket; its store-side subscriptions die silently (`unsubscribeByBucket`).
     pub(crate) fn drop_bucket(&mut self, name: &str) -> bool {
-        self.buckets.shift_remove(name).is_some()
+        if self.buckets.shift_remove(name).is_none() {
+            return false;
+        }
+        self.dirty.remove(name);
+        let queries = &self.queries;
+        for s in &mut self.subs {
+            if queries
+                .get(&s.query)
+                .is_some_and(|q| q.kind.bucket() == Some(name))
+            {
+                s.alive = false;
+            }
+        }
+        true
     }
 
     pub(crate) fn update_bucket(
@@ -270,6 +289,7 @@ impl Store {
             }
         }
         bucket.records.insert(kt, record.clone());
+        self.dirty.insert(bucket_name.to_string());
         Ok(Value::Object(record))
     }
 
@@ -278,7 +298,7 @@ impl Store {
     pub(crate) fn purge_expired(&mut self, now: i64) -> usize {
         let now = now as f64;
         let mut purged = 0;
-        for bucket in self.buckets.values_mut() {
+        for (name, bucket) in &mut self.buckets {
             if !bucket.definition.contains_key("ttl") {
                 continue;
             }
@@ -288,7 +308,10 @@ impl Store {
                     .and_then(Value::as_f64)
                     .is_some_and(|e| e <= now)
             });
-            purged += before - bucket.records.len();
+            if bucket.records.len() != before {
+                purged += before - bucket.records.len();
+                self.dirty.insert(name.clone());
+            }
         }
         purged
     }
@@ -319,12 +342,17 @@ impl Store {
             schema::prepare_update(bucket_name, &bucket.schema, &bucket.key, existing, changes)?;
         Self::check_unique(bucket_name, bucket, &updated, &kt)?;
         bucket.records.insert(kt, updated.clone());
+        self.dirty.insert(bucket_name.to_string());
         Ok(Value::Object(updated))
     }
 
     pub(crate) fn delete(&mut self, bucket: &str, key: &Value) -> Result<bool, OpError> {
         let b = self.bucket_mut(bucket)?;
-        Ok(b.records.shift_remove(&key_text(key)).is_some())
+        let existed = b.records.shift_remove(&key_text(key)).is_some();
+        if existed {
+            self.dirty.insert(bucket.to_string());
+        }
+        Ok(existed)
     }
 
     pub(crate) fn clear(&mut self, bucket: &str) -> Result<(), OpError> {
@@ -339,11 +367,13 @@ impl Store {
     ) -> Result<Vec<Map<String, Value>>, OpError> {
         let b = self.bucket(bucket)?;
         let f = filter_arg(filter);
-        Ok(b.records
-            .values()
-            .filter(|r| filter::matches(r, &f))
-            .cloned()
-            .collect())
+        let mut out = Vec::new();
+        for r in b.records.values() {
+            if filter::matches(r, &f)? {
+                out.push(r.clone());
+            }
+        }
+        Ok(out)
     }
 
     pub(crate) fn all(&self, bucket: &str) -> OpResult {
@@ -356,11 +386,12 @@ impl Store {
 
     pub(crate) fn find_one(&self, bucket: &str, f: &Map<String, Value>) -> OpResult {
         let b = self.bucket(bucket)?;
-        Ok(b.records
-            .values()
-            .find(|r| filter::matches(r, f))
-            .map(|r| Value::Object(r.clone()))
-            .unwrap_or(Value::Null))
+        for r in b.records.values() {
+            if filter::matches(r, f)? {
+                return Ok(Value::Object(r.clone()));
+            }
+        }
+        Ok(Value::Null)
     }
 
     pub(crate) fn count(&self, bucket: &str, f: Option<&Map<String, Value>>) -> OpResult {
@@ -487,7 +518,10 @@ impl Store {
                 "queries",
                 obj([
                     ("defined", self.queries.len().into()),
-                    ("activeSubscriptions", self.subs.len().into()),
+                    (
+                        "activeSubscriptions",
+                        self.subs.iter().filter(|s| s.alive).count().into(),
+                    ),
                 ]),
             ),
             ("persistence", obj([("enabled", false.into())])),

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::{aggregate_numbers, records_value, Store};
 use crate::config::QueryKind;
 use crate::error::{OpError, OpResult};
+use crate::filter;
 use crate::json::{js_cmp, js_string, obj};
 
 /// A defined query.
@@ -24,23 +25,30 @@ pub(crate) struct StoreSub {
     pub(crate) query: String,
     pub(crate) params: Option<Value>,
     pub(crate) last: Value,
+    /// False once the store dropped it (`undefineQuery`, `dropBucket`): it gets no more
+    /// pushes, but the server still holds it until `store.unsubscribe`.
+    pub(crate) alive: bool,
 }
 
 fn interpolate(value: &Value, params: Option<&Value>) -> Value {
     match value {
         Value::String(s) => {
-            let t = s.trim();
-            if let Some(inner) = t.strip_prefix("{{").and_then(|x| x.strip_suffix("}}")) {
-                if let Some(name) = inner.trim().strip_prefix("params.") {
-                    if !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_') {
-                        return params
-                            .and_then(|p| p.get(name))
-                            .cloned()
-                            .unwrap_or(Value::Null);
-                    }
-                }
+            // `^\{\{\s*params\.(\w+)\s*\}\}$`: the whole string is the placeholder.
+            let name = s
+                .strip_prefix("{{")
+                .and_then(|x| x.strip_suffix("}}"))
+                .and_then(|inner| inner.trim().strip_prefix("params."))
+                .filter(|n| {
+                    !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                });
+            match name {
+                Some(name) => params
+                    .and_then(|p| p.as_object())
+                    .and_then(|p| p.get(name))
+                    .cloned()
+                    .unwrap_or_else(|| Value::from(filter::UNDEFINED)),
+                None => value.clone(),
             }
-            value.clone()
         }
         Value::Array(items) => Value::Array(items.iter().map(|i| interpolate(i, params)).collect()),
         Value::Object(m) => Value::Object(
@@ -183,8 +191,14 @@ impl Store {
         match &q.kind {
             QueryKind::All { bucket } => self.all(bucket),
             QueryKind::WhereParam { bucket, field } => {
+                // The launcher's query reads `params.<field>`: without params it throws.
+                let Some(params) = params.filter(|p| !p.is_null()) else {
+                    return Err(OpError::internal(format!(
+                        "Cannot read properties of undefined (reading '{field}')"
+                    )));
+                };
                 let b = self.bucket(bucket)?;
-                let wanted = params.and_then(|p| p.get(field));
+                let wanted = params.as_object().and_then(|p| p.get(field));
                 Ok(records_value(
                     b.records
                         .values()
@@ -218,7 +232,10 @@ impl Store {
     pub(crate) fn undefine_query(&mut self, name: &str) -> bool {
         let removed = self.queries.shift_remove(name).is_some();
         if removed {
-            self.subs.retain(|s| s.query != name);
+            // The store forgets them silently; the server keeps its handles.
+            for s in self.subs.iter_mut().filter(|s| s.query == name) {
+                s.alive = false;
+            }
         }
         removed
     }
@@ -228,7 +245,11 @@ impl Store {
             .queries
             .iter()
             .map(|(name, q)| {
-                let active = self.subs.iter().filter(|s| &s.query == name).count();
+                let active = self
+                    .subs
+                    .iter()
+                    .filter(|s| s.alive && &s.query == name)
+                    .count();
                 let mut m = Map::new();
                 m.insert("name".into(), name.clone().into());
                 match &q.kind {
@@ -263,6 +284,7 @@ impl Store {
             query: query.to_string(),
             params,
             last: data.clone(),
+            alive: true,
         });
         Ok(data)
     }
@@ -277,12 +299,24 @@ impl Store {
         self.subs.retain(|s| s.conn != conn);
     }
 
-    /// Re-run every subscribed query; return `(conn, subscriptionId, newResult)` for each
-    /// whose result changed.
+    /// Re-run the live subscriptions on changed buckets; return `(conn, subscriptionId,
+    /// newResult)` for each whose result is not deep-equal to the last one.
     pub(crate) fn refresh(&mut self) -> Vec<(u64, String, Value)> {
         let mut out = Vec::new();
+        if self.dirty.is_empty() {
+            return out;
+        }
+        let dirty = std::mem::take(&mut self.dirty);
         let mut subs = std::mem::take(&mut self.subs);
-        for s in &mut subs {
+        for s in subs.iter_mut().filter(|s| s.alive) {
+            let affected = self
+                .queries
+                .get(&s.query)
+                .and_then(|q| q.kind.bucket())
+                .is_some_and(|b| dirty.contains(b));
+            if !affected {
+                continue;
+            }
             if let Ok(now) = self.run_query(&s.query, s.params.as_ref()) {
                 if now != s.last {
                     s.last = now.clone();
