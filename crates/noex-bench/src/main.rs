@@ -8,19 +8,45 @@
 //! cargo run --release -p noex-bench -- --threads 2  # multi-threaded tokio runtime
 //! cargo run --release -p noex-bench -- --only throughput,latency
 //! cargo run --release -p noex-bench -- --only burst         # 100 000 requests at once
+//! cargo run --release -p noex-bench -- --only startup       # `noex serve` start-up time
 //! NOEX_URL=ws://127.0.0.1:8080 cargo run --release -p noex-bench
+//! NOEX_REAL_LAUNCHER="node /path/to/start-server.mjs" \
+//!     cargo run --release -p noex-bench -- --only startup   # … and the real launcher's
 //! ```
 //!
 //! The test server runs in a child process (`noex-bench serve`), so this process's CPU time
 //! and memory are the client's own. Memory is measured in further child processes
 //! (`noex-bench mem …`), one per measurement, so earlier allocations do not blur it.
-//! The parts: `throughput`, `cpu`, `latency`, `restore`, `memory`, `burst`.
+//! The parts: `throughput`, `cpu`, `latency`, `restore`, `memory`, `burst`, `startup`.
+//!
+//! ## `startup`
+//!
+//! How long `noex serve --fixture '<json>'` (this workspace's `noex` binary, in the Python
+//! client's test-launcher role) takes from process spawn to its first stdout line (the
+//! `ws://` URL) has been read, as a test runner waits for it: median and p90 of
+//! `--startup-runs N` starts (default 20; 3 with `--quick`), each followed by SIGTERM and
+//! a wait for a clean exit (the median time to exit is reported too). With
+//! `NOEX_REAL_LAUNCHER` set to a command (split on whitespace, the fixture JSON appended as
+//! its last argument), e.g. `node /path/to/start-server.mjs` (the `noex-client` 0.1.1
+//! sdist's `tests/fixtures/start-server.mjs` with `node_modules/@hamicek/{noex-server,
+//! noex-store,noex-rules}` resolvable from its directory), the real server's launcher is
+//! timed the same way, alternating with `noex serve`, and the `raw` column holds its
+//! figures; `noex vs raw` is then noex serve's time over the real launcher's. Without it
+//! that column reads `not run`. Both get the same fixture (a bucket with a schema and
+//! three queries; see `startup::FIXTURE`) and one untimed start first.
+//!
+//! The `noex` binary is `NOEX_BIN` if set; otherwise the benchmark runs `cargo build -p
+//! noex-cli --bin noex --message-format=json-render-diagnostics` with its own target
+//! directory and profile (derived from its executable's path; `--release` when run with
+//! `--release`) and takes the executable cargo reports. The startup part needs no test
+//! server, so `--only startup` starts none.
 #![forbid(unsafe_code)]
 
 mod measure;
 mod ours;
 mod raw;
 mod serve;
+mod startup;
 
 use measure::{cpu_time, peak_rss_bytes, percentile, rss_bytes, start_peak};
 use raw::Raw;
@@ -42,6 +68,8 @@ struct Plan {
     memory_n: usize,
     /// Requests issued at once by the burst part: the large and the small burst.
     burst_n: [usize; 2],
+    /// Timed starts of each launcher in the startup part.
+    startup_runs: usize,
 }
 
 impl Plan {
@@ -56,7 +84,9 @@ impl Plan {
             restore_reps: 7,
             memory_n: 10_000,
             burst_n: [100_000, 10_000],
+            startup_runs: 20,
         };
+        let mut startup_runs = None;
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
@@ -68,12 +98,21 @@ impl Plan {
                     plan.restore_reps = 1;
                     plan.memory_n = 500;
                     plan.burst_n = [5_000, 500];
+                    plan.startup_runs = 3;
                 }
                 "--threads" => {
                     plan.threads = it
                         .next()
                         .and_then(|n| n.parse().ok())
                         .unwrap_or_else(|| usage("--threads needs a number"));
+                }
+                "--startup-runs" => {
+                    startup_runs = Some(
+                        it.next()
+                            .and_then(|n| n.parse().ok())
+                            .filter(|&n: &usize| n > 0)
+                            .unwrap_or_else(|| usage("--startup-runs needs a positive number")),
+                    );
                 }
                 "--only" => {
                     let list = it.next().unwrap_or_else(|| usage("--only needs a list"));
@@ -82,6 +121,9 @@ impl Plan {
                 "--help" | "-h" => usage(""),
                 other => usage(&format!("unknown argument {other:?}")),
             }
+        }
+        if let Some(n) = startup_runs {
+            plan.startup_runs = n;
         }
         plan
     }
@@ -98,8 +140,11 @@ fn usage(problem: &str) -> ! {
         eprintln!("noex-bench: {problem}");
     }
     eprintln!(
-        "usage: noex-bench [--quick] [--threads N] [--only throughput,latency,cpu,restore,memory,burst]\n\
-         \x20      (NOEX_URL=ws://… to run against a real noex-server)"
+        "usage: noex-bench [--quick] [--threads N] [--startup-runs N]\n\
+         \x20      [--only throughput,latency,cpu,restore,memory,burst,startup]\n\
+         \x20      (NOEX_URL=ws://… to run against a real noex-server;\n\
+         \x20       NOEX_REAL_LAUNCHER=\"node …/start-server.mjs\" to time the real launcher's startup;\n\
+         \x20       NOEX_BIN=…/noex to use that noex binary)"
     );
     std::process::exit(2)
 }
@@ -220,14 +265,21 @@ fn verdict(ok: bool) -> &'static str {
 
 fn bench(plan: Plan, args: &[String]) {
     let external = std::env::var("NOEX_URL").ok();
-    let mut server = match &external {
+    // Every part but startup talks to a server.
+    let needs_server = ["throughput", "cpu", "latency", "restore", "memory", "burst"]
+        .iter()
+        .any(|part| plan.runs(part));
+    let mut server = needs_server.then(|| match &external {
         Some(url) => Server::External { url: url.clone() },
         None => Server::spawn(),
-    };
-    let url = server.url().to_string();
+    });
+    let url = server
+        .as_ref()
+        .map(|s| s.url().to_string())
+        .unwrap_or_default();
     let names = match &external {
-        Some(url) => block_on(plan.threads, setup_external(url.clone())),
-        None => Names {
+        Some(url) if needs_server => block_on(plan.threads, setup_external(url.clone())),
+        _ => Names {
             bucket: BUCKET.into(),
             count_query: COUNT_QUERY.into(),
             group_query: GROUP_QUERY.into(),
@@ -243,10 +295,11 @@ fn bench(plan: Plan, args: &[String]) {
         eprintln!("noex-bench: latency …");
         latency(&plan, &url, &names, &mut rows);
     }
+    let can_inject = server.as_ref().is_some_and(Server::can_inject);
     if plan.runs("restore") {
-        if server.can_inject() {
+        if let Some(server) = server.as_mut().filter(|s| s.can_inject()) {
             eprintln!("noex-bench: subscription restore …");
-            restore(&plan, &mut server, &names, &mut rows);
+            restore(&plan, server, &names, &mut rows);
         } else {
             rows.push(row(
                 "subscription restore",
@@ -258,7 +311,7 @@ fn bench(plan: Plan, args: &[String]) {
         }
     }
     if plan.runs("memory") {
-        if server.can_inject() {
+        if can_inject {
             eprintln!("noex-bench: memory …");
             memory(&plan, &mut rows);
         } else {
@@ -272,7 +325,7 @@ fn bench(plan: Plan, args: &[String]) {
         }
     }
     if plan.runs("burst") {
-        if server.can_inject() {
+        if can_inject {
             eprintln!("noex-bench: burst …");
             burst(&plan, &mut rows);
         } else {
@@ -286,15 +339,24 @@ fn bench(plan: Plan, args: &[String]) {
         }
     }
     drop(server);
+    let mut notes = Vec::new();
+    if plan.runs("startup") {
+        eprintln!("noex-bench: startup …");
+        startup(&plan, &mut rows, &mut notes);
+    }
 
     let command = format!("cargo run --release -p noex-bench -- {}", args.join(" "));
     println!();
     println!("command: {}", command.trim_end());
     println!(
         "server: {}; runtime: {}; mode: {}; build: {}",
-        external
-            .as_deref()
-            .unwrap_or("noex-testkit in a child process"),
+        if needs_server {
+            external
+                .as_deref()
+                .unwrap_or("noex-testkit in a child process")
+        } else {
+            "none"
+        },
         if plan.threads == 0 {
             "tokio current-thread".to_string()
         } else {
@@ -316,6 +378,90 @@ fn bench(plan: Plan, args: &[String]) {
             r.what, r.ours, r.raw, r.ratio, r.target
         );
     }
+    if !notes.is_empty() {
+        println!();
+        for note in notes {
+            println!("{note}");
+        }
+    }
+}
+
+/// Start-up time of `noex serve --fixture` and, with `NOEX_REAL_LAUNCHER`, of the real
+/// server's launcher (see the module docs).
+fn startup(plan: &Plan, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+    let explicit = plan.only.is_some();
+    let bin = match startup::noex_binary() {
+        Ok(bin) => bin,
+        Err(why) if explicit => {
+            eprintln!("noex-bench: startup: {why}");
+            std::process::exit(1)
+        }
+        Err(why) => {
+            rows.push(row(
+                "startup, spawn → URL line",
+                "skipped".into(),
+                "skipped".into(),
+                "-".into(),
+                &format!(
+                    "no noex binary ({}); set NOEX_BIN",
+                    why.lines().next().unwrap_or("")
+                ),
+            ));
+            return;
+        }
+    };
+    let noex = startup::Launcher::noex_serve(&bin);
+    let real = startup::Launcher::real_from_env();
+    let mut launchers = vec![&noex];
+    launchers.extend(real.as_ref());
+    let runs = plan.startup_runs;
+    let samples = startup::run(&launchers, runs).unwrap_or_else(|why| {
+        eprintln!("noex-bench: startup: {why}");
+        std::process::exit(1)
+    });
+    let ours = startup::summarise(&samples[0]);
+    let theirs = samples.get(1).map(|s| startup::summarise(s));
+    let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1e3);
+    let mut add = |what: &str, ours: Duration, theirs: Option<Duration>| {
+        let (raw, ratio, target) = match theirs {
+            Some(t) => (
+                ms(t),
+                format!("{:.3}×", ours.as_secs_f64() / t.as_secs_f64().max(1e-9)),
+                format!(
+                    "reported: the real launcher takes {:.1}× as long",
+                    t.as_secs_f64() / ours.as_secs_f64().max(1e-9)
+                ),
+            ),
+            None => (
+                "not run".into(),
+                "-".into(),
+                "reported (NOEX_REAL_LAUNCHER: the real launcher)".into(),
+            ),
+        };
+        rows.push(row(what, ms(ours), raw, ratio, &target));
+    };
+    add(
+        &format!("startup, spawn → URL line, median of {runs} (ms)"),
+        ours.p50,
+        theirs.map(|t| t.p50),
+    );
+    add(
+        &format!("startup, spawn → URL line, p90 of {runs} (ms)"),
+        ours.p90,
+        theirs.map(|t| t.p90),
+    );
+    add(
+        &format!("stop, SIGTERM → exit, median of {runs} (ms)"),
+        ours.stop,
+        theirs.map(|t| t.stop),
+    );
+    notes.push(format!("startup, noex column: {}", noex.shown()));
+    notes.push(match &real {
+        Some(real) => format!("startup, raw column (NOEX_REAL_LAUNCHER): {}", real.shown()),
+        None => "startup, raw column: not run (set NOEX_REAL_LAUNCHER to the real server's \
+                 launcher, e.g. \"node /path/to/start-server.mjs\")"
+            .into(),
+    });
 }
 
 /// Requests/s and CPU per request, ours and raw, one connection at several depths and

@@ -39,6 +39,7 @@ pub(crate) fn serve() {
         .query(COUNT_QUERY, QueryDef::count(SMALL_BUCKET))
         .query(GROUP_QUERY, QueryDef::where_param(BUCKET, "group"))
         .max_subscriptions_per_connection(100_000)
+        .max_total_subscriptions(1_000_000)
         .start()
         .expect("test server starts");
     for i in 0..RECORDS {

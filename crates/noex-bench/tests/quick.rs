@@ -43,6 +43,7 @@ fn quick_mode_runs() {
         "memory per",
         "peak memory, 5 000 requests issued at once",
         "client's own memory",
+        "startup, spawn → URL line",
     ] {
         assert!(out.contains(part), "no {part:?} row in\n{out}");
     }

@@ -1,0 +1,410 @@
+//! The conformance suite's server-independent cases against `noex serve` run as a separate
+//! process, exactly as a test in another language would use it: `noex serve --fixture
+//! '{"rules": true}'`, the URL read from the first line of its standard output, the cases
+//! run in URL mode (no access to the embedded server, as with `NOEX_URL`), then SIGTERM and
+//! a bounded wait for a clean exit.
+//!
+//! **Finding the `noex` binary** (it belongs to another package of this workspace, so
+//! `CARGO_BIN_EXE_noex` is not available here):
+//!
+//! 1. `NOEX_BIN`, when set, names it (it must exist; nothing is built).
+//! 2. Otherwise the test asks cargo: `cargo build -p noex-cli --bin noex
+//!    --message-format=json-render-diagnostics`, run in this workspace with the target
+//!    directory and profile this test binary was built with (both derived from
+//!    `std::env::current_exe()`: `<target-dir>[/<triple>]/<profile-dir>/deps/<test>`; the
+//!    target directory is the one holding cargo's `CACHEDIR.TAG`), and takes the
+//!    `executable` of the `noex` artifact from cargo's JSON output. This works with any
+//!    `CARGO_TARGET_DIR`, `--target-dir`, `--release` or `--target`, rebuilds the binary
+//!    when noex-cli changed, and costs a no-op build when it is up to date. Cargo is
+//!    `$CARGO` (set by cargo for the tests it runs) or `cargo` on the `PATH`.
+//!
+//! When neither works the test fails with what cargo said; it never skips.
+//!
+//! The fixture is `{"rules": true}`: the URL-mode cases need no auth and the rule engine,
+//! and define their own buckets and queries (under unique names) through the admin
+//! operations.
+#![cfg(unix)]
+
+use noex_conformance::{cases::independent as cases, Ctx};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The launcher fixture: rule engine on, no auth, nothing predefined.
+const FIXTURE: &str = r#"{"rules": true}"#;
+/// How long `noex serve` may take to print its URL.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one case may take against it.
+const CASE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the process may take to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Case = fn(Ctx) -> futures::future::BoxFuture<'static, ()>;
+
+/// The server-independent cases: the `@independent` list of `conformance_suite!` (checked
+/// against it by [`case_list_matches_the_suite`]).
+const CASES: &[(&str, Case)] = &[
+    ("store_crud_typed_records", |c| {
+        Box::pin(cases::store_crud_typed_records(c))
+    }),
+    ("store_queries_and_aggregates", |c| {
+        Box::pin(cases::store_queries_and_aggregates(c))
+    }),
+    ("store_errors", |c| Box::pin(cases::store_errors(c))),
+    ("transactions", |c| Box::pin(cases::transactions(c))),
+    ("admin_store_ops", |c| Box::pin(cases::admin_store_ops(c))),
+    ("store_subscription_pushes", |c| {
+        Box::pin(cases::store_subscription_pushes(c))
+    }),
+    ("subscription_callback_and_drop", |c| {
+        Box::pin(cases::subscription_callback_and_drop(c))
+    }),
+    ("rules_events_and_facts", |c| {
+        Box::pin(cases::rules_events_and_facts(c))
+    }),
+    ("rules_admin", |c| Box::pin(cases::rules_admin(c))),
+    ("procedures", |c| Box::pin(cases::procedures(c))),
+    ("server_introspection", |c| {
+        Box::pin(cases::server_introspection(c))
+    }),
+    ("filter_builder_operators", |c| {
+        Box::pin(cases::filter_builder_operators(c))
+    }),
+    ("unsubscribe_and_bare_emit", |c| {
+        Box::pin(cases::unsubscribe_and_bare_emit(c))
+    }),
+];
+
+#[test]
+fn url_mode_cases_pass_against_noex_serve_process() {
+    let bin = noex_binary();
+    let mut served = Served::start(&bin);
+    let url = served.url.clone();
+    let started = Instant::now();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut failures = Vec::new();
+    for (name, case) in CASES {
+        let ctx = Ctx {
+            backend: noex_tokio::Tokio.into(),
+            url: url.clone(),
+            server: None,
+        };
+        let case_started = Instant::now();
+        let outcome = runtime.block_on(async {
+            let task = tokio::spawn(case(ctx));
+            match tokio::time::timeout(CASE_TIMEOUT, task).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) if e.is_panic() => Err(panic_message(e.into_panic())),
+                Ok(Err(e)) => Err(format!("task failed: {e}")),
+                Err(_) => Err(format!("did not finish within {CASE_TIMEOUT:?}")),
+            }
+        });
+        eprintln!(
+            "conformance_serve: {name}: {} ({:?})",
+            if outcome.is_ok() { "ok" } else { "FAILED" },
+            case_started.elapsed()
+        );
+        if let Err(why) = outcome {
+            failures.push(format!("{name}: {why}"));
+        }
+        if let Some(status) = served.exited() {
+            failures.push(format!("noex serve exited during {name}: {status}"));
+            break;
+        }
+    }
+    drop(runtime);
+    eprintln!(
+        "conformance_serve: {} cases in {:?} against {url}",
+        CASES.len(),
+        started.elapsed()
+    );
+
+    let stop = served.stop();
+    let stderr = served.stderr();
+    assert!(
+        failures.is_empty(),
+        "{} of {} URL-mode cases failed against `noex serve --fixture '{FIXTURE}'` ({}):\n{}\n\
+         noex serve stderr:\n{stderr}",
+        failures.len(),
+        CASES.len(),
+        bin.display(),
+        failures.join("\n"),
+    );
+    match stop {
+        Ok(status) => assert!(
+            status.success(),
+            "noex serve exited with {status} after SIGTERM; stderr:\n{stderr}"
+        ),
+        Err(why) => panic!("{why}; stderr:\n{stderr}"),
+    }
+}
+
+/// The list above is the suite's: a case added to `conformance_suite!`'s server-independent
+/// list must be added here too.
+#[test]
+fn case_list_matches_the_suite() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../noex-conformance/src/lib.rs");
+    let source =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let marker = "conformance_suite!(@independent $block_on, $backend, [";
+    let start = source
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in {}: update this test", path.display()))
+        + marker.len();
+    let end = start
+        + source[start..]
+            .find(']')
+            .expect("the independent list ends with ]");
+    let suite: Vec<&str> = source[start..end]
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let ours: Vec<&str> = CASES.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        ours,
+        suite,
+        "tests/conformance_serve.rs must run the same server-independent cases as {}",
+        path.display()
+    );
+}
+
+/// `noex serve` in a child process; killed if still running when dropped.
+struct Served {
+    child: Child,
+    url: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Served {
+    fn start(bin: &Path) -> Served {
+        let mut child = Command::new(bin)
+            .args(["serve", "--fixture", FIXTURE])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            // Keep draining so the server never blocks on a full pipe.
+            for line in lines.map_while(Result::ok) {
+                eprintln!("conformance_serve: noex serve stdout: {line}");
+            }
+        });
+        let mut served = Served {
+            child,
+            url: String::new(),
+            stderr,
+        };
+        let first = match rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(Some(Ok(line))) => line,
+            Ok(other) => {
+                let status = served.wait_for_exit(Duration::from_secs(2));
+                panic!(
+                    "noex serve printed no URL line ({other:?}; exit: {status:?}); stderr:\n{}",
+                    served.stderr()
+                )
+            }
+            Err(_) => panic!(
+                "noex serve printed no URL line within {STARTUP_TIMEOUT:?}; stderr:\n{}",
+                served.stderr()
+            ),
+        };
+        let url = first.trim();
+        assert!(
+            url.starts_with("ws://") && url.len() > "ws://".len(),
+            "noex serve's first stdout line is not a ws:// URL: {first:?}; stderr:\n{}",
+            served.stderr()
+        );
+        served.url = url.to_string();
+        served
+    }
+
+    /// Its exit status, if it has exited.
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    fn wait_for_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, then waits up to [`STOP_TIMEOUT`] for the exit.
+    fn stop(&mut self) -> Result<ExitStatus, String> {
+        if let Some(status) = self.exited() {
+            return Err(format!("noex serve had already exited: {status}"));
+        }
+        // `kill` rather than libc: the workspace forbids unsafe code.
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .map_err(|e| format!("run kill -TERM: {e}"))?;
+        if !sent.success() {
+            return Err(format!("kill -TERM {} failed: {sent}", self.child.id()));
+        }
+        self.wait_for_exit(STOP_TIMEOUT)
+            .ok_or_else(|| format!("noex serve did not exit within {STOP_TIMEOUT:?} of SIGTERM"))
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panicked (non-string payload)".into())
+}
+
+/// The `noex` binary: `NOEX_BIN`, or built by cargo (see the module docs).
+fn noex_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("NOEX_BIN") {
+        let bin = PathBuf::from(bin);
+        assert!(
+            bin.is_file(),
+            "NOEX_BIN={} is not a file (unset it to let the test build noex-cli)",
+            bin.display()
+        );
+        return bin;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut command = Command::new(&cargo);
+    command
+        .current_dir(&workspace)
+        .args(["build", "-p", "noex-cli", "--bin", "noex"])
+        .arg("--message-format=json-render-diagnostics");
+    let layout = build_layout();
+    if let Some(layout) = &layout {
+        command.arg("--target-dir").arg(&layout.target_dir);
+        command.args(["--profile", &layout.profile]);
+        if let Some(triple) = &layout.triple {
+            command.args(["--target", triple]);
+        }
+    }
+    let shown = format!("{command:?}");
+    let output = command.stdin(Stdio::null()).output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run cargo ({}) to build the noex binary: {e}\n\
+                 build it yourself (cargo build -p noex-cli) and set NOEX_BIN=/path/to/noex",
+            Path::new(&cargo).display()
+        )
+    });
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "building the noex binary failed ({}):\n{shown}\n{stderr}",
+        output.status
+    );
+    let executable = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| {
+            m["reason"] == "compiler-artifact"
+                && m["target"]["name"] == "noex"
+                && m["target"]["kind"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .next_back();
+    let Some(bin) = executable else {
+        panic!("cargo built no `noex` executable:\n{shown}\n{stderr}")
+    };
+    assert!(
+        bin.is_file(),
+        "cargo reported {} but it is not a file",
+        bin.display()
+    );
+    bin
+}
+
+/// Where and how this test binary was built.
+struct Layout {
+    target_dir: PathBuf,
+    profile: String,
+    triple: Option<String>,
+}
+
+/// From `<target-dir>[/<triple>]/<profile-dir>/deps/<this test>`; `None` when the path
+/// does not look like that (then cargo's defaults apply).
+fn build_layout() -> Option<Layout> {
+    let exe = std::env::current_exe().ok()?;
+    let deps = exe.parent()?;
+    if deps.file_name()? != "deps" {
+        return None;
+    }
+    let profile_dir = deps.parent()?;
+    let profile = match profile_dir.file_name()?.to_str()? {
+        "debug" => "dev".to_string(),
+        other => other.to_string(),
+    };
+    let above = profile_dir.parent()?;
+    // Cargo writes CACHEDIR.TAG at the root of every target directory it creates.
+    if above.join("CACHEDIR.TAG").is_file() {
+        return Some(Layout {
+            target_dir: above.to_path_buf(),
+            profile,
+            triple: None,
+        });
+    }
+    let root = above.parent()?;
+    if root.join("CACHEDIR.TAG").is_file() {
+        return Some(Layout {
+            target_dir: root.to_path_buf(),
+            profile,
+            triple: Some(above.file_name()?.to_str()?.to_string()),
+        });
+    }
+    None
+}
