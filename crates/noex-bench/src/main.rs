@@ -739,6 +739,12 @@ fn mem_run(who: &str, what: &str, n: usize, names: &[&str]) -> Vec<f64> {
         .collect()
 }
 
+/// `n` split into the batches the memory child subscribes in (at most 250 each).
+fn batches(n: usize) -> impl Iterator<Item = usize> {
+    const BATCH: usize = 250;
+    (0..n.div_ceil(BATCH)).map(move |i| BATCH.min(n - i * BATCH))
+}
+
 /// `n` with a space between thousands: `100 000`.
 fn thousands(n: usize) -> String {
     let digits = n.to_string();
@@ -973,7 +979,12 @@ fn mem_child(args: &[String]) {
                     drop(ours::subscribe_many(&client, COUNT_QUERY, None, 100).await);
                     ours::latencies(&client, BUCKET, 100).await;
                     let before = rss_bytes();
-                    let subs = ours::subscribe_many(&client, COUNT_QUERY, None, n).await;
+                    // In batches, as views open: the figure is what live subscriptions
+                    // hold, not the high-water mark of one burst of `n` subscribes.
+                    let mut subs = Vec::with_capacity(n);
+                    for batch in batches(n) {
+                        subs.extend(ours::subscribe_many(&client, COUNT_QUERY, None, batch).await);
+                    }
                     let after = rss_bytes();
                     drop(subs);
                     client.disconnect().await;
@@ -984,7 +995,10 @@ fn mem_child(args: &[String]) {
                     drop(raw.subscribe_burst(COUNT_QUERY, None, 100).await);
                     raw.latencies(BUCKET, 100).await;
                     let before = rss_bytes();
-                    let subs = raw.subscribe_burst(COUNT_QUERY, None, n).await;
+                    let mut subs = std::collections::HashMap::with_capacity(n);
+                    for batch in batches(n) {
+                        subs.extend(raw.subscribe_burst(COUNT_QUERY, None, batch).await);
+                    }
                     let after = rss_bytes();
                     drop(subs);
                     raw.close().await;

@@ -141,7 +141,7 @@ struct InsertRequest<'a> {
 }
 
 fn encode_ours(u: &User) -> String {
-    ops::store::insert("users", u).encode(7)
+    ops::store::insert("users", u).into_frame(7)
 }
 
 fn encode_serde(u: &User) -> String {
@@ -216,7 +216,7 @@ fn ratios() {
             f64::INFINITY,
         ),
         (
-            "encode an insert: ops::store::insert(..).encode(id) / serde_json::to_string",
+            "encode an insert: ops::store::insert(..).into_frame(id) / serde_json::to_string",
             Box::new(move || {
                 black_box(encode_ours(&u1));
             }),

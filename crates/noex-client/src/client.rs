@@ -1,8 +1,9 @@
 //! The client handle.
 
-use crate::driver::{Command, Driver, SubItem, Ticket};
+use crate::driver::{Command, Driver, SubItem};
 use crate::error::{Error, Result};
 use crate::options::ClientOptions;
+use crate::reply::{RequestCell, SubscribeCell};
 use crate::runtime::Backend;
 use crate::shared::{ListenerGuard, Shared, WaitEnd};
 use crate::slot::{slot, BufferPolicy, SlotReceiver, Taken};
@@ -106,9 +107,8 @@ enum RequestState {
     Waiting(Box<Waiting>),
     /// Sent to the driver; dropped before the answer, it withdraws the request.
     InFlight {
-        answer: oneshot::Receiver<std::result::Result<Payload, Box<Error>>>,
+        answer: Arc<RequestCell>,
         commands: mpsc::UnboundedSender<Command>,
-        ticket: Ticket,
         _permit: SemaphoreGuardArc,
     },
     Done,
@@ -123,14 +123,8 @@ impl RequestFuture<'_> {
         op: Operation,
         options: RequestOptions,
     ) -> Result<()> {
-        let ticket = self.client.inner.shared.ticket();
-        let (reply, answer) = oneshot::channel();
-        let command = Command::Request {
-            ticket,
-            op,
-            options,
-            reply,
-        };
+        let (answer, reply) = RequestCell::new();
+        let command = Command::Request { op, options, reply };
         session
             .commands
             .unbounded_send(command)
@@ -138,7 +132,6 @@ impl RequestFuture<'_> {
         self.state = RequestState::InFlight {
             answer,
             commands: session.commands,
-            ticket,
             _permit: permit,
         };
         Ok(())
@@ -223,9 +216,9 @@ impl Future for RequestFuture<'_> {
                     }
                 }
                 RequestState::InFlight { answer, .. } => {
-                    let result = match answer.poll_unpin(cx) {
-                        Poll::Ready(Ok(answer)) => answer.map_err(|e| *e),
-                        Poll::Ready(Err(_)) => Err(closed()),
+                    let result = match answer.poll_answer(cx) {
+                        Poll::Ready(Some(answer)) => answer.map_err(|e| *e),
+                        Poll::Ready(None) => Err(closed()),
                         Poll::Pending => return Poll::Pending,
                     };
                     // Answered: nothing to withdraw; the slot is released.
@@ -241,10 +234,12 @@ impl Future for RequestFuture<'_> {
 impl Drop for RequestFuture<'_> {
     fn drop(&mut self) {
         if let RequestState::InFlight {
-            commands, ticket, ..
+            commands, answer, ..
         } = &self.state
         {
-            let _ = commands.unbounded_send(Command::Cancel { ticket: *ticket });
+            let _ = commands.unbounded_send(Command::CancelRequest {
+                cell: answer.clone(),
+            });
         }
     }
 }
@@ -259,10 +254,9 @@ enum SubscribeState {
     Start(Box<SubscriptionSpec>, BufferPolicy),
     /// Sent to the driver; dropped before the answer, it withdraws the subscribe.
     InFlight {
-        answer: oneshot::Receiver<std::result::Result<SubscriptionId, Box<Error>>>,
+        answer: Arc<SubscribeCell>,
         rx: SlotReceiver<SubItem>,
         commands: mpsc::UnboundedSender<Command>,
-        ticket: Ticket,
     },
     Done,
 }
@@ -281,17 +275,11 @@ impl Future for SubscribeFuture<'_> {
                         unreachable!()
                     };
                     let (sink, rx) = slot(policy);
-                    let (reply, answer) = oneshot::channel();
+                    let (answer, reply) = SubscribeCell::new();
                     let Some(session) = this.client.session() else {
                         return Poll::Ready(Err(closed()));
                     };
-                    let ticket = this.client.inner.shared.ticket();
-                    let command = Command::Subscribe {
-                        ticket,
-                        spec,
-                        sink,
-                        reply,
-                    };
+                    let command = Command::Subscribe { spec, sink, reply };
                     if session.commands.unbounded_send(command).is_err() {
                         return Poll::Ready(Err(closed()));
                     }
@@ -299,13 +287,12 @@ impl Future for SubscribeFuture<'_> {
                         answer,
                         rx,
                         commands: session.commands,
-                        ticket,
                     };
                 }
                 SubscribeState::InFlight { answer, .. } => {
-                    let result = match answer.poll_unpin(cx) {
-                        Poll::Ready(Ok(answer)) => answer.map_err(|e| *e),
-                        Poll::Ready(Err(_)) => Err(closed()),
+                    let result = match answer.poll_answer(cx) {
+                        Poll::Ready(Some(answer)) => answer.map_err(|e| *e),
+                        Poll::Ready(None) => Err(closed()),
                         Poll::Pending => return Poll::Pending,
                     };
                     // Answered: nothing to withdraw.
@@ -329,10 +316,12 @@ impl Future for SubscribeFuture<'_> {
 impl Drop for SubscribeFuture<'_> {
     fn drop(&mut self) {
         if let SubscribeState::InFlight {
-            commands, ticket, ..
+            commands, answer, ..
         } = &self.state
         {
-            let _ = commands.unbounded_send(Command::Cancel { ticket: *ticket });
+            let _ = commands.unbounded_send(Command::CancelSubscribe {
+                cell: answer.clone(),
+            });
         }
     }
 }

@@ -4,6 +4,7 @@
 //! socket it held is closed.
 
 use crate::error::{Error, Result};
+use crate::reply::{Replier, RequestCell, SubscribeCell};
 use crate::runtime::{Backend, FrameSink, FrameStream, Incoming, Outgoing};
 use crate::shared::Shared;
 use crate::slot::SlotSender;
@@ -38,30 +39,28 @@ pub(crate) enum SubItem {
     Failed(Box<Error>),
 }
 
-/// Identifies a caller's request or subscribe future, so that dropping it can withdraw
-/// what it asked for before the core has named it.
-pub(crate) type Ticket = u64;
-
 /// Requests from the API handles to the driver.
 pub(crate) enum Command {
     Request {
-        ticket: Ticket,
         op: Operation,
         options: RequestOptions,
-        /// The error boxed: the channel's allocation, held per request in flight, stays
-        /// small.
-        reply: oneshot::Sender<std::result::Result<Payload, Box<Error>>>,
+        reply: Replier<Payload>,
+    },
+    /// The future of a request was dropped before its answer: its cell carries the
+    /// request's id.
+    CancelRequest {
+        cell: Arc<RequestCell>,
     },
     /// The spec boxed: the subscribe future keeps it boxed until it is sent.
     Subscribe {
-        ticket: Ticket,
         spec: Box<SubscriptionSpec>,
         sink: SlotSender<SubItem>,
-        reply: SubscribeReply,
+        reply: Replier<SubscriptionId>,
     },
-    /// The future of a request or subscribe was dropped before its answer.
-    Cancel {
-        ticket: Ticket,
+    /// The future of a subscribe was dropped before its answer was read: its cell
+    /// carries the subscription's id.
+    CancelSubscribe {
+        cell: Arc<SubscribeCell>,
     },
     Unsubscribe {
         id: SubscriptionId,
@@ -76,12 +75,6 @@ pub(crate) enum Command {
         ack: Option<oneshot::Sender<()>>,
     },
 }
-
-/// Where a request's answer goes.
-type Reply = oneshot::Sender<std::result::Result<Payload, Box<Error>>>;
-
-/// Where a subscribe's answer goes.
-pub(crate) type SubscribeReply = oneshot::Sender<std::result::Result<SubscriptionId, Box<Error>>>;
 
 type Connecting = BoxFuture<'static, std::result::Result<(FrameSink, FrameStream), TransportError>>;
 
@@ -113,17 +106,10 @@ struct Frame {
 
 struct SubEntry {
     sink: SlotSender<SubItem>,
-    /// The subscribe future's ticket, kept for the subscription's life: the future may be
-    /// dropped after its answer was sent and before it was read.
-    ticket: Ticket,
-    /// The subscribe future's answer, until it is answered.
-    ready: Option<SubscribeReply>,
-}
-
-/// What a caller's ticket stands for.
-enum Ticketed {
-    Request(RequestId),
-    Subscribe(SubscriptionId),
+    /// The subscribe future's answer, until it is answered. The entry outlives it: a
+    /// future dropped after its answer was sent and before it was read still withdraws
+    /// the subscription (`Command::CancelSubscribe`).
+    ready: Option<Replier<SubscriptionId>>,
 }
 
 /// Frames queued for the socket that are written even while other work is ready.
@@ -140,8 +126,7 @@ pub(crate) struct Driver {
     link: Option<Link>,
     /// Connections being closed: their close frame is flushed (at most [`CLOSE_GRACE`]).
     closing: FuturesUnordered<BoxFuture<'static, ()>>,
-    replies: HashMap<RequestId, (Ticket, Reply)>,
-    tickets: HashMap<Ticket, Ticketed>,
+    replies: HashMap<RequestId, Replier<Payload>>,
     subs: HashMap<SubscriptionId, SubEntry>,
     connect_waiter: Option<oneshot::Sender<Result<WelcomeInfo>>>,
     welcome: Option<WelcomeInfo>,
@@ -181,7 +166,6 @@ impl Driver {
             link: None,
             closing: FuturesUnordered::new(),
             replies: HashMap::new(),
-            tickets: HashMap::new(),
             subs: HashMap::new(),
             connect_waiter: Some(connect_waiter),
             welcome: None,
@@ -320,54 +304,41 @@ impl Driver {
 
     fn handle_command(&mut self, now: Instant, command: Command) {
         match command {
-            Command::Request {
-                ticket,
-                op,
-                options,
-                reply,
-            } => match self.core.request_with(now, op, options) {
-                Ok(id) => {
-                    self.replies.insert(id, (ticket, reply));
-                    self.tickets.insert(ticket, Ticketed::Request(id));
+            Command::Request { op, options, reply } => {
+                match self.core.request_with(now, op, options) {
+                    Ok(id) => {
+                        reply.registered(id);
+                        self.replies.insert(id, reply);
+                    }
+                    Err(e) => reply.send(Err(Box::new(e.into()))),
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(Box::new(e.into())));
+            }
+            Command::CancelRequest { cell } => {
+                // Commands are handled in order: a request is registered before its
+                // cancel arrives; one refused at once has no id and nothing to withdraw.
+                if let Some(id) = cell.id() {
+                    if self.replies.remove(&id).is_some() {
+                        self.core.cancel(id);
+                    }
                 }
-            },
-            Command::Subscribe {
-                ticket,
-                spec,
-                sink,
-                reply,
-            } => match self.core.subscribe(now, *spec) {
+            }
+            Command::Subscribe { spec, sink, reply } => match self.core.subscribe(now, *spec) {
                 Ok(id) => {
+                    reply.registered(id);
                     let ready = Some(reply);
-                    self.subs.insert(
-                        id,
-                        SubEntry {
-                            sink,
-                            ticket,
-                            ready,
-                        },
-                    );
-                    self.tickets.insert(ticket, Ticketed::Subscribe(id));
+                    self.subs.insert(id, SubEntry { sink, ready });
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(Box::new(e.into())));
-                }
+                Err(e) => reply.send(Err(Box::new(e.into()))),
             },
-            Command::Cancel { ticket } => match self.tickets.remove(&ticket) {
-                Some(Ticketed::Request(id)) => {
-                    self.replies.remove(&id);
-                    self.core.cancel(id);
+            Command::CancelSubscribe { cell } => {
+                // As for requests: registered before the cancel arrives, or refused.
+                if let Some(id) = cell.id() {
+                    if self.subs.remove(&id).is_some() {
+                        trace!(%id, "subscribe withdrawn: its future was dropped");
+                        self.core.unsubscribe(now, id);
+                    }
                 }
-                Some(Ticketed::Subscribe(id)) => {
-                    trace!(%id, "subscribe withdrawn: its future was dropped");
-                    self.subs.remove(&id);
-                    self.core.unsubscribe(now, id);
-                }
-                None => {}
-            },
+            }
             Command::Unsubscribe { id, ack } => {
                 self.forget_subscription(id);
                 self.core.unsubscribe(now, id);
@@ -507,9 +478,8 @@ impl Driver {
     fn dispatch(&mut self, event: Event) {
         match event {
             Event::Response { id, result } => {
-                if let Some((ticket, reply)) = self.replies.remove(&id) {
-                    self.tickets.remove(&ticket);
-                    let _ = reply.send(result.map_err(|e| Box::new(Error::from(e))));
+                if let Some(reply) = self.replies.remove(&id) {
+                    reply.send(result.map_err(|e| Box::new(Error::from(e))));
                 }
             }
             Event::Subscription(event) => self.dispatch_subscription(event),
@@ -527,13 +497,10 @@ impl Driver {
                 if let Some(data) = data {
                     entry.sink.push(SubItem::Data(data));
                 }
+                // A future dropped before this answer has withdrawn it already (its cancel
+                // came first); one dropped after sends its cancel next.
                 if let Some(ready) = entry.ready.take() {
-                    if ready.send(Ok(id)).is_err() {
-                        // Its future is gone (the cancel is on its way): withdraw it now.
-                        self.forget_subscription(id);
-                        let now = self.now();
-                        self.core.unsubscribe(now, id);
-                    }
+                    ready.send(Ok(id));
                 }
             }
             SubscriptionEvent::Restored { id, data, gap } => {
@@ -559,9 +526,7 @@ impl Driver {
                 if let Some(entry) = self.forget_subscription(id) {
                     let error = Error::from(error);
                     match entry.ready {
-                        Some(ready) => {
-                            let _ = ready.send(Err(Box::new(error)));
-                        }
+                        Some(ready) => ready.send(Err(Box::new(error))),
                         None => entry.sink.close(Some(SubItem::Failed(Box::new(error)))),
                     }
                 }
@@ -569,11 +534,9 @@ impl Driver {
             SubscriptionEvent::Ended { id } => {
                 if let Some(entry) = self.forget_subscription(id) {
                     match entry.ready {
-                        Some(ready) => {
-                            let _ = ready.send(Err(Box::new(Error::Closed {
-                                delivery: Delivery::NotSent,
-                            })));
-                        }
+                        Some(ready) => ready.send(Err(Box::new(Error::Closed {
+                            delivery: Delivery::NotSent,
+                        }))),
                         None => entry.sink.close(None),
                     }
                 }
@@ -582,11 +545,9 @@ impl Driver {
         }
     }
 
-    /// Removes a subscription's entry and its ticket.
+    /// Removes a subscription's entry.
     fn forget_subscription(&mut self, id: SubscriptionId) -> Option<SubEntry> {
-        let entry = self.subs.remove(&id)?;
-        self.tickets.remove(&entry.ticket);
-        Some(entry)
+        self.subs.remove(&id)
     }
 
     /// A gap's instants on the wall clock.

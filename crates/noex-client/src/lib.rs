@@ -79,6 +79,7 @@ mod client;
 mod driver;
 mod error;
 mod options;
+mod reply;
 pub mod runtime;
 mod shared;
 mod slot;

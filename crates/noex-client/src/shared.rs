@@ -29,7 +29,6 @@ struct SlotWaits {
 pub(crate) struct Shared {
     state: Mutex<ConnectionState>,
     listeners: Mutex<Listeners>,
-    next_ticket: AtomicU64,
     waits: SlotWaits,
 }
 
@@ -63,7 +62,6 @@ impl Shared {
         Arc::new(Shared {
             state: Mutex::new(ConnectionState::Disconnected),
             listeners: Mutex::new(Listeners::default()),
-            next_ticket: AtomicU64::new(1),
             waits: SlotWaits::default(),
         })
     }
@@ -74,11 +72,6 @@ impl Shared {
 
     pub(crate) fn set_state(&self, state: ConnectionState) {
         *lock(&self.state) = state;
-    }
-
-    /// A ticket no other request or subscribe of this client has.
-    pub(crate) fn ticket(&self) -> u64 {
-        self.next_ticket.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Feeds every event stream and calls every callback. A callback that panics is

@@ -294,18 +294,45 @@ pub fn decode(text: &str) -> Result<ServerFrame, FrameError> {
 /// `fields` is the payload's members already encoded as JSON without the surrounding
 /// braces (see [`crate::ops::Operation`]), so encoding is a concatenation.
 pub fn encode_request(id: u64, kind: &str, fields: &str) -> String {
-    let mut out = String::with_capacity(24 + kind.len() + fields.len());
-    out.push_str("{\"id\":");
-    out.push_str(&id.to_string());
-    out.push_str(",\"type\":\"");
-    out.push_str(kind);
-    out.push('"');
+    encode_request_bytes(id, kind, fields.as_bytes())
+}
+
+/// [`encode_request`] with the fields as UTF-8 bytes: one buffer, written once.
+pub(crate) fn encode_request_bytes(id: u64, kind: &str, fields: &[u8]) -> String {
+    let mut out = Vec::with_capacity(32 + kind.len() + fields.len());
+    out.extend_from_slice(b"{\"id\":");
+    // An id is a u64: serde_json writes it as digits, and cannot fail on a Vec.
+    let _ = serde_json::to_writer(&mut out, &id);
+    out.extend_from_slice(b",\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b'"');
     if !fields.is_empty() {
-        out.push(',');
-        out.push_str(fields);
+        out.push(b',');
+        out.extend_from_slice(fields);
     }
-    out.push('}');
-    out
+    out.push(b'}');
+    // Every part is UTF-8 (the fields come from serde_json or a `&str`).
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`encode_request`] around `fields` in place: the header goes in front of them in the
+/// same buffer, so a frame built from an operation costs no second allocation.
+pub(crate) fn request_frame(id: u64, kind: &str, mut fields: Vec<u8>) -> String {
+    let mut header = Vec::with_capacity(40);
+    header.extend_from_slice(b"{\"id\":");
+    let _ = serde_json::to_writer(&mut header, &id);
+    header.extend_from_slice(b",\"type\":\"");
+    if fields.is_empty() {
+        header.extend_from_slice(kind.as_bytes());
+        header.extend_from_slice(b"\"}");
+        return String::from_utf8(header).unwrap_or_default();
+    }
+    header.extend_from_slice(kind.as_bytes());
+    header.extend_from_slice(b"\",");
+    fields.splice(0..0, header);
+    fields.push(b'}');
+    // Every part is UTF-8 (the fields come from serde_json).
+    String::from_utf8(fields).unwrap_or_default()
 }
 
 /// Encodes the answer to a ping, echoing its timestamp verbatim.

@@ -9,9 +9,11 @@
 
 mod lifecycle;
 mod requests;
+mod server_id;
 mod subscriptions;
 mod timers;
 
+use self::server_id::ServerId;
 use crate::config::Config;
 use crate::counters::Counters;
 use crate::event::{
@@ -180,7 +182,7 @@ struct Requests {
 #[derive(Debug)]
 struct Subscription {
     spec: SubscriptionSpec,
-    server_id: Option<String>,
+    server_id: Option<ServerId>,
     /// Whether it has ever been registered (so the next registration is a restore).
     registered_once: bool,
     /// When the connection it was registered on was lost, until it is registered again.
@@ -192,7 +194,7 @@ struct Subscription {
 struct Subscriptions {
     next_id: u64,
     live: BTreeMap<SubscriptionId, Subscription>,
-    by_server_id: HashMap<String, SubscriptionId>,
+    by_server_id: HashMap<ServerId, SubscriptionId>,
     /// Server ids unsubscribed on this connection whose pushes may still arrive.
     unsubscribed: HashSet<String>,
     /// Subscriptions dropped while their subscribe was in flight, to undo on the answer.

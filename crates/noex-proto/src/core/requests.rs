@@ -114,7 +114,7 @@ impl ClientCore {
         } else {
             // Sent now and never again: the operation is encoded and dropped, not kept.
             let id = self.insert_pending(kind, Purpose::User, deadline, retry, &op);
-            self.transmit_text(id, op.encode(id));
+            self.transmit_text(id, op.into_frame(id));
             Ok(RequestId(id))
         }
     }
@@ -177,7 +177,7 @@ impl ClientCore {
         let kind = op.kind();
         let deadline = super::later(now, self.config.request_timeout);
         let id = self.insert_pending(kind, purpose, deadline, false, &op);
-        self.transmit_text(id, op.encode(id));
+        self.transmit_text(id, op.into_frame(id));
         id
     }
 
@@ -186,13 +186,16 @@ impl ClientCore {
         let Some(entry) = self.requests.pending.get_mut(&id) else {
             return;
         };
-        let text = match &entry.op {
-            Some(op) => op.encode(id),
+        let text = match entry.op.take() {
+            // Kept for a retry: encoded afresh each time it goes out.
+            Some(op) if entry.retry => {
+                let text = op.encode(id);
+                entry.op = Some(op);
+                text
+            }
+            Some(op) => op.into_frame(id),
             None => return,
         };
-        if !entry.retry {
-            entry.op = None;
-        }
         self.transmit_text(id, text);
     }
 

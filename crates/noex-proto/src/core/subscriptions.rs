@@ -1,5 +1,6 @@
 //! Subscription bookkeeping: durable handles, restore after reconnect, held pushes.
 
+use super::server_id::ServerId;
 use super::{ClientCore, Phase, Purpose, Subscription};
 use crate::error::{Delivery, RequestError};
 use crate::event::{CoreError, Event, Gap, LifecycleEvent, SubscriptionEvent, SubscriptionId};
@@ -72,7 +73,7 @@ impl ClientCore {
             Some(server_id) => {
                 self.subs.by_server_id.remove(&server_id);
                 if self.link_usable() {
-                    self.send_unsubscribe(now, &sub.spec, server_id);
+                    self.send_unsubscribe(now, &sub.spec, server_id.to_string());
                 }
             }
             // Its subscribe is in flight: undo it when the answer comes.
@@ -152,8 +153,9 @@ impl ClientCore {
             SubscriptionEvent::Ready { id: sub, data }
         };
         entry.registered_once = true;
-        entry.server_id = Some(server_id.clone());
-        self.subs.by_server_id.insert(server_id.clone(), sub);
+        let compact = ServerId::new(&server_id);
+        entry.server_id = Some(compact.clone());
+        self.subs.by_server_id.insert(compact, sub);
         self.emit(Event::Subscription(event));
         // Pushes that overtook the answer, in arrival order.
         let mut i = 0;
@@ -209,7 +211,7 @@ impl ClientCore {
 
     /// A `push` frame.
     pub(super) fn handle_push(&mut self, server_id: String, data: Payload) {
-        if let Some(&sub) = self.subs.by_server_id.get(&server_id) {
+        if let Some(&sub) = self.subs.by_server_id.get(&ServerId::new(&server_id)) {
             self.counters.pushes_delivered += 1;
             self.emit(Event::Subscription(SubscriptionEvent::Update {
                 id: sub,

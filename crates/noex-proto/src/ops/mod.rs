@@ -29,7 +29,8 @@ use std::fmt;
 #[derive(Clone)]
 pub struct Operation {
     kind: OpKind,
-    fields: String,
+    /// The encoded members, UTF-8 (serde_json writes nothing else), written in place.
+    fields: Vec<u8>,
     login_token: Option<Secret>,
     encode_error: Option<String>,
 }
@@ -39,7 +40,8 @@ impl Operation {
     pub fn new(kind: OpKind) -> Operation {
         Operation {
             kind,
-            fields: String::new(),
+            // Most operations' fields fit; larger ones grow once or twice.
+            fields: Vec::with_capacity(64),
             login_token: None,
             encode_error: None,
         }
@@ -62,26 +64,19 @@ impl Operation {
         if name == "id" || name == "type" {
             return self;
         }
-        let mut encoded = Vec::with_capacity(32);
-        // Names are strings and values are strings, numbers or JSON trees: none can fail.
-        let written = serde_json::to_writer(&mut encoded, name).and_then(|()| {
-            encoded.push(b':');
-            serde_json::to_writer(&mut encoded, value)
+        // Written straight into the fields, no buffer in between; taken back on failure.
+        let before = self.fields.len();
+        if before > 0 {
+            self.fields.push(b',');
+        }
+        let written = serde_json::to_writer(&mut self.fields, name).and_then(|()| {
+            self.fields.push(b':');
+            serde_json::to_writer(&mut self.fields, value)
         });
-        match written {
-            Ok(()) => {
-                // serde_json writes UTF-8 only.
-                if let Ok(text) = String::from_utf8(encoded) {
-                    if !self.fields.is_empty() {
-                        self.fields.push(',');
-                    }
-                    self.fields.push_str(&text);
-                }
-            }
-            Err(e) => {
-                if self.encode_error.is_none() {
-                    self.encode_error = Some(format!("field `{name}`: {e}"));
-                }
+        if let Err(e) = written {
+            self.fields.truncate(before);
+            if self.encode_error.is_none() {
+                self.encode_error = Some(format!("field `{name}`: {e}"));
             }
         }
         self
@@ -116,12 +111,28 @@ impl Operation {
 
     /// The payload members, encoded, without braces.
     pub fn fields(&self) -> &str {
-        &self.fields
+        // serde_json writes UTF-8 only, so this never falls back.
+        std::str::from_utf8(&self.fields).unwrap_or_default()
     }
 
     /// The whole request frame for request id `id`.
     pub fn encode(&self, id: u64) -> String {
-        crate::frame::encode_request(id, self.kind.name(), &self.fields)
+        crate::frame::encode_request_bytes(id, self.kind.name(), &self.fields)
+    }
+
+    /// [`Operation::encode`], reusing the operation's buffer for the frame (what the core
+    /// does with an operation it sends once and does not keep).
+    ///
+    /// ```
+    /// use noex_proto::ops;
+    /// let get = ops::store::get("users", "u1");
+    /// assert_eq!(get.clone().into_frame(3), get.encode(3));
+    /// assert_eq!(get.into_frame(3), r#"{"id":3,"type":"store.get","bucket":"users","key":"u1"}"#);
+    /// let stats = ops::server::stats();
+    /// assert_eq!(stats.clone().into_frame(4), stats.encode(4));
+    /// ```
+    pub fn into_frame(self, id: u64) -> String {
+        crate::frame::request_frame(id, self.kind.name(), self.fields)
     }
 
     /// For `auth.login`: the token presented, so the core can present it again after a
@@ -139,7 +150,7 @@ impl fmt::Debug for Operation {
         if self.kind.carries_secret() {
             d.field("fields", &"<redacted>");
         } else {
-            d.field("fields", &self.fields);
+            d.field("fields", &self.fields());
         }
         d.finish()
     }
