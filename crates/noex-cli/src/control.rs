@@ -289,7 +289,7 @@ pub(crate) fn spawn_stdin(ctx: Ctx) {
                 continue;
             }
             let reply = handle_line(&ctx, &line).await;
-            crate::serve::print_line(&reply);
+            crate::stdout::print_line(&reply);
         }
         let _ = ctx.stop.send("standard input closed");
     });

@@ -12,6 +12,7 @@ mod error;
 mod fixture;
 mod serve;
 mod settings;
+mod stdout;
 
 use clap::error::ErrorKind;
 use clap::Parser;

@@ -2,7 +2,6 @@
 //! (or, with `--fixture`, the Python test launcher) prints, then serve until SIGTERM,
 //! Ctrl-C, a `stop` command, or the end of standard input (with `--control-stdin`).
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,18 +13,11 @@ use crate::builder::apply;
 use crate::control::{self, Ctx};
 use crate::error::CliError;
 use crate::settings::{Auth, ServerSettings};
+use crate::stdout::print_line;
 use crate::{chaos, config_file, fixture};
 
 /// The version the real CLI reports (its banner and `--version`).
 const SERVER_VERSION: &str = "0.1.0";
-
-/// Print one line on stdout and flush (stdout is usually a pipe read line by line).
-/// A closed stdout is not an error worth dying for.
-pub(crate) fn print_line(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
 
 /// What to print once listening.
 #[derive(Debug, Clone, PartialEq)]

@@ -526,35 +526,6 @@ impl Client {
         done.await.map_err(|_| closed())
     }
 
-    /// The store: buckets, queries, subscriptions, transactions, schema.
-    pub fn store(&self) -> crate::api::store::Store {
-        crate::api::store::Store::new(self.clone())
-    }
-    /// The rules engine: events, facts, rule subscriptions, rule administration.
-    pub fn rules(&self) -> crate::api::rules::Rules {
-        crate::api::rules::Rules::new(self.clone())
-    }
-    /// Token authentication.
-    pub fn auth(&self) -> crate::api::auth::AuthApi {
-        crate::api::auth::AuthApi::new(self.clone())
-    }
-    /// Built-in identity: sessions, users, roles, ACL, ownership.
-    pub fn identity(&self) -> crate::api::identity::Identity {
-        crate::api::identity::Identity::new(self.clone())
-    }
-    /// The audit log.
-    pub fn audit(&self) -> crate::api::audit::Audit {
-        crate::api::audit::Audit::new(self.clone())
-    }
-    /// Server-side procedures.
-    pub fn procedures(&self) -> crate::api::procedures::Procedures {
-        crate::api::procedures::Procedures::new(self.clone())
-    }
-    /// Server introspection.
-    pub fn server(&self) -> crate::api::server::ServerApi {
-        crate::api::server::ServerApi::new(self.clone())
-    }
-
     pub(crate) fn options(&self) -> Option<Arc<ClientOptions>> {
         self.session().map(|s| s.options)
     }

@@ -49,6 +49,13 @@ struct Entries {
     entries: Vec<AuditEntry>,
 }
 
+impl Client {
+    /// The audit log.
+    pub fn audit(&self) -> Audit {
+        Audit::new(self.clone())
+    }
+}
+
 impl Audit {
     pub(crate) fn new(client: Client) -> Audit {
         Audit { client }

@@ -50,6 +50,13 @@ pub struct WhoAmI {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Client {
+    /// Token authentication.
+    pub fn auth(&self) -> AuthApi {
+        AuthApi::new(self.clone())
+    }
+}
+
 impl AuthApi {
     pub(crate) fn new(client: Client) -> AuthApi {
         AuthApi { client }

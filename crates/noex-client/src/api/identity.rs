@@ -403,6 +403,13 @@ impl NewRole {
     }
 }
 
+impl Client {
+    /// Built-in identity: sessions, users, roles, ACL, ownership.
+    pub fn identity(&self) -> Identity {
+        Identity::new(self.clone())
+    }
+}
+
 impl Identity {
     pub(crate) fn new(client: Client) -> Identity {
         Identity { client }

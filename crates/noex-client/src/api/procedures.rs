@@ -86,6 +86,13 @@ struct List {
     procedures: Vec<ProcedureInfo>,
 }
 
+impl Client {
+    /// Server-side procedures.
+    pub fn procedures(&self) -> Procedures {
+        Procedures::new(self.clone())
+    }
+}
+
 impl Procedures {
     pub(crate) fn new(client: Client) -> Procedures {
         Procedures { client }

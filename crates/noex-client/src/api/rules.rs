@@ -236,6 +236,13 @@ impl EmitOptions {
     }
 }
 
+impl Client {
+    /// The rules engine: events, facts, rule subscriptions, rule administration.
+    pub fn rules(&self) -> Rules {
+        Rules::new(self.clone())
+    }
+}
+
 impl Rules {
     pub(crate) fn new(client: Client) -> Rules {
         Rules { client }

@@ -91,6 +91,13 @@ pub struct ConnectionStats {
     pub extra: Map<String, Value>,
 }
 
+impl Client {
+    /// Server introspection.
+    pub fn server(&self) -> ServerApi {
+        ServerApi::new(self.clone())
+    }
+}
+
 impl ServerApi {
     pub(crate) fn new(client: Client) -> ServerApi {
         ServerApi { client }

@@ -331,6 +331,13 @@ fn decode_tx<T: DeserializeOwned>(op: &str, data: Value) -> Result<TxResult<T>> 
     })
 }
 
+impl Client {
+    /// The store: buckets, queries, subscriptions, transactions, schema.
+    pub fn store(&self) -> Store {
+        Store::new(self.clone())
+    }
+}
+
 impl Store {
     pub(crate) fn new(client: Client) -> Store {
         Store { client }
