@@ -259,7 +259,40 @@ criterion_group! {
     targets = bench_decode, bench_encode
 }
 
+/// `NOEX_TYPED_ONLY=NAME:N` runs one row's function `N` times and nothing else, for
+/// instruction counts, which stay put where wall time does not on a noisy machine:
+/// `valgrind --tool=callgrind` at `N` and at 0, the difference divided by `N`. NAME is one
+/// of `decode`, `decode_raw`, `decode_noid`, `decode_raw_noid`, `encode`, `encode_serde`.
+fn only(spec: &str) {
+    let (name, n) = spec.split_once(':').expect("NOEX_TYPED_ONLY=NAME:N");
+    let n: usize = n.parse().expect("N");
+    let text = records_text();
+    let u = user(42);
+    for _ in 0..n {
+        match name {
+            "decode" => drop(black_box(
+                serde_json::from_str::<Vec<Record<User>>>(black_box(&text)).unwrap(),
+            )),
+            "decode_raw" => drop(black_box(
+                serde_json::from_str::<Vec<Raw>>(black_box(&text)).unwrap(),
+            )),
+            "decode_noid" => drop(black_box(
+                serde_json::from_str::<Vec<Record<UserNoId>>>(black_box(&text)).unwrap(),
+            )),
+            "decode_raw_noid" => drop(black_box(
+                serde_json::from_str::<Vec<RawNoId>>(black_box(&text)).unwrap(),
+            )),
+            "encode" => drop(black_box(encode_ours(black_box(&u)))),
+            "encode_serde" => drop(black_box(encode_serde(black_box(&u)))),
+            other => panic!("NOEX_TYPED_ONLY: unknown row {other}"),
+        }
+    }
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("NOEX_TYPED_ONLY") {
+        return only(&spec);
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     ratios();

@@ -318,21 +318,36 @@ pub(crate) fn encode_request_bytes(id: u64, kind: &str, fields: &[u8]) -> String
 /// [`encode_request`] around `fields` in place: the header goes in front of them in the
 /// same buffer, so a frame built from an operation costs no second allocation.
 pub(crate) fn request_frame(id: u64, kind: &str, mut fields: Vec<u8>) -> String {
-    let mut header = Vec::with_capacity(40);
-    header.extend_from_slice(b"{\"id\":");
-    let _ = serde_json::to_writer(&mut header, &id);
-    header.extend_from_slice(b",\"type\":\"");
-    if fields.is_empty() {
-        header.extend_from_slice(kind.as_bytes());
-        header.extend_from_slice(b"\"}");
-        return String::from_utf8(header).unwrap_or_default();
+    let start = fields.len();
+    fields.extend_from_slice(b"{\"id\":");
+    push_decimal(&mut fields, id);
+    fields.extend_from_slice(b",\"type\":\"");
+    fields.extend_from_slice(kind.as_bytes());
+    fields.push(b'"');
+    if start > 0 {
+        fields.push(b',');
+        // Members, header, `,` → header, `,`, members.
+        let header = fields.len() - start;
+        fields.rotate_right(header);
     }
-    header.extend_from_slice(kind.as_bytes());
-    header.extend_from_slice(b"\",");
-    fields.splice(0..0, header);
     fields.push(b'}');
-    // Every part is UTF-8 (the fields come from serde_json).
+    // Every part is UTF-8 (the fields come from serde_json, the kind is a `&str`).
     String::from_utf8(fields).unwrap_or_default()
+}
+
+/// Appends `n` in decimal (what `write!` would, without the formatting machinery).
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Encodes the answer to a ping, echoing its timestamp verbatim.

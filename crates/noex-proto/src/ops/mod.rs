@@ -41,7 +41,7 @@ impl Operation {
         Operation {
             kind,
             // Most operations' fields fit; larger ones grow once or twice.
-            fields: Vec::with_capacity(64),
+            fields: Vec::with_capacity(96),
             login_token: None,
             encode_error: None,
         }
