@@ -221,92 +221,18 @@ pub(crate) fn run(launchers: &[&Launcher], runs: usize) -> Result<Vec<Vec<Sample
     Ok(samples)
 }
 
-/// The `noex` binary: `NOEX_BIN`, or what `cargo build -p noex-cli --bin noex` builds into
-/// this benchmark's target directory with its profile (both derived from the path of this
-/// executable, `<target-dir>[/<triple>]/<profile-dir>/noex-bench`), or, when cargo cannot
-/// be run, a `noex` next to this executable.
+/// The `noex` binary (see [`noex_conformance::noex_bin::noex_binary`]), or, when that
+/// fails and one is there, a `noex` next to this executable.
 pub(crate) fn noex_binary() -> Result<PathBuf, String> {
-    if let Some(bin) = std::env::var_os("NOEX_BIN") {
-        let bin = PathBuf::from(bin);
-        return if bin.is_file() {
-            Ok(bin)
-        } else {
-            Err(format!("NOEX_BIN={} is not a file", bin.display()))
-        };
-    }
     let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
     let profile_dir = exe.parent().ok_or("no parent of the current exe")?;
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut command = Command::new(&cargo);
-    command
-        .current_dir(&workspace)
-        .args(["build", "-p", "noex-cli", "--bin", "noex"])
-        .arg("--message-format=json-render-diagnostics");
-    if let Some((target_dir, profile, triple)) = layout(profile_dir) {
-        command.arg("--target-dir").arg(target_dir);
-        command.args(["--profile", &profile]);
-        if let Some(triple) = triple {
-            command.args(["--target", &triple]);
+    noex_conformance::noex_bin::noex_binary(profile_dir).or_else(|e| {
+        let sibling = profile_dir.join("noex");
+        if sibling.is_file() {
+            eprintln!("noex-bench: {e}; using {}", sibling.display());
+            Ok(sibling)
+        } else {
+            Err(e)
         }
-    }
-    let shown = format!("{command:?}");
-    let output = match command.stdin(Stdio::null()).output() {
-        Ok(output) => output,
-        Err(e) => {
-            let sibling = profile_dir.join("noex");
-            return if sibling.is_file() {
-                eprintln!(
-                    "noex-bench: cannot run cargo ({e}); using {}",
-                    sibling.display()
-                );
-                Ok(sibling)
-            } else {
-                Err(format!(
-                    "cannot run cargo to build the noex binary ({e}) and there is no {}; \
-                     build it (cargo build --release -p noex-cli) and set NOEX_BIN",
-                    sibling.display()
-                ))
-            };
-        }
-    };
-    if !output.status.success() {
-        return Err(format!(
-            "building the noex binary failed ({}): {shown}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| {
-            m["reason"] == "compiler-artifact"
-                && m["target"]["name"] == "noex"
-                && m["target"]["kind"]
-                    .as_array()
-                    .is_some_and(|k| k.iter().any(|k| k == "bin"))
-        })
-        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .next_back()
-        .filter(|bin| bin.is_file())
-        .ok_or_else(|| format!("cargo built no `noex` executable: {shown}"))
-}
-
-/// `(target dir, profile, target triple)` from `<target-dir>[/<triple>]/<profile-dir>`;
-/// the target directory is the one with cargo's `CACHEDIR.TAG`.
-fn layout(profile_dir: &Path) -> Option<(PathBuf, String, Option<String>)> {
-    let profile = match profile_dir.file_name()?.to_str()? {
-        "debug" => "dev".to_string(),
-        other => other.to_string(),
-    };
-    let above = profile_dir.parent()?;
-    if above.join("CACHEDIR.TAG").is_file() {
-        return Some((above.to_path_buf(), profile, None));
-    }
-    let root = above.parent()?;
-    root.join("CACHEDIR.TAG").is_file().then(|| {
-        let triple = above.file_name()?.to_str()?.to_string();
-        Some((root.to_path_buf(), profile, Some(triple)))
-    })?
+    })
 }

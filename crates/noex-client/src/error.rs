@@ -263,57 +263,11 @@ pub struct ProtocolError {
     source: Option<BoxedSource>,
 }
 
-impl ProtocolError {
-    /// A protocol error of `kind`.
-    pub fn new(kind: ProtocolErrorKind, message: impl Into<String>) -> ProtocolError {
-        ProtocolError {
-            kind,
-            message: message.into(),
-            source: None,
-        }
-    }
-
-    /// The same error, caused by `source`.
-    pub fn with_source(
-        mut self,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
-    ) -> ProtocolError {
-        self.source = Some(Arc::from(source.into()));
-        self
-    }
-
-    /// What kind of problem this is.
-    pub fn kind(&self) -> ProtocolErrorKind {
-        self.kind
-    }
-
-    /// What went wrong, without the cause.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl fmt::Debug for ProtocolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProtocolError")
-            .field("kind", &self.kind)
-            .field("message", &self.message)
-            .field("source", &self.source)
-            .finish()
-    }
-}
+crate::kinded::kinded_error!(ProtocolError, ProtocolErrorKind);
 
 impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "protocol violation: {}", self.message)
-    }
-}
-
-impl std::error::Error for ProtocolError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 

@@ -78,6 +78,7 @@ mod api;
 mod client;
 mod driver;
 mod error;
+mod kinded;
 mod options;
 mod reply;
 pub mod runtime;

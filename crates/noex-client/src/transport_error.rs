@@ -71,35 +71,9 @@ pub struct TransportError {
     source: Option<BoxedSource>,
 }
 
+crate::kinded::kinded_error!(TransportError, TransportErrorKind);
+
 impl TransportError {
-    /// A failure of `kind`, described by `message` (what was being done).
-    pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> TransportError {
-        TransportError {
-            kind,
-            message: message.into(),
-            source: None,
-        }
-    }
-
-    /// The same failure, caused by `source`.
-    pub fn with_source(
-        mut self,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
-    ) -> TransportError {
-        self.source = Some(Arc::from(source.into()));
-        self
-    }
-
-    /// What kind of failure this is.
-    pub fn kind(&self) -> TransportErrorKind {
-        self.kind
-    }
-
-    /// What was being done, without the cause.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
     /// The message followed by every cause in the chain, `: `-separated.
     pub fn chain_text(&self) -> String {
         use std::fmt::Write;
@@ -113,26 +87,8 @@ impl TransportError {
     }
 }
 
-impl fmt::Debug for TransportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TransportError")
-            .field("kind", &self.kind)
-            .field("message", &self.message)
-            .field("source", &self.source)
-            .finish()
-    }
-}
-
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for TransportError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }

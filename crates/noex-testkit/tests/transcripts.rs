@@ -327,28 +327,7 @@ async fn optional_auth_and_permissions_transcript() {
         let segs = load(OPTIONAL_AUTH);
         let config = note_json(&segs[0]);
         let auth = &config["auth"];
-        let sessions: Vec<TokenSession> = auth["sessions"]
-            .as_object()
-            .expect("sessions")
-            .iter()
-            .map(|(token, s)| {
-                let roles: Vec<String> = s["roles"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|r| r.as_str().map(str::to_string))
-                    .collect();
-                let t = TokenSession::new(
-                    token.clone(),
-                    s["userId"].as_str().unwrap_or_default(),
-                    roles,
-                );
-                match s["expiresAt"].as_i64() {
-                    Some(at) => t.expires_at(at),
-                    None => t,
-                }
-            })
-            .collect();
+        let sessions = common::token_sessions(&config);
         let check: Vec<String> = auth["permissions"]["checkRoles"]
             .as_array()
             .expect("checkRoles")

@@ -451,28 +451,7 @@ fn sessions() -> Vec<TokenSession> {
         .next()
         .and_then(Result::ok)
         .expect("config JSON");
-    config["auth"]["sessions"]
-        .as_object()
-        .expect("sessions")
-        .iter()
-        .map(|(token, s)| {
-            let roles: Vec<String> = s["roles"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|r| r.as_str().map(str::to_string))
-                .collect();
-            let t = TokenSession::new(
-                token.clone(),
-                s["userId"].as_str().unwrap_or_default(),
-                roles,
-            );
-            match s["expiresAt"].as_i64() {
-                Some(at) => t.expires_at(at),
-                None => t,
-            }
-        })
-        .collect()
+    common::token_sessions(&config)
 }
 
 #[tokio::test]

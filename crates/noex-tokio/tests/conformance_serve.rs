@@ -306,105 +306,13 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panicked (non-string payload)".into())
 }
 
-/// The `noex` binary: `NOEX_BIN`, or built by cargo (see the module docs).
+/// The `noex` binary: `NOEX_BIN`, or built by cargo into this test's own target directory
+/// with its profile (`<target-dir>[/<triple>]/<profile-dir>/deps/<this test>`).
 fn noex_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("NOEX_BIN") {
-        let bin = PathBuf::from(bin);
-        assert!(
-            bin.is_file(),
-            "NOEX_BIN={} is not a file (unset it to let the test build noex-cli)",
-            bin.display()
-        );
-        return bin;
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut command = Command::new(&cargo);
-    command
-        .current_dir(&workspace)
-        .args(["build", "-p", "noex-cli", "--bin", "noex"])
-        .arg("--message-format=json-render-diagnostics");
-    let layout = build_layout();
-    if let Some(layout) = &layout {
-        command.arg("--target-dir").arg(&layout.target_dir);
-        command.args(["--profile", &layout.profile]);
-        if let Some(triple) = &layout.triple {
-            command.args(["--target", triple]);
-        }
-    }
-    let shown = format!("{command:?}");
-    let output = command.stdin(Stdio::null()).output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run cargo ({}) to build the noex binary: {e}\n\
-                 build it yourself (cargo build -p noex-cli) and set NOEX_BIN=/path/to/noex",
-            Path::new(&cargo).display()
-        )
-    });
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "building the noex binary failed ({}):\n{shown}\n{stderr}",
-        output.status
-    );
-    let executable = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| {
-            m["reason"] == "compiler-artifact"
-                && m["target"]["name"] == "noex"
-                && m["target"]["kind"]
-                    .as_array()
-                    .is_some_and(|k| k.iter().any(|k| k == "bin"))
-        })
-        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .next_back();
-    let Some(bin) = executable else {
-        panic!("cargo built no `noex` executable:\n{shown}\n{stderr}")
-    };
-    assert!(
-        bin.is_file(),
-        "cargo reported {} but it is not a file",
-        bin.display()
-    );
-    bin
-}
-
-/// Where and how this test binary was built.
-struct Layout {
-    target_dir: PathBuf,
-    profile: String,
-    triple: Option<String>,
-}
-
-/// From `<target-dir>[/<triple>]/<profile-dir>/deps/<this test>`; `None` when the path
-/// does not look like that (then cargo's defaults apply).
-fn build_layout() -> Option<Layout> {
-    let exe = std::env::current_exe().ok()?;
-    let deps = exe.parent()?;
-    if deps.file_name()? != "deps" {
-        return None;
-    }
-    let profile_dir = deps.parent()?;
-    let profile = match profile_dir.file_name()?.to_str()? {
-        "debug" => "dev".to_string(),
-        other => other.to_string(),
-    };
-    let above = profile_dir.parent()?;
-    // Cargo writes CACHEDIR.TAG at the root of every target directory it creates.
-    if above.join("CACHEDIR.TAG").is_file() {
-        return Some(Layout {
-            target_dir: above.to_path_buf(),
-            profile,
-            triple: None,
-        });
-    }
-    let root = above.parent()?;
-    if root.join("CACHEDIR.TAG").is_file() {
-        return Some(Layout {
-            target_dir: root.to_path_buf(),
-            profile,
-            triple: Some(above.file_name()?.to_str()?.to_string()),
-        });
-    }
-    None
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("a test executable lives in <profile-dir>/deps");
+    noex_conformance::noex_bin::noex_binary(profile_dir).unwrap_or_else(|e| panic!("{e}"))
 }

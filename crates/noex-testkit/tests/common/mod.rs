@@ -418,3 +418,30 @@ pub(crate) async fn replay(client: &mut Client, seg: &Segment, b: &mut Bindings,
         }
     }
 }
+
+/// The static sessions of a recording's config note (`auth.sessions`: token → userId,
+/// roles, expiresAt), for the builder.
+pub(crate) fn token_sessions(config: &Value) -> Vec<noex_testkit::TokenSession> {
+    config["auth"]["sessions"]
+        .as_object()
+        .expect("sessions")
+        .iter()
+        .map(|(token, s)| {
+            let roles: Vec<String> = s["roles"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.as_str().map(str::to_string))
+                .collect();
+            let t = noex_testkit::TokenSession::new(
+                token.clone(),
+                s["userId"].as_str().unwrap_or_default(),
+                roles,
+            );
+            match s["expiresAt"].as_i64() {
+                Some(at) => t.expires_at(at),
+                None => t,
+            }
+        })
+        .collect()
+}
