@@ -219,32 +219,21 @@ impl Core {
     }
 }
 
-/// `matchPattern` of the real server's permissions: `*`, `prefix.*` or exact.
-fn match_pattern(pattern: &str, value: &str) -> bool {
-    if pattern == "*" {
-        return true;
-    }
-    if let Some(prefix) = pattern.strip_suffix('*') {
-        if pattern.ends_with(".*") {
-            return value.starts_with(prefix);
-        }
-    }
-    pattern == value
-}
-
 /// `isAllowed` of the real server's permissions (`src/auth/permissions.ts`).
 fn permission_allowed(p: &Permissions, roles: &[String], op: &str, resource: &str) -> bool {
     if let Some(allowed) = &p.check_roles {
         return roles.iter().any(|r| allowed.contains(r));
     }
     for rule in &p.rules {
-        if !roles.contains(&rule.role) || !rule.allow.iter().any(|a| match_pattern(a, op)) {
+        if !roles.contains(&rule.role)
+            || !rule.allow.iter().any(|a| crate::identity::wildcard(a, op))
+        {
             continue;
         }
         let resource_ok = if let (Some(b), true) = (&rule.buckets, op.starts_with("store.")) {
             b.iter().any(|x| x == resource)
         } else if let (Some(t), true) = (&rule.topics, op.starts_with("rules.")) {
-            t.iter().any(|x| match_pattern(x, resource))
+            t.iter().any(|x| crate::identity::wildcard(x, resource))
         } else {
             true
         };

@@ -6,9 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{config_note, load, replay, Bindings, Client, Event, Segment};
-use noex_testkit::{
-    AuthMode, BucketDef, Permissions, QueryDef, TestServer, TestServerBuilder, TokenSession,
-};
+use noex_testkit::{AuthMode, BucketDef, Permissions, QueryDef, TestServer, TestServerBuilder};
 use serde_json::Value;
 
 const BASIC: &str = include_str!(concat!(
@@ -161,24 +159,7 @@ async fn procedures_audit_transcript() {
     tokio::time::timeout(LIMIT, async {
         let segs = load(PROCEDURES_AUDIT);
         let config = config_note(&segs[0]);
-        let sessions: Vec<TokenSession> = config["auth"]["sessions"]
-            .as_object()
-            .expect("sessions")
-            .iter()
-            .map(|(token, s)| {
-                let roles: Vec<String> = s["roles"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|r| r.as_str().map(str::to_string))
-                    .collect();
-                TokenSession::new(
-                    token.clone(),
-                    s["userId"].as_str().unwrap_or_default(),
-                    roles,
-                )
-            })
-            .collect();
+        let sessions = common::token_sessions(&config);
         let tiers: Vec<String> = config["audit"]["tiers"]
             .as_array()
             .expect("audit tiers")

@@ -103,7 +103,8 @@ fn strs(v: &Value) -> Vec<String> {
     }
 }
 
-fn wildcard(pattern: &str, value: &str) -> bool {
+/// `matchPattern` of the real server's permissions: `*`, `prefix.*` or exact.
+pub(crate) fn wildcard(pattern: &str, value: &str) -> bool {
     if pattern == "*" {
         return true;
     }
