@@ -1,10 +1,15 @@
-//! The command line: `noex serve` takes the real `noex-server` flags (same names, same
+//! The command line. The client commands' arguments are in `client_args`; `noex serve` takes the real `noex-server` flags (same names, same
 //! defaults, CLI over config file) plus the testing extras (`--fixture`, `--chaos`,
 //! `--control-port`, `--control-stdin`, `--shutdown-grace`).
 
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::client_args::{
+    CallArgs, CompletionsArgs, EmitArgs, FactArgs, GetArgs, InsertArgs, OpsArgs, PlainArgs,
+    QueryArgs,
+};
 
 /// The `noex` command.
 #[derive(Debug, Parser)]
@@ -20,7 +25,39 @@ pub(crate) enum Command {
     /// Run an in-memory noex-server (accepts the `noex-server` command line).
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Serve(ServeArgs),
+    /// Send any operation by its wire name and print the answer.
+    #[command(after_help = CALL_HELP)]
+    Call(CallArgs),
+    /// List every operation, and whether it reads or writes.
+    Ops(OpsArgs),
+    /// Read one record (store.get).
+    Get(GetArgs),
+    /// Insert a record (store.insert).
+    Insert(InsertArgs),
+    /// Records matching a filter (store.where), or all of them (store.all).
+    Query(QueryArgs),
+    /// Emit an event (rules.emit).
+    Emit(EmitArgs),
+    /// Facts of the rule engine: get, set, delete, query.
+    Fact(FactArgs),
+    /// Server statistics (server.stats).
+    Stats(PlainArgs),
+    /// Who the connection is logged in as (auth.whoami; identity.whoami with --user).
+    Whoami(PlainArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    Completions(CompletionsArgs),
 }
+
+/// `noex call --help` examples and exit statuses.
+const CALL_HELP: &str = "\
+Examples:
+  noex call store.insert '{\"bucket\":\"users\",\"data\":{\"name\":\"Alice\"}}'
+  noex call store.get bucket=users key=u1
+  noex call store.first bucket=users n=2
+  echo '{\"bucket\":\"users\"}' | noex call store.all -
+
+Exit status: 0 ok, 1 other failure, 2 usage (bad arguments, bad JSON, unknown operation),
+3 error answer from the server, 4 timeout, 5 connection failed.";
 
 /// `noex serve` flags. Values the real CLI reads as strings and converts itself (port,
 /// max connections per IP) are kept as strings here and converted as it does.
@@ -250,6 +287,7 @@ mod tests {
         v.extend_from_slice(args);
         Cli::try_parse_from(v).map(|c| match c.command {
             Command::Serve(s) => s,
+            other => panic!("not serve: {other:?}"),
         })
     }
 

@@ -467,6 +467,7 @@ mod tests {
         v.extend_from_slice(list);
         match crate::args::Cli::try_parse_from(v).unwrap().command {
             crate::args::Command::Serve(s) => s,
+            other => panic!("not serve: {other:?}"),
         }
     }
 

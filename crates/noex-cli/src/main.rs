@@ -1,17 +1,26 @@
-//! `noex`: command line tools for noex-server. `noex serve` runs an in-memory server
-//! (the noex-testkit server) with the real `noex-server` command line, the Python
-//! client's test-launcher fixture format, and fault injection (see the README).
+//! `noex`: command line tools for noex-server. The client commands (`noex call`, `noex get`,
+//! ...) talk to a server through the public SDK (`noex-tokio`); `noex serve` runs an
+//! in-memory server (the noex-testkit server) with the real `noex-server` command line, the
+//! Python client's test-launcher fixture format, and fault injection (see the README).
 
 mod args;
 mod builder;
+mod call;
 mod chaos;
 mod check;
+mod client_args;
+mod completions;
 mod config_file;
+mod connect;
 mod control;
 mod error;
+mod exit;
 mod fixture;
+mod input;
+mod output;
 mod serve;
 mod settings;
+mod shortcuts;
 mod stdout;
 
 use clap::error::ErrorKind;
@@ -20,10 +29,10 @@ use clap::Parser;
 use crate::args::{Cli, Command};
 use crate::error::CliError;
 
-fn init_tracing() {
+fn init_tracing(default: &str) {
     let filter = std::env::var("NOEX_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "warn,noex=info".into());
+        .unwrap_or_else(|_| default.into());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
@@ -41,6 +50,8 @@ fn main() {
             ErrorKind::DisplayHelp
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+            // The client commands: clap's message, status 2 (usage).
+            _ if std::env::args().nth(1).as_deref() != Some("serve") => e.exit(),
             _ => {
                 // The real CLI: `Error: <message>` and a pointer to --help, status 1.
                 let text = e.to_string();
@@ -54,14 +65,35 @@ fn main() {
             }
         },
     };
-    init_tracing();
-    let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
-    };
-    if let Err(e) = result {
-        for line in e.lines() {
-            eprintln!("{line}");
+    // A one-shot client command logs only errors unless asked (NOEX_LOG).
+    let serve = matches!(cli.command, Command::Serve(_));
+    init_tracing(if serve { "warn,noex=info" } else { "error" });
+    let client = match cli.command {
+        Command::Serve(args) => {
+            if let Err(e) = serve::run(args) {
+                fail(&e.lines(), e.exit_code());
+            }
+            return;
         }
-        std::process::exit(e.exit_code());
+        Command::Call(a) => call::run(&a),
+        Command::Ops(a) => call::list(&a),
+        Command::Get(a) => shortcuts::get(&a),
+        Command::Insert(a) => shortcuts::insert(&a),
+        Command::Query(a) => shortcuts::query(&a),
+        Command::Emit(a) => shortcuts::emit(&a),
+        Command::Fact(a) => shortcuts::fact(&a),
+        Command::Stats(a) => shortcuts::stats(&a),
+        Command::Whoami(a) => shortcuts::whoami(&a),
+        Command::Completions(a) => completions::run(&a),
+    };
+    if let Err(e) = client {
+        fail(&e.lines(), e.exit_code());
     }
+}
+
+fn fail(lines: &[String], code: i32) -> ! {
+    for line in lines {
+        eprintln!("{line}");
+    }
+    std::process::exit(code)
 }

@@ -1,0 +1,198 @@
+//! The client commands' command line: connection and output flags shared by every
+//! command that talks to a server, and each command's arguments.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use crate::args::parse_duration;
+
+/// Where to connect and how to log in.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ConnArgs {
+    /// Server URL.
+    #[arg(
+        long,
+        env = "NOEX_URL",
+        hide_env_values = true,
+        default_value = "ws://127.0.0.1:8080"
+    )]
+    pub(crate) url: String,
+    /// Log in with this token (auth.login); NOEX_TOKEN is read when not given.
+    #[arg(long, conflicts_with = "user")]
+    pub(crate) token: Option<String>,
+    /// Log in as this user (identity.login); the password comes from NOEX_PASSWORD or a
+    /// prompt.
+    #[arg(long)]
+    pub(crate) user: Option<String>,
+    /// Deadline for connecting and for the answer (500ms, 5s, 1m, ...).
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    pub(crate) timeout: Duration,
+    /// Describe the connection and the request on stderr (secrets are never shown).
+    #[arg(short, long)]
+    pub(crate) verbose: bool,
+}
+
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("the timeout must be more than 0".into());
+    }
+    Ok(d)
+}
+
+/// How answers are printed.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct OutputArgs {
+    /// Compact JSON, one value per line (the default when stdout is not a terminal).
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// No colours (NO_COLOR does the same).
+    #[arg(long = "no-color")]
+    pub(crate) no_color: bool,
+}
+
+/// `noex call`.
+#[derive(Debug, Args)]
+pub(crate) struct CallArgs {
+    /// The operation's wire name (`store.insert`, `rules.emit`, ...; see `noex ops`).
+    #[arg(value_name = "OP", index = 1)]
+    pub(crate) op: String,
+    /// The fields: a JSON object, `-` (a JSON object on stdin) and/or `key=value` pairs
+    /// (the value is JSON when it parses as JSON, else a string). Later ones win.
+    #[arg(value_name = "FIELDS", index = 2)]
+    pub(crate) fields: Vec<String>,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+    #[command(flatten)]
+    pub(crate) out: OutputArgs,
+}
+
+/// `noex ops`.
+#[derive(Debug, Args)]
+pub(crate) struct OpsArgs {
+    #[command(flatten)]
+    pub(crate) out: OutputArgs,
+}
+
+/// `noex get`.
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// The bucket.
+    pub(crate) bucket: String,
+    /// The key (a JSON number is sent as a number, anything else as a string).
+    pub(crate) key: String,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+    #[command(flatten)]
+    pub(crate) out: OutputArgs,
+}
+
+/// `noex insert`.
+#[derive(Debug, Args)]
+pub(crate) struct InsertArgs {
+    /// The bucket.
+    pub(crate) bucket: String,
+    /// The record: a JSON object, or `-` to read it from stdin.
+    pub(crate) data: String,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+    #[command(flatten)]
+    pub(crate) out: OutputArgs,
+}
+
+/// `noex query`.
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// The bucket.
+    pub(crate) bucket: String,
+    /// A filter (JSON object, or `-` for stdin), e.g. '{"age": {"$gte": 30}}'; without
+    /// one, every record.
+    pub(crate) filter: Option<String>,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+    #[command(flatten)]
+    pub(crate) out: OutputArgs,
+}
+
+/// `noex emit`.
+#[derive(Debug, Args)]
+pub(crate) struct EmitArgs {
+    /// The topic.
+    pub(crate) topic: String,
+    /// The event's data (any JSON value, or `-` for stdin).
+    #[arg(allow_negative_numbers = true)]
+    pub(crate) data: Option<String>,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+    #[command(flatten)]
+    pub(crate) out: OutputArgs,
+}
+
+/// `noex fact`.
+#[derive(Debug, Args)]
+pub(crate) struct FactArgs {
+    #[command(subcommand)]
+    pub(crate) command: FactCommand,
+}
+
+/// `noex fact` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FactCommand {
+    /// Read a fact (rules.getFact).
+    Get {
+        /// The fact's key.
+        key: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Set a fact (rules.setFact); the value is JSON when it parses as JSON, else a string.
+    Set {
+        /// The fact's key.
+        key: String,
+        /// The value (`-`: JSON on stdin).
+        #[arg(allow_negative_numbers = true)]
+        value: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Delete a fact (rules.deleteFact).
+    Delete {
+        /// The fact's key.
+        key: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Facts whose key matches a pattern (rules.queryFacts); every fact without one
+    /// (rules.getAllFacts).
+    Query {
+        /// The pattern, e.g. `user:*`.
+        pattern: Option<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+}
+
+/// Commands with connection and output flags only (`stats`, `whoami`).
+#[derive(Debug, Args)]
+pub(crate) struct PlainArgs {
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+    #[command(flatten)]
+    pub(crate) out: OutputArgs,
+}
+
+/// `noex completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    pub(crate) shell: clap_complete::Shell,
+}
