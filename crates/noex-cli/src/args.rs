@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::client_args::{
-    CallArgs, CompletionsArgs, EmitArgs, FactArgs, GetArgs, InsertArgs, OpsArgs, PlainArgs,
-    QueryArgs,
+    BenchArgs, CallArgs, CompletionsArgs, EmitArgs, FactArgs, GetArgs, InsertArgs, OpsArgs,
+    PlainArgs, QueryArgs, WatchArgs,
 };
 
 /// The `noex` command.
@@ -44,6 +44,10 @@ pub(crate) enum Command {
     Stats(PlainArgs),
     /// Who the connection is logged in as (auth.whoami; identity.whoami with --user).
     Whoami(PlainArgs),
+    /// Follow a query's result or a topic's events live, until Ctrl-C.
+    Watch(WatchArgs),
+    /// A quick load test: one operation over and over, then req/s and latencies.
+    Bench(BenchArgs),
     /// Print a shell completion script (bash, zsh, fish, ...).
     Completions(CompletionsArgs),
 }

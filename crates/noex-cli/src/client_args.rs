@@ -196,3 +196,60 @@ pub(crate) struct CompletionsArgs {
     /// The shell.
     pub(crate) shell: clap_complete::Shell,
 }
+
+/// `noex watch`.
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    #[command(subcommand)]
+    pub(crate) command: WatchCommand,
+}
+
+/// `noex watch` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum WatchCommand {
+    /// A defined query's result, live (store.subscribe).
+    Query {
+        /// The query's name.
+        name: String,
+        /// The query's parameters: a JSON object, or `-` for stdin.
+        #[arg(long)]
+        params: Option<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Events whose topic matches a pattern, live (rules.subscribe).
+    Topic {
+        /// The pattern, e.g. `order.*`.
+        pattern: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+}
+
+/// `noex bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// The operation sent over and over (its wire name; see `noex ops`).
+    #[arg(long, default_value = "server.stats")]
+    pub(crate) op: String,
+    /// Its fields, as for `noex call`: a JSON object, `-` and/or `key=value` pairs.
+    #[arg(value_name = "FIELDS")]
+    pub(crate) fields: Vec<String>,
+    /// Requests in flight on each connection.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) depth: u32,
+    /// Client connections.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub(crate) connections: u32,
+    /// How long to send (500ms, 10s, 1m, ...).
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    pub(crate) duration: Duration,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+    #[command(flatten)]
+    pub(crate) out: OutputArgs,
+}

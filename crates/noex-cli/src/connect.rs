@@ -238,6 +238,40 @@ async fn send(
     answer.map_err(|e| Failure::from_sdk(&e, shown))
 }
 
+/// Connects a long-lived client (`watch`, `bench`): `options` plus the login and the
+/// `--timeout` of the flags. The first connection is not retried; a failure is a
+/// [`Failure`] as for the one-shot commands.
+pub(crate) async fn connect_client(
+    conn: &ConnArgs,
+    login: &Login,
+    mut options: ClientOptions,
+) -> Result<noex_tokio::Client, Failure> {
+    let timeout = conn.timeout;
+    let shown = show_duration(timeout);
+    options = options
+        .retry_initial_connect(false)
+        .connect_timeout(timeout)
+        .request_timeout(timeout);
+    match login {
+        Login::Anonymous => {}
+        Login::Token(t) => options = options.token(t.clone()),
+        Login::User { name, password } => {
+            options = options.credentials(name.clone(), password.clone());
+        }
+    }
+    verbose(conn, || format!("connecting to {}", display_url(&conn.url)));
+    match tokio::time::timeout(
+        timeout + Duration::from_millis(500),
+        noex_tokio::connect(&conn.url, options),
+    )
+    .await
+    {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(connect_failure(&e, &conn.url, &shown)),
+        Err(_) => Err(Failure::Timeout(format!("no connection within {shown}"))),
+    }
+}
+
 fn connect_failure(e: &noex_tokio::Error, url: &str, shown: &str) -> Failure {
     match Failure::from_sdk(e, shown) {
         Failure::Connection(m) => {

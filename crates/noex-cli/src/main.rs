@@ -4,6 +4,7 @@
 //! Python client's test-launcher fixture format, and fault injection (see the README).
 
 mod args;
+mod bench;
 mod builder;
 mod call;
 mod chaos;
@@ -22,6 +23,9 @@ mod serve;
 mod settings;
 mod shortcuts;
 mod stdout;
+mod timefmt;
+mod tui;
+mod watch;
 
 use clap::error::ErrorKind;
 use clap::Parser;
@@ -85,6 +89,8 @@ fn main() {
         Command::Stats(a) => shortcuts::stats(&a),
         Command::Whoami(a) => shortcuts::whoami(&a),
         Command::Completions(a) => completions::run(&a),
+        Command::Watch(a) => watch::run(&a),
+        Command::Bench(a) => bench::run(&a),
     };
     if let Err(e) = client {
         fail(&e.lines(), e.exit_code());
