@@ -1,33 +1,10 @@
 //! Why `connect` failed, as typed errors with their sources.
 
-use noex_client::{Backoff, ClientOptions, DisconnectReason, Error, ErrorCode, TransportErrorKind};
-use noex_testkit::{AuthMode, TestServer, TokenSession};
-use std::time::Duration;
+mod common;
 
-const TOKEN: &str = "writer-token-Qv93-never-logged";
-
-fn options() -> ClientOptions {
-    ClientOptions::new()
-        .backoff(Backoff {
-            initial: Duration::from_millis(20),
-            multiplier: 2.0,
-            max: Duration::from_millis(100),
-            jitter: Duration::ZERO,
-            max_retries: None,
-        })
-        .seed(7)
-}
-
-fn token_server() -> TestServer {
-    TestServer::builder()
-        .auth(AuthMode::Tokens(vec![TokenSession::new(
-            TOKEN,
-            "writer-1",
-            ["writer"],
-        )]))
-        .start()
-        .expect("server")
-}
+use common::{options, token_server};
+use noex_client::{DisconnectReason, Error, ErrorCode, TransportErrorKind};
+use noex_testkit::TestServer;
 
 #[tokio::test]
 async fn a_refused_login_carries_the_servers_code() {
