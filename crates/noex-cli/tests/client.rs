@@ -1,6 +1,8 @@
 //! End-to-end tests of the client commands: the built `noex` binary against an in-process
 //! testkit server.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -102,17 +104,7 @@ fn noex(server: &TestServer, args: &[&str]) -> Run {
 }
 
 fn users_server() -> TestServer {
-    TestServer::builder()
-        .bucket_json(
-            "users",
-            json!({"key": "id", "schema": {
-                "id": {"type": "string", "generated": "uuid"},
-                "name": {"type": "string"},
-                "age": {"type": "number"}
-            }}),
-        )
-        .start()
-        .expect("server starts")
+    common::users_builder().start().expect("server starts")
 }
 
 /// A port nothing listens on.

@@ -1,6 +1,8 @@
 //! `noex watch` against an in-process testkit server: piped JSON lines, and the live view
 //! in a pseudo-terminal.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -13,15 +15,7 @@ use serde_json::{json, Value};
 const DEADLINE: Duration = Duration::from_secs(20);
 
 fn server() -> TestServer {
-    TestServer::builder()
-        .bucket_json(
-            "users",
-            json!({"key": "id", "schema": {
-                "id": {"type": "string", "generated": "uuid"},
-                "name": {"type": "string"},
-                "age": {"type": "number"}
-            }}),
-        )
+    common::users_builder()
         .query("users", QueryDef::all("users"))
         .start()
         .expect("server starts")

@@ -35,13 +35,7 @@ impl Identity {
     }
 
     pub(crate) fn grant(&mut self, caller: &str, req: &Map<String, Value>) -> Result<(), OpError> {
-        let g = |f: &str| req.get(f).and_then(Value::as_str).unwrap_or("").to_string();
-        let (st, sid, rt, rn) = (
-            g("subjectType"),
-            g("subjectId"),
-            g("resourceType"),
-            g("resourceName"),
-        );
+        let (st, sid, rt, rn) = entry_key(req);
         let ops = strs(req.get("operations").unwrap_or(&Value::Null));
         if ops.is_empty() {
             return Err(OpError::validation("Operations must be a non-empty array"));
@@ -101,13 +95,7 @@ impl Identity {
     }
 
     pub(crate) fn revoke(&mut self, caller: &str, req: &Map<String, Value>) -> Result<(), OpError> {
-        let g = |f: &str| req.get(f).and_then(Value::as_str).unwrap_or("").to_string();
-        let (st, sid, rt, rn) = (
-            g("subjectType"),
-            g("subjectId"),
-            g("resourceType"),
-            g("resourceName"),
-        );
+        let (st, sid, rt, rn) = entry_key(req);
         self.require_acl_permission(caller, &rt, &rn)?;
         let Some(idx) = self.acl.iter().position(|a| {
             a.subject_type == st
@@ -342,4 +330,16 @@ impl Identity {
         }
         false
     }
+}
+
+/// An ACL request's subject and resource: `(subjectType, subjectId, resourceType,
+/// resourceName)`, empty where missing.
+fn entry_key(req: &Map<String, Value>) -> (String, String, String, String) {
+    let g = |f: &str| req.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+    (
+        g("subjectType"),
+        g("subjectId"),
+        g("resourceType"),
+        g("resourceName"),
+    )
 }
