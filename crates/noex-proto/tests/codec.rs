@@ -465,3 +465,19 @@ fn huge_or_negative_durations_from_the_server_do_not_panic() {
         .lifecycle()
         .contains(&&noex_proto::LifecycleEvent::ServerShutdown { grace_period: None }));
 }
+
+#[test]
+fn a_frame_built_in_place_equals_the_encoded_one_for_every_id_width() {
+    for op in [
+        ops::store::insert("users", json!({"name": "A\"lice", "tags": ["é", 1]})),
+        ops::server::stats(),
+    ] {
+        for id in [0, 1, 9, 10, 12_345, u64::MAX] {
+            let frame = op.clone().into_frame(id);
+            assert_eq!(frame, op.encode(id));
+            let v: serde_json::Value = serde_json::from_str(&frame).expect("valid JSON");
+            assert_eq!(v["id"], id);
+            assert_eq!(v["type"], op.kind().name());
+        }
+    }
+}
