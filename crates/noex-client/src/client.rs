@@ -165,7 +165,7 @@ impl Future for RequestFuture<'_> {
                     };
                     match session.slots.try_acquire_arc() {
                         Some(permit) => {
-                            // Out of its box first: the answer's channel, about the same
+                            // Out of its box first: the answer's cell, about the same
                             // size, can reuse it.
                             let (op, options) = *request;
                             if let Err(e) = this.send(session, permit, op, options) {
@@ -617,7 +617,7 @@ impl RawSubscription {
     /// Reports a lifecycle event through the driver (to every listener, in order).
     pub(crate) fn report(&self, event: LifecycleEvent) {
         if let Some(commands) = &self.commands {
-            let _ = commands.unbounded_send(Command::Report(event));
+            let _ = commands.unbounded_send(Command::Report(Box::new(event)));
         }
     }
 }

@@ -4,7 +4,7 @@
 //! socket it held is closed.
 
 use crate::error::{Error, Result};
-use crate::reply::{Replier, RequestCell, SubscribeCell};
+use crate::reply::{Replier, Replies, RequestCell, SubscribeCell};
 use crate::runtime::{Backend, FrameSink, FrameStream, Incoming, Outgoing};
 use crate::shared::Shared;
 use crate::slot::SlotSender;
@@ -70,7 +70,7 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Counters>,
     },
     /// A lifecycle event raised outside the driver (a panicking `on_update` callback).
-    Report(LifecycleEvent),
+    Report(Box<LifecycleEvent>),
     Close {
         ack: Option<oneshot::Sender<()>>,
     },
@@ -126,7 +126,8 @@ pub(crate) struct Driver {
     link: Option<Link>,
     /// Connections being closed: their close frame is flushed (at most [`CLOSE_GRACE`]).
     closing: FuturesUnordered<BoxFuture<'static, ()>>,
-    replies: HashMap<RequestId, Replier<Payload>>,
+    /// What each request in flight is owed, by the core's request id.
+    replies: Replies,
     subs: HashMap<SubscriptionId, SubEntry>,
     connect_waiter: Option<oneshot::Sender<Result<WelcomeInfo>>>,
     welcome: Option<WelcomeInfo>,
@@ -165,7 +166,7 @@ impl Driver {
             commands,
             link: None,
             closing: FuturesUnordered::new(),
-            replies: HashMap::new(),
+            replies: Replies::default(),
             subs: HashMap::new(),
             connect_waiter: Some(connect_waiter),
             welcome: None,
@@ -306,18 +307,15 @@ impl Driver {
         match command {
             Command::Request { op, options, reply } => {
                 match self.core.request_with(now, op, options) {
-                    Ok(id) => {
-                        reply.registered(id);
-                        self.replies.insert(id, reply);
-                    }
+                    Ok(id) => self.replies.insert(id, reply),
                     Err(e) => reply.send(Err(Box::new(e.into()))),
                 }
             }
             Command::CancelRequest { cell } => {
                 // Commands are handled in order: a request is registered before its
                 // cancel arrives; one refused at once has no id and nothing to withdraw.
-                if let Some(id) = cell.id() {
-                    if self.replies.remove(&id).is_some() {
+                if let Some(id) = cell.id::<RequestId>() {
+                    if self.replies.withdraw(id) {
                         self.core.cancel(id);
                     }
                 }
@@ -478,9 +476,8 @@ impl Driver {
     fn dispatch(&mut self, event: Event) {
         match event {
             Event::Response { id, result } => {
-                if let Some(reply) = self.replies.remove(&id) {
-                    reply.send(result.map_err(|e| Box::new(Error::from(e))));
-                }
+                self.replies
+                    .answer(id, result.map_err(|e| Box::new(Error::from(e))));
             }
             Event::Subscription(event) => self.dispatch_subscription(event),
             Event::Lifecycle(event) => self.dispatch_lifecycle(event),

@@ -8,7 +8,7 @@
 //! needs no table from tickets to ids.
 
 use crate::error::Error;
-use noex_proto::{Payload, RequestId, SubscriptionId};
+use noex_proto::{IdTable, Payload, RequestId, SubscriptionId};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -141,6 +141,43 @@ impl<T> Replier<T> {
     }
 }
 
+/// What the driver owes the requests in flight: each one's cell, by the core's request
+/// id, 8 bytes a request. Each is answered at most once; those still owed when the table
+/// goes (the driver ended) learn that no answer will come, as a dropped [`Replier`] would
+/// tell them.
+#[derive(Default)]
+pub(crate) struct Replies(IdTable<Arc<RequestCell>>);
+
+impl Replies {
+    /// Keeps `reply`'s cell until request `id` ends.
+    pub(crate) fn insert(&mut self, id: RequestId, mut reply: Replier<Payload>) {
+        if let Some(cell) = reply.0.take() {
+            cell.id.store(id.0, Ordering::Release);
+            self.0.insert(id.0, cell);
+        }
+    }
+
+    /// Answers request `id`, if it is owed an answer.
+    pub(crate) fn answer(&mut self, id: RequestId, answer: Answer<Payload>) {
+        if let Some(cell) = self.0.remove(id.0) {
+            cell.finish(State::Ready(answer));
+        }
+    }
+
+    /// Forgets request `id` (its future is gone); whether it was owed an answer.
+    pub(crate) fn withdraw(&mut self, id: RequestId) -> bool {
+        self.0.remove(id.0).is_some()
+    }
+}
+
+impl Drop for Replies {
+    fn drop(&mut self) {
+        for (_, cell) in self.0.drain() {
+            cell.finish(State::Abandoned);
+        }
+    }
+}
+
 impl<T> Drop for Replier<T> {
     fn drop(&mut self) {
         if let Some(cell) = self.0.take() {
@@ -177,6 +214,30 @@ mod tests {
         assert!(cell.poll_answer(&mut cx).is_pending());
         drop(replier);
         assert!(matches!(cell.poll_answer(&mut cx), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn requests_still_owed_when_the_table_goes_learn_it() {
+        let mut replies = Replies::default();
+        let (answered, replier) = RequestCell::new();
+        replies.insert(RequestId(1), replier);
+        let (owed, replier) = RequestCell::new();
+        replies.insert(RequestId(2), replier);
+        let (withdrawn, replier) = RequestCell::new();
+        replies.insert(RequestId(3), replier);
+        assert_eq!(owed.id(), Some(RequestId(2)));
+        replies.answer(RequestId(1), Ok(Payload::null()));
+        assert!(replies.withdraw(RequestId(3)));
+        assert!(!replies.withdraw(RequestId(3)));
+        drop(replies);
+        let mut cx = Context::from_waker(noop_waker_ref());
+        assert!(matches!(
+            answered.poll_answer(&mut cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert!(matches!(owed.poll_answer(&mut cx), Poll::Ready(None)));
+        // Withdrawn: its future is gone, nothing is owed to it.
+        assert!(withdrawn.poll_answer(&mut cx).is_pending());
     }
 
     #[test]

@@ -46,6 +46,7 @@ mod error;
 mod error_code;
 mod event;
 mod frame;
+mod id_table;
 pub mod ops;
 mod payload;
 mod secret;
@@ -69,6 +70,7 @@ pub use crate::event::{
 pub use crate::frame::{
     FrameError, PushChannel, ServerError, ServerFrame, SystemEvent, WelcomeInfo,
 };
+pub use crate::id_table::IdTable;
 pub use crate::payload::Payload;
 pub use crate::secret::{RedactedUrl, Secret};
 pub use crate::subscription::SubscriptionSpec;

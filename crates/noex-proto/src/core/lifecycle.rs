@@ -85,6 +85,7 @@ impl ClientCore {
             last_rx: now,
             last_ping: None,
             ping_interval: None,
+            first_seq: self.next_seq,
             written_upto: None,
             last_pong: None,
             span,
@@ -430,8 +431,9 @@ impl ClientCore {
     /// Whether `link` may have transmitted the frame `sent`.
     pub(super) fn delivery_of(link: Option<&Link>, sent: super::Sent) -> Delivery {
         match (link, sent) {
-            (Some(link), super::Sent::Yes { connection, seq })
-                if connection == link.id && link.written_upto.is_some_and(|w| w >= seq) =>
+            (Some(link), super::Sent::Yes { seq })
+                if seq.get() >= link.first_seq
+                    && link.written_upto.is_some_and(|w| w >= seq.get()) =>
             {
                 Delivery::OutcomeUnknown
             }

@@ -7,25 +7,28 @@
 //! IO, reads no clock and draws randomness only from its seed, so the same inputs give the
 //! same outputs.
 
+mod deadlines;
 mod lifecycle;
 mod requests;
 mod server_id;
 mod subscriptions;
 mod timers;
 
+use self::deadlines::Deadlines;
 use self::server_id::ServerId;
 use crate::config::Config;
 use crate::counters::Counters;
 use crate::event::{
     ConnectionId, ConnectionState, Event, LifecycleEvent, Output, RequestId, SubscriptionId,
 };
+use crate::id_table::IdTable;
 use crate::ops::{OpKind, Operation};
 use crate::payload::Payload;
 use crate::secret::Secret;
 use crate::subscription::SubscriptionSpec;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use requests::RequestOptions;
@@ -69,6 +72,8 @@ struct Link {
     last_rx: Instant,
     last_ping: Option<Instant>,
     ping_interval: Option<Duration>,
+    /// The sequence number of its first frame: frames of earlier links have lower ones.
+    first_seq: u64,
     /// Highest sequence number the transport may have transmitted.
     written_upto: Option<u64>,
     /// The last pong handed out, to send at most one that is still waiting for the socket.
@@ -135,7 +140,11 @@ enum LoginStep {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sent {
     No,
-    Yes { connection: ConnectionId, seq: u64 },
+    /// Handed out as frame `seq` (sequence numbers are never reused, so the link it went
+    /// out on is the one whose numbers it falls among).
+    Yes {
+        seq: std::num::NonZeroU64,
+    },
 }
 
 #[derive(Debug)]
@@ -145,11 +154,10 @@ struct Pending {
     deadline: Instant,
     retry: bool,
     sent: Sent,
-    /// Kept until sent, and for retry-safe reads until answered. Boxed, like the token:
-    /// every pending request has an entry, most of them with neither.
+    /// Kept until sent; kept until answered for retry-safe reads, and for `auth.login`
+    /// (its token is remembered on success for later connections). Boxed: every pending
+    /// request has an entry, most of them without.
     op: Option<Box<Operation>>,
-    /// `auth.login` token, remembered on success for later connections.
-    login_token: Option<Box<Secret>>,
     /// For a retry-safe read sent again after a reconnect: whether an earlier copy may
     /// have reached the server. It then stays "outcome unknown" whatever happens later.
     earlier: crate::error::Delivery,
@@ -171,8 +179,8 @@ impl Pending {
 #[derive(Debug)]
 struct Requests {
     next_id: u64,
-    pending: BTreeMap<u64, Pending>,
-    deadlines: BTreeSet<(Instant, u64)>,
+    pending: IdTable<Pending>,
+    deadlines: Deadlines,
     /// Requests waiting for the connection to be ready, in order.
     outbox: VecDeque<u64>,
     /// The caller's requests in `pending`.
@@ -246,8 +254,8 @@ impl ClientCore {
             next_seq: 1,
             requests: Requests {
                 next_id: 1,
-                pending: BTreeMap::new(),
-                deadlines: BTreeSet::new(),
+                pending: IdTable::new(),
+                deadlines: Deadlines::default(),
                 outbox: VecDeque::new(),
                 user_pending: 0,
             },
@@ -313,7 +321,7 @@ impl ClientCore {
     /// request has ended (answered, timed out, cancelled, failed): its frame is then
     /// dropped unwritten. Frames that carry no request are always wanted.
     pub fn wants_frame(&self, request: Option<RequestId>) -> bool {
-        request.is_none_or(|id| self.requests.pending.contains_key(&id.0))
+        request.is_none_or(|id| self.requests.pending.contains(id.0))
     }
 
     /// Live subscriptions.
@@ -353,7 +361,12 @@ impl ClientCore {
 
     /// When [`ClientCore::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let request = self.requests.deadlines.first().map(|(at, _)| *at);
+        let pending = &self.requests.pending;
+        let request = self
+            .requests
+            .deadlines
+            .first(|id| pending.get(id).map(|p| p.deadline))
+            .map(|(at, _)| at);
         match (request, self.timers.next()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

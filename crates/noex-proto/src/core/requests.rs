@@ -102,8 +102,10 @@ impl ClientCore {
         }
         let kind = op.kind();
         let retry = kind.is_read() && options.retry.unwrap_or(self.config.retry_reads);
-        let deadline = super::later(now, options.timeout.unwrap_or(self.config.request_timeout));
-        if queue || retry {
+        let timeout = options.timeout.unwrap_or(self.config.request_timeout);
+        let usual = timeout == self.config.request_timeout;
+        let deadline = (super::later(now, timeout), usual);
+        if queue || retry || op.login_token().is_some() {
             let id = self.insert_pending(kind, Purpose::User, deadline, retry, op);
             if queue {
                 self.requests.outbox.push_back(id);
@@ -122,7 +124,7 @@ impl ClientCore {
     /// Requests waiting in the outbox (those that ended meanwhile are forgotten first).
     fn queued(&mut self) -> usize {
         let pending = &self.requests.pending;
-        self.requests.outbox.retain(|id| pending.contains_key(id));
+        self.requests.outbox.retain(|&id| pending.contains(id));
         self.requests.outbox.len()
     }
 
@@ -133,7 +135,7 @@ impl ClientCore {
         let is_user = self
             .requests
             .pending
-            .get(&id.0)
+            .get(id.0)
             .is_some_and(|p| p.purpose == Purpose::User);
         if is_user && self.take_pending(id.0).is_some() {
             self.counters.requests_cancelled += 1;
@@ -144,13 +146,12 @@ impl ClientCore {
         &mut self,
         kind: OpKind,
         purpose: Purpose,
-        deadline: Instant,
+        (deadline, usual): (Instant, bool),
         retry: bool,
         op: impl Keep,
     ) -> u64 {
         let id = self.requests.next_id;
         self.requests.next_id += 1;
-        let login_token = op.operation().login_token().cloned().map(Box::new);
         if purpose == Purpose::User {
             self.requests.user_pending += 1;
         }
@@ -163,12 +164,11 @@ impl ClientCore {
                 retry,
                 sent: Sent::No,
                 op: op.kept(),
-                login_token,
                 earlier: Delivery::NotSent,
                 handed_out: false,
             },
         );
-        self.requests.deadlines.insert((deadline, id));
+        self.requests.deadlines.add(id, deadline, usual);
         id
     }
 
@@ -176,19 +176,19 @@ impl ClientCore {
     pub(super) fn send_internal(&mut self, now: Instant, op: Operation, purpose: Purpose) -> u64 {
         let kind = op.kind();
         let deadline = super::later(now, self.config.request_timeout);
-        let id = self.insert_pending(kind, purpose, deadline, false, &op);
+        let id = self.insert_pending(kind, purpose, (deadline, true), false, &op);
         self.transmit_text(id, op.into_frame(id));
         id
     }
 
     /// Hands the request's frame out on the current link.
     fn transmit(&mut self, id: u64) {
-        let Some(entry) = self.requests.pending.get_mut(&id) else {
+        let Some(entry) = self.requests.pending.get_mut(id) else {
             return;
         };
         let text = match entry.op.take() {
-            // Kept for a retry: encoded afresh each time it goes out.
-            Some(op) if entry.retry => {
+            // Kept for a retry, or for its login token: encoded afresh each time it goes out.
+            Some(op) if entry.retry || op.login_token().is_some() => {
                 let text = op.encode(id);
                 entry.op = Some(op);
                 text
@@ -201,7 +201,7 @@ impl ClientCore {
 
     /// Hands out the request's frame, `text`, on the current link.
     fn transmit_text(&mut self, id: u64, text: String) {
-        let Some(entry) = self.requests.pending.get_mut(&id) else {
+        let Some(entry) = self.requests.pending.get_mut(id) else {
             return;
         };
         if entry.handed_out {
@@ -211,9 +211,12 @@ impl ClientCore {
         // An unsubscribe is worth writing even after its deadline: dropping it would leave
         // the subscription on the server. Its frame is always wanted.
         let request = (entry.purpose != Purpose::Unsubscribe).then_some(RequestId(id));
-        if let Some((connection, seq)) = self.send_frame(text, request) {
-            if let Some(entry) = self.requests.pending.get_mut(&id) {
-                entry.sent = Sent::Yes { connection, seq };
+        if let Some((_, seq)) = self.send_frame(text, request) {
+            if let (Some(entry), Some(seq)) = (
+                self.requests.pending.get_mut(id),
+                std::num::NonZeroU64::new(seq),
+            ) {
+                entry.sent = Sent::Yes { seq };
             }
         }
     }
@@ -226,8 +229,8 @@ impl ClientCore {
     }
 
     fn take_pending(&mut self, id: u64) -> Option<Pending> {
-        let entry = self.requests.pending.remove(&id)?;
-        self.requests.deadlines.remove(&(entry.deadline, id));
+        let entry = self.requests.pending.remove(id)?;
+        self.requests.deadlines.remove(id, entry.deadline);
         if entry.purpose == Purpose::User {
             self.requests.user_pending -= 1;
         }
@@ -290,7 +293,11 @@ impl ClientCore {
     fn observe_session(&mut self, entry: &Pending, data: &Payload) {
         match entry.kind {
             OpKind::AuthLogin => {
-                self.session_token = entry.login_token.as_deref().cloned();
+                self.session_token = entry
+                    .op
+                    .as_deref()
+                    .and_then(Operation::login_token)
+                    .cloned();
             }
             OpKind::IdentityLogin
             | OpKind::IdentityLoginWithSecret
@@ -302,13 +309,20 @@ impl ClientCore {
 
     /// Ends every request whose deadline has passed.
     pub(super) fn expire_requests(&mut self, now: Instant) {
-        while let Some(&(deadline, id)) = self.requests.deadlines.first() {
+        loop {
+            let pending = &self.requests.pending;
+            let Some((deadline, id)) = self
+                .requests
+                .deadlines
+                .first(|id| pending.get(id).map(|p| p.deadline))
+            else {
+                break;
+            };
             if deadline > now {
                 break;
             }
             let Some(entry) = self.take_pending(id) else {
-                self.requests.deadlines.remove(&(deadline, id));
-                continue;
+                break;
             };
             // A frame the transport has not taken yet is never written now that the
             // request has ended (`wants_frame`): only one it took may have left.
@@ -337,10 +351,10 @@ impl ClientCore {
     /// the link and are forgotten. Requests not sent stay queued either way: with no
     /// reconnect coming, [`ClientCore::fail_queued`] fails them once the loss is announced.
     pub(super) fn settle_pending_on_loss(&mut self, link: &Link, will_reconnect: bool) {
-        let ids: Vec<u64> = self.requests.pending.keys().copied().collect();
+        let ids: Vec<u64> = self.requests.pending.ids().collect();
         let mut kept = Vec::new();
         for id in ids {
-            let Some(entry) = self.requests.pending.get_mut(&id) else {
+            let Some(entry) = self.requests.pending.get_mut(id) else {
                 continue;
             };
             let keep = entry.purpose == Purpose::User
@@ -387,7 +401,7 @@ impl ClientCore {
         error: impl Fn(Delivery) -> RequestError,
     ) {
         self.requests.outbox.clear();
-        let ids: Vec<u64> = self.requests.pending.keys().copied().collect();
+        let ids: Vec<u64> = self.requests.pending.ids().collect();
         for id in ids {
             let Some(entry) = self.take_pending(id) else {
                 continue;
@@ -403,23 +417,16 @@ impl ClientCore {
 /// An operation handed to the pending table: by value when it is kept (boxed there), by
 /// reference when it is only encoded.
 trait Keep {
-    fn operation(&self) -> &Operation;
     fn kept(self) -> Option<Box<Operation>>;
 }
 
 impl Keep for Operation {
-    fn operation(&self) -> &Operation {
-        self
-    }
     fn kept(self) -> Option<Box<Operation>> {
         Some(Box::new(self))
     }
 }
 
 impl Keep for &Operation {
-    fn operation(&self) -> &Operation {
-        self
-    }
     fn kept(self) -> Option<Box<Operation>> {
         None
     }

@@ -25,12 +25,24 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::fmt;
 
+/// The fields buffer an operation starts with: most operations' fields fit, larger ones
+/// grow once or twice. Every request waiting to be handed to the core holds one.
+const FIELDS_CAPACITY: usize = 40;
+
 /// A request ready to be sent: which operation, and its encoded fields.
 #[derive(Clone)]
 pub struct Operation {
     kind: OpKind,
     /// The encoded members, UTF-8 (serde_json writes nothing else), written in place.
     fields: Vec<u8>,
+    /// What few operations carry, boxed so that every other operation (and every request
+    /// waiting to be sent) stays small.
+    rare: Option<Box<Rare>>,
+}
+
+/// The rarely set parts of an [`Operation`].
+#[derive(Clone, Default)]
+struct Rare {
     login_token: Option<Secret>,
     encode_error: Option<String>,
 }
@@ -40,10 +52,8 @@ impl Operation {
     pub fn new(kind: OpKind) -> Operation {
         Operation {
             kind,
-            // Most operations' fields fit; larger ones grow once or twice.
-            fields: Vec::with_capacity(96),
-            login_token: None,
-            encode_error: None,
+            fields: Vec::with_capacity(FIELDS_CAPACITY),
+            rare: None,
         }
     }
 
@@ -75,8 +85,9 @@ impl Operation {
         });
         if let Err(e) = written {
             self.fields.truncate(before);
-            if self.encode_error.is_none() {
-                self.encode_error = Some(format!("field `{name}`: {e}"));
+            let rare = self.rare.get_or_insert_with(Box::default);
+            if rare.encode_error.is_none() {
+                rare.encode_error = Some(format!("field `{name}`: {e}"));
             }
         }
         self
@@ -94,7 +105,7 @@ impl Operation {
     /// assert!(ops::store::insert("users", serde_json::json!({})).encode_error().is_none());
     /// ```
     pub fn encode_error(&self) -> Option<&str> {
-        self.encode_error.as_deref()
+        self.rare.as_ref()?.encode_error.as_deref()
     }
 
     fn opt_field<T: Serialize>(self, name: &str, value: Option<T>) -> Operation {
@@ -138,7 +149,7 @@ impl Operation {
     /// For `auth.login`: the token presented, so the core can present it again after a
     /// reconnect.
     pub(crate) fn login_token(&self) -> Option<&Secret> {
-        self.login_token.as_ref()
+        self.rare.as_ref()?.login_token.as_ref()
     }
 }
 
@@ -486,7 +497,7 @@ pub mod auth {
     /// `auth.login` token → `{userId, roles, expiresAt}`.
     pub fn login(token: &Secret) -> Operation {
         let mut op = Operation::new(OpKind::AuthLogin).field("token", token.expose());
-        op.login_token = Some(token.clone());
+        op.rare.get_or_insert_with(Box::default).login_token = Some(token.clone());
         op
     }
     /// `auth.logout` → `{loggedOut}`.
