@@ -28,7 +28,7 @@ pub(crate) enum Command {
     /// Send any operation by its wire name and print the answer.
     #[command(after_help = CALL_HELP)]
     Call(CallArgs),
-    /// List every operation, and whether it reads or writes.
+    /// List every operation: whether it reads or writes, its answer and its fields.
     Ops(OpsArgs),
     /// Read one record (store.get).
     Get(GetArgs),

@@ -71,6 +71,9 @@ pub(crate) struct CallArgs {
 /// `noex ops`.
 #[derive(Debug, Args)]
 pub(crate) struct OpsArgs {
+    /// Show only this operation (its wire name), with each of its fields.
+    #[arg(value_name = "OP")]
+    pub(crate) op: Option<String>,
     #[command(flatten)]
     pub(crate) out: OutputArgs,
 }

@@ -1,5 +1,5 @@
 //! `noex completions SHELL`: a completion script, with the operation names as the values
-//! of `noex call OP`.
+//! of `noex call OP`, `noex ops OP` and `noex bench OP`.
 
 use clap::builder::PossibleValuesParser;
 use clap::CommandFactory;
@@ -21,12 +21,16 @@ fn command() -> clap::Command {
     let names = op_names();
     // Only the completion script lists the names as possible values: the real parser takes
     // any name, so that an unknown one gets `noex call`'s own message.
-    Cli::command().mut_subcommand("call", |call| {
-        call.mut_arg("op", |op| {
-            op.value_parser(PossibleValuesParser::new(names))
+    let with_names = |command: clap::Command| {
+        command.mut_arg("op", |op| {
+            op.value_parser(PossibleValuesParser::new(names.clone()))
                 .hide_possible_values(true)
         })
-    })
+    };
+    Cli::command()
+        .mut_subcommand("call", with_names)
+        .mut_subcommand("ops", with_names)
+        .mut_subcommand("bench", with_names)
 }
 
 #[cfg(test)]

@@ -289,6 +289,137 @@ fn ops_lists_every_operation_with_read_or_write() {
 }
 
 #[test]
+fn ops_json_lines_carry_each_operations_fields() {
+    let ops = noex_with(&["ops", "--json"], &[], None).ok().json_lines();
+    let find = |name: &str| ops.iter().find(|o| o["name"] == name).cloned().unwrap();
+    assert_eq!(
+        find("store.insert")["fields"],
+        json!([
+            {"name": "bucket", "required": true, "type": "string"},
+            {"name": "data", "required": true, "type": "object"}
+        ])
+    );
+    assert_eq!(
+        find("store.paginate")["fields"],
+        json!([
+            {"name": "bucket", "required": true, "type": "string"},
+            {"name": "limit", "required": true, "type": "integer"},
+            {"name": "after", "required": false, "type": "any"}
+        ])
+    );
+    assert_eq!(find("server.stats")["fields"], json!([]));
+    for op in &ops {
+        assert!(op["fields"].is_array(), "{op}");
+    }
+
+    // One operation: the same object, alone.
+    let one = noex_with(&["ops", "store.paginate"], &[], None)
+        .ok()
+        .value();
+    assert_eq!(one, find("store.paginate"));
+}
+
+#[test]
+fn ops_of_an_unknown_operation_suggests_close_names() {
+    let r = noex_with(&["ops", "store.inser"], &[], None);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(
+        r.stderr.contains("unknown operation `store.inser`"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("did you mean: store.insert"), "{r:?}");
+    assert!(r.stdout.is_empty(), "{r:?}");
+}
+
+/// Runs `noex args...` with stdout on a pseudo-terminal and returns what it printed
+/// (`\r\n` turned back into `\n`).
+fn noex_on_a_terminal(args: &[&str]) -> String {
+    use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 50,
+            cols: 200,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .expect("pty");
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_noex"));
+    cmd.args(args);
+    cmd.env("TERM", "xterm-256color");
+    cmd.env_remove("NO_COLOR");
+    let mut child = pair.slave.spawn_command(cmd).expect("noex starts");
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().expect("reader");
+    let output = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The end of the output is an error (EIO) on Linux once the child has gone.
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        bytes
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(started.elapsed() < DEADLINE, "noex {args:?} did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status:?}");
+    drop(pair.master);
+    let bytes = output.join().unwrap();
+    String::from_utf8_lossy(&bytes).replace("\r\n", "\n")
+}
+
+#[test]
+fn ops_on_a_terminal_is_a_table_with_the_fields() {
+    let text = noex_on_a_terminal(&["ops"]);
+    let row = |name: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{text}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        row("store.insert"),
+        "store.insert write record bucket, data"
+    );
+    assert_eq!(
+        row("store.count"),
+        "store.count read number bucket, filter?"
+    );
+    assert_eq!(
+        row("auth.login"),
+        "auth.login write object token (carries a secret)"
+    );
+    assert_eq!(row("server.stats"), "server.stats read object");
+    assert!(text.lines().count() >= 80, "{text}");
+
+    let text = noex_on_a_terminal(&["ops", "store.count"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "store.count",
+            "  access  read",
+            "  answer  number",
+            "  fields  bucket  string  required",
+            "          filter  object  optional",
+            "  call    noex call store.count bucket=<string> [filter=<object>]",
+        ],
+        "{text}"
+    );
+}
+
+#[test]
 fn unknown_operations_and_bad_json_are_usage_errors() {
     let s = users_server();
     let r = noex(&s, &["call", "store.inser", "bucket=users"]);
@@ -510,6 +641,11 @@ fn completions_name_the_commands_and_operations() {
         let r = noex_with(&["completions", shell], &[], None).ok();
         for word in ["call", "insert", "whoami", "store.insert", "rules.setFact"] {
             assert!(r.stdout.contains(word), "{shell}: {word}");
+        }
+        if shell == "bash" {
+            // The names complete `noex call OP`, `noex ops OP` and `noex bench --op OP`.
+            let places = r.stdout.matches("store.insert store.get").count();
+            assert!(places >= 3, "operation names offered in {places} places");
         }
     }
     assert_eq!(noex_with(&["completions", "tcsh"], &[], None).code, Some(2));

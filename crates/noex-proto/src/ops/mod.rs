@@ -14,9 +14,11 @@
 //! assert_eq!(op.encode(7), r#"{"id":7,"type":"store.insert","bucket":"users","data":{"name":"Alice"}}"#);
 //! ```
 
+mod fields;
 mod filter;
 mod kind;
 
+pub use fields::{FieldType, OpField};
 pub use filter::{Field, Filter};
 pub use kind::{AnswerShape, OpKind};
 
