@@ -48,7 +48,7 @@ mod raw;
 mod serve;
 mod startup;
 
-use measure::{cpu_time, peak_rss_bytes, percentile, rss_bytes, start_peak};
+use measure::{cpu_time, histogram, peak_rss_bytes, percentile, quantile, rss_bytes, start_peak};
 use raw::Raw;
 use serde_json::{json, Value};
 use serve::{Server, BUCKET, COUNT_QUERY, GROUP_QUERY, RECORDS};
@@ -598,23 +598,25 @@ fn latency(plan: &Plan, url: &str, names: &Names, rows: &mut Vec<Row>) {
     let n = plan.latency_samples;
     let bucket = names.bucket.clone();
     let url = url.to_string();
-    let (mut ours_l, mut raw_l) = block_on(plan.threads, async move {
+    let (ours_l, raw_l) = block_on(plan.threads, async move {
         let client = ours::connect(&url).await;
         let mut raw = Raw::connect(&url).await;
         ours::latencies(&client, &bucket, n / 10).await;
         raw.latencies(&bucket, n / 10).await;
         // Interleave in slices so drift affects both alike.
-        let (mut o, mut r) = (Vec::new(), Vec::new());
+        let (mut o, mut r) = (histogram(), histogram());
         for _ in 0..10 {
-            r.extend(raw.latencies(&bucket, n / 10).await);
-            o.extend(ours::latencies(&client, &bucket, n / 10).await);
+            r.add(raw.latencies(&bucket, n / 10).await)
+                .expect("histograms of one kind add up");
+            o.add(ours::latencies(&client, &bucket, n / 10).await)
+                .expect("histograms of one kind add up");
         }
         client.disconnect().await;
         raw.close().await;
         (o, r)
     });
-    let (o50, o99) = (percentile(&mut ours_l, 0.50), percentile(&mut ours_l, 0.99));
-    let (r50, r99) = (percentile(&mut raw_l, 0.50), percentile(&mut raw_l, 0.99));
+    let (o50, o99) = (quantile(&ours_l, 0.50), quantile(&ours_l, 0.99));
+    let (r50, r99) = (quantile(&raw_l, 0.50), quantile(&raw_l, 0.99));
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let diff = us(o50) - us(r50);
     rows.push(row(

@@ -2,6 +2,7 @@
 
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Stream, StreamExt};
+use hdrhistogram::Histogram;
 use noex_tokio::{Backoff, Bucket, Client, ClientOptions, LifecycleEvent, Record, Subscription};
 use serde_json::Value;
 use std::future::{poll_fn, Future};
@@ -52,14 +53,15 @@ pub(crate) async fn get_loop(client: &Client, bucket: &str, depth: usize, until:
     done
 }
 
-/// Sequential `store.get` round trips.
-pub(crate) async fn latencies(client: &Client, bucket: &str, n: usize) -> Vec<Duration> {
+/// Sequential `store.get` round trips, their latencies in a histogram
+/// ([`crate::measure::histogram`]).
+pub(crate) async fn latencies(client: &Client, bucket: &str, n: usize) -> Histogram<u64> {
     let bucket = client.store().bucket(bucket);
-    let mut out = Vec::with_capacity(n);
+    let mut out = crate::measure::histogram();
     for i in 0..n {
         let start = Instant::now();
         bucket.get(crate::serve::key(i)).await.expect("get");
-        out.push(start.elapsed());
+        crate::measure::record(&mut out, start.elapsed());
     }
     out
 }

@@ -3,6 +3,7 @@
 //! answers, one task per connection.
 
 use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
+use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
@@ -146,14 +147,15 @@ impl Raw {
         done
     }
 
-    /// Sequential `store.get` round trips.
-    pub(crate) async fn latencies(&mut self, bucket: &str, n: usize) -> Vec<Duration> {
-        let mut out = Vec::with_capacity(n);
+    /// Sequential `store.get` round trips, their latencies in a histogram
+    /// ([`crate::measure::histogram`]).
+    pub(crate) async fn latencies(&mut self, bucket: &str, n: usize) -> Histogram<u64> {
+        let mut out = crate::measure::histogram();
         for i in 0..n {
             self.feed(json!({"type": "store.get", "bucket": bucket, "key": crate::serve::key(i)}))
                 .await;
             self.flush().await;
-            out.push(self.answer().await.0);
+            crate::measure::record(&mut out, self.answer().await.0);
         }
         out
     }

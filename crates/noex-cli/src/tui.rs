@@ -196,7 +196,7 @@ impl View {
         ];
         if let Some(t) = self.restored_at {
             spans.push(Span::raw(format!(
-                "  │  reconnected: subscription restored at {}",
+                "  │  subscription restored at {}",
                 timefmt::clock(t)
             )));
         }
