@@ -1,14 +1,12 @@
 //! The same work through the noex client.
 
 use futures::stream::FuturesUnordered;
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{FutureExt, StreamExt};
 use hdrhistogram::Histogram;
 use noex_tokio::{Backoff, Bucket, Client, ClientOptions, LifecycleEvent, Record, Subscription};
 use serde_json::Value;
-use std::future::{poll_fn, Future};
-use std::pin::Pin;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// Options for the benchmarks: immediate reconnects, generous deadlines.
@@ -84,31 +82,21 @@ pub(crate) async fn subscribe_many(
     subs
 }
 
-/// Waits until every subscription has yielded one value.
+/// Waits until every subscription has yielded one value: one `next()` future per
+/// subscription in a `FuturesUnordered`, so that each push wakes only its own future (a
+/// loop polling every subscription on every wake would cost the client O(n²) polls).
 pub(crate) async fn read_one_each(subs: &mut [Subscription<Value>]) {
-    let mut got = vec![false; subs.len()];
-    let mut left = subs.len();
-    poll_fn(|cx| {
-        for (i, sub) in subs.iter_mut().enumerate() {
-            if got[i] {
-                continue;
-            }
-            match Pin::new(sub).poll_next(cx) {
-                Poll::Ready(Some(Ok(_))) => {
-                    got[i] = true;
-                    left -= 1;
-                }
-                Poll::Ready(other) => panic!("subscription {i} ended: {other:?}"),
-                Poll::Pending => {}
-            }
+    let mut firsts: FuturesUnordered<_> = subs
+        .iter_mut()
+        .enumerate()
+        .map(|(i, sub)| async move { (i, sub.next().await) })
+        .collect();
+    while let Some((i, first)) = firsts.next().await {
+        match first {
+            Some(Ok(_)) => {}
+            other => panic!("subscription {i} ended: {other:?}"),
         }
-        if left == 0 {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await
+    }
 }
 
 /// Records when the next `welcome` arrives.

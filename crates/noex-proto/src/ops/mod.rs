@@ -27,9 +27,14 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::fmt;
 
-/// The fields buffer an operation starts with: most operations' fields fit, larger ones
-/// grow once or twice. Every request waiting to be handed to the core holds one.
+/// The fields buffer an operation starts with: the fields of most operations that carry
+/// no record (a bucket and a key, a topic) fit. Every request waiting to be handed to the
+/// core holds one, so it stays small.
 const FIELDS_CAPACITY: usize = 40;
+
+/// The fields buffer of an operation that carries a record (`store.insert`,
+/// `store.update`): a typical record fits without growing the buffer on the way.
+const DATA_CAPACITY: usize = 128;
 
 /// A request ready to be sent: which operation, and its encoded fields.
 #[derive(Clone)]
@@ -52,9 +57,14 @@ struct Rare {
 impl Operation {
     /// An operation with no fields yet.
     pub fn new(kind: OpKind) -> Operation {
+        Operation::with_room(kind, FIELDS_CAPACITY)
+    }
+
+    /// An operation with no fields yet, and room for `capacity` bytes of them.
+    fn with_room(kind: OpKind, capacity: usize) -> Operation {
         Operation {
             kind,
-            fields: Vec::with_capacity(FIELDS_CAPACITY),
+            fields: Vec::with_capacity(capacity),
             rare: None,
         }
     }
@@ -257,9 +267,14 @@ pub mod store {
         Operation::new(kind).field("bucket", bucket)
     }
 
+    /// [`on`], for an operation that carries a record.
+    fn with_record(kind: OpKind, bucket: &str) -> Operation {
+        Operation::with_room(kind, DATA_CAPACITY).field("bucket", bucket)
+    }
+
     /// `store.insert` bucket, data → record.
     pub fn insert(bucket: &str, data: impl Serialize) -> Operation {
-        on(OpKind::StoreInsert, bucket).field("data", &data)
+        with_record(OpKind::StoreInsert, bucket).field("data", &data)
     }
     /// `store.get` bucket, key → record or null.
     pub fn get(bucket: &str, key: impl Serialize) -> Operation {
@@ -267,7 +282,7 @@ pub mod store {
     }
     /// `store.update` bucket, key, data → record.
     pub fn update(bucket: &str, key: impl Serialize, data: impl Serialize) -> Operation {
-        on(OpKind::StoreUpdate, bucket)
+        with_record(OpKind::StoreUpdate, bucket)
             .field("key", &key)
             .field("data", &data)
     }
