@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::timefmt::parse_duration;
+
 use crate::client_args::{
     BenchArgs, CallArgs, CompletionsArgs, EmitArgs, FactArgs, GetArgs, InsertArgs, OpsArgs,
     PlainArgs, QueryArgs, WatchArgs,
@@ -146,30 +148,6 @@ pub(crate) struct ServeArgs {
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     parse_duration(s)
-}
-
-/// `500ms`, `2s`, `1.5s`, `1m`, or a bare number of milliseconds.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let (num, unit_ms) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1000.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60_000.0)
-    } else {
-        (t, 1.0)
-    };
-    let bad = || format!("invalid duration \"{s}\" (expected e.g. 500ms, 2s, 1.5s, 1m)");
-    let n: f64 = num.trim().parse().map_err(|_| bad())?;
-    if !n.is_finite() || n < 0.0 {
-        return Err(bad());
-    }
-    let ms = n * unit_ms;
-    if ms > 1e12 {
-        return Err(bad());
-    }
-    Ok(Duration::from_micros((ms * 1000.0).round() as u64))
 }
 
 /// JavaScript's `Number(string)` for the values the real CLI converts: `None` is NaN.

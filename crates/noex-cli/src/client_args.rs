@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use crate::args::parse_duration;
+use crate::timefmt::parse_duration;
 
 /// Where to connect and how to log in.
 #[derive(Debug, Clone, Args)]

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::args::parse_duration;
+use crate::timefmt::parse_duration;
 
 /// One fault or query command.
 #[derive(Debug, Clone, PartialEq, Eq)]

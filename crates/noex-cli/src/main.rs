@@ -25,6 +25,7 @@ mod shortcuts;
 mod stdout;
 mod timefmt;
 mod tui;
+mod updates;
 mod watch;
 
 use clap::error::ErrorKind;

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::exit::Failure;
 use crate::timefmt;
-use crate::watch::{state_name, Target, Update};
+use crate::updates::{state_name, Target, Update};
 
 /// How many events a topic view keeps.
 const MAX_EVENTS: usize = 500;
