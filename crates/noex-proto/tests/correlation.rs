@@ -302,3 +302,62 @@ fn server_error_resolves_the_request() {
     // Nothing left to time out.
     assert_eq!(h.core.poll_timeout(), None);
 }
+
+/// A slow request among thousands answered after it: the deadline that falls due first is
+/// still the slow one's, it times out on time, and nothing of the others stays behind.
+#[test]
+fn a_slow_request_among_many_answered_ones_times_out_on_time() {
+    let mut h = Harness::connected(Harness::config().request_timeout(ms(3_000)));
+    let start = h.now();
+    let slow = h.request(ops::store::all("slow"));
+    for i in 0..5_000u64 {
+        let id = h.request(ops::store::get("users", json!(format!("k{i}"))));
+        h.answer(id.0, json!(null));
+        if i % 1_000 == 0 {
+            h.advance(ms(100));
+        }
+    }
+    assert_eq!(h.core.pending_entries(), 1);
+    assert_eq!(h.core.poll_timeout(), Some(start + ms(3_000)));
+    let late = h.request(ops::store::all("late"));
+    h.advance(start + ms(3_000) - h.now());
+    assert!(matches!(h.error_of(slow), RequestError::Timeout { .. }));
+    assert!(h.responses(late).is_empty());
+    assert_eq!(h.core.pending_entries(), 1);
+    h.answer(late.0, json!([]));
+    assert!(h.response(late).is_ok());
+    assert_eq!(h.core.pending_entries(), 0);
+    assert_eq!(h.core.poll_timeout(), None);
+}
+
+/// Deadlines come from the caller's clock; one that goes back still gets every request
+/// ended at its own deadline, the earliest first.
+#[test]
+fn a_caller_clock_that_goes_back_keeps_every_deadline() {
+    let mut h = Harness::connected(Harness::config().request_timeout(ms(3_000)));
+    let now = h.now();
+    let first = h.core.request(now, ops::store::all("a")).unwrap();
+    let earlier = now.checked_sub(ms(2_000)).expect("an earlier instant");
+    let second = h.core.request(earlier, ops::store::all("b")).unwrap();
+    let custom = h
+        .core
+        .request_with(
+            now,
+            ops::store::all("c"),
+            RequestOptions::default().timeout(ms(1_500)),
+        )
+        .unwrap();
+    h.drain();
+    // `second` falls due first (1 s from now), then `custom`, then `first`.
+    assert_eq!(h.core.poll_timeout(), Some(earlier + ms(3_000)));
+    h.advance(ms(1_000));
+    assert!(matches!(h.error_of(second), RequestError::Timeout { .. }));
+    assert!(h.responses(custom).is_empty() && h.responses(first).is_empty());
+    assert_eq!(h.core.poll_timeout(), Some(now + ms(1_500)));
+    h.advance(ms(500));
+    assert!(matches!(h.error_of(custom), RequestError::Timeout { .. }));
+    assert!(h.responses(first).is_empty());
+    h.advance(ms(1_500));
+    assert!(matches!(h.error_of(first), RequestError::Timeout { .. }));
+    assert_eq!(h.core.pending_entries(), 0);
+}
