@@ -53,7 +53,11 @@ pub(crate) async fn accept(
         let core = shared.core();
         (core.cfg.max_payload_bytes, core.cfg.allowed_origins.clone())
     };
+    // A 16 KiB read buffer: tungstenite zero-fills this much before every read attempt,
+    // and each connection's task attempts one whenever it wakes (as for the client's
+    // driver, see noex-client's `ws_connector`).
     let config = WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
         .max_message_size(Some(max_payload))
         .max_frame_size(Some(max_payload));
     // Origin validation as the real server's upgrade handler: a present Origin header
