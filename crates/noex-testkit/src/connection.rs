@@ -91,6 +91,59 @@ pub(crate) async fn serve(
     tracing::debug!(id, "connection closed");
 }
 
+/// Sends what `out_rx` gave (`out`) and what is queued behind it. `false` when the
+/// connection is gone (the channel closed, or a write failed).
+async fn send_out(
+    ws: &mut Ws,
+    out: Option<Outbound>,
+    out_rx: &mut mpsc::UnboundedReceiver<Outbound>,
+    closing: &mut Option<Instant>,
+) -> bool {
+    let first = match out {
+        None => return false,
+        Some(Outbound::Text(t)) => Message::text(t),
+        Some(Outbound::Binary(b)) => Message::binary(b),
+        Some(Outbound::Close(code, reason)) => {
+            close_with(ws, code, &reason).await;
+            *closing = Some(Instant::now() + CLOSE_LINGER);
+            return true;
+        }
+    };
+    match send_queued(ws, first, out_rx).await {
+        Err(_) => false,
+        Ok(Some((code, reason))) => {
+            close_with(ws, code, &reason).await;
+            *closing = Some(Instant::now() + CLOSE_LINGER);
+            true
+        }
+        Ok(None) => true,
+    }
+}
+
+/// Sends `first` and every text or binary frame already queued behind it, then flushes once.
+/// A close met in the queue ends the batch and is returned, for the caller to send after
+/// what came before it.
+async fn send_queued(
+    ws: &mut Ws,
+    first: Message,
+    out_rx: &mut mpsc::UnboundedReceiver<Outbound>,
+) -> Result<Option<(u16, String)>, tokio_tungstenite::tungstenite::Error> {
+    ws.feed(first).await?;
+    let mut close = None;
+    while let Ok(next) = out_rx.try_recv() {
+        match next {
+            Outbound::Text(t) => ws.feed(Message::text(t)).await?,
+            Outbound::Binary(b) => ws.feed(Message::binary(b)).await?,
+            Outbound::Close(code, reason) => {
+                close = Some((code, reason));
+                break;
+            }
+        }
+    }
+    ws.flush().await?;
+    Ok(close)
+}
+
 async fn run(
     shared: &Shared,
     ws: &mut Ws,
@@ -111,8 +164,24 @@ async fn run(
     // Set once we sent a close frame: then we only wait for the peer's reply.
     let mut closing: Option<Instant> = None;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
+    // Whether a request waiting to be read goes before queued answers (set after answers
+    // went out, cleared after a request was read).
+    let mut inbound_turn = false;
 
     loop {
+        // Answers and pushes go out before the next request is read, as the real server
+        // sends each answer as soon as it has it: a burst of requests is answered while it
+        // is still arriving, not all at its end. When both wait, turns alternate, so neither
+        // side can hold the other off.
+        if !inbound_turn && !stalled && closing.is_none() {
+            if let Ok(out) = out_rx.try_recv() {
+                inbound_turn = true;
+                if !send_out(ws, Some(out), out_rx, &mut closing).await {
+                    return;
+                }
+                continue;
+            }
+        }
         let deadline = closing.unwrap_or(far);
         tokio::select! {
             biased;
@@ -142,6 +211,7 @@ async fn run(
                 }
                 None | Some(Err(_)) => return,
                 Some(Ok(Message::Text(text))) => {
+                    inbound_turn = false;
                     if closing.is_some() {
                         continue;
                     }
@@ -169,23 +239,12 @@ async fn run(
                 }
                 Some(Ok(_)) => {}
             },
-            out = out_rx.recv(), if !stalled && closing.is_none() => match out {
-                None => return,
-                Some(Outbound::Text(t)) => {
-                    if ws.send(Message::text(t)).await.is_err() {
-                        return;
-                    }
+            out = out_rx.recv(), if !stalled && closing.is_none() => {
+                inbound_turn = true;
+                if !send_out(ws, out, out_rx, &mut closing).await {
+                    return;
                 }
-                Some(Outbound::Binary(b)) => {
-                    if ws.send(Message::binary(b)).await.is_err() {
-                        return;
-                    }
-                }
-                Some(Outbound::Close(code, reason)) => {
-                    close_with(ws, code, &reason).await;
-                    closing = Some(Instant::now() + CLOSE_LINGER);
-                }
-            },
+            }
             _ = ticker.tick(), if !stalled && closing.is_none() => {
                 if last_ping_at > 0.0 && last_pong_at < last_ping_at {
                     tracing::debug!(id, "heartbeat timeout");
