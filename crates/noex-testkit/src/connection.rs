@@ -1,8 +1,11 @@
 //! One client connection: welcome, reading requests, writing answers and pushes,
 //! heartbeat, close codes, and the per-connection side of fault injection.
 
+use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -11,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::faults::{HandshakeFault, Shared};
 use crate::handshake::{self, Ws};
@@ -91,57 +94,89 @@ pub(crate) async fn serve(
     tracing::debug!(id, "connection closed");
 }
 
-/// Sends what `out_rx` gave (`out`) and what is queued behind it. `false` when the
-/// connection is gone (the channel closed, or a write failed).
-async fn send_out(
-    ws: &mut Ws,
-    out: Option<Outbound>,
-    out_rx: &mut mpsc::UnboundedReceiver<Outbound>,
-    closing: &mut Option<Instant>,
-) -> bool {
-    let first = match out {
-        None => return false,
-        Some(Outbound::Text(t)) => Message::text(t),
-        Some(Outbound::Binary(b)) => Message::binary(b),
-        Some(Outbound::Close(code, reason)) => {
-            close_with(ws, code, &reason).await;
-            *closing = Some(Instant::now() + CLOSE_LINGER);
-            return true;
+/// Frames on their way to the peer: taken from the connection's channel as soon as they
+/// are queued, and written as far as the socket takes them without waiting, so that a
+/// peer that does not read never keeps the connection from reading (the real server
+/// buffers what its socket does not take, too).
+#[derive(Default)]
+struct Outgoing {
+    queue: VecDeque<Message>,
+    unflushed: bool,
+}
+
+impl Outgoing {
+    /// Writes what the socket takes now; `Err` when the socket failed.
+    fn poll_write(&mut self, ws: &mut Ws, cx: &mut Context<'_>) -> Result<(), WsError> {
+        while !self.queue.is_empty() {
+            match ws.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {
+                    if let Some(frame) = self.queue.pop_front() {
+                        ws.start_send_unpin(frame)?;
+                        self.unflushed = true;
+                    }
+                }
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => break,
+            }
         }
-    };
-    match send_queued(ws, first, out_rx).await {
-        Err(_) => false,
-        Ok(Some((code, reason))) => {
-            close_with(ws, code, &reason).await;
-            *closing = Some(Instant::now() + CLOSE_LINGER);
-            true
+        if self.unflushed {
+            match ws.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => {}
+            }
         }
-        Ok(None) => true,
+        Ok(())
+    }
+
+    /// Writes everything queued, waiting for the socket (before a close).
+    async fn drain(&mut self, ws: &mut Ws) -> Result<(), WsError> {
+        while let Some(frame) = self.queue.pop_front() {
+            ws.feed(frame).await?;
+        }
+        ws.flush().await
     }
 }
 
-/// Sends `first` and every text or binary frame already queued behind it, then flushes once.
-/// A close met in the queue ends the batch and is returned, for the caller to send after
-/// what came before it.
-async fn send_queued(
+/// What the connection's socket side has for the loop.
+enum Io {
+    /// A frame from the peer (or its end).
+    Incoming(Option<Result<Message, WsError>>),
+    /// A close was queued for the peer (after everything queued before it).
+    Close(u16, String),
+    /// The connection was unregistered, or writing failed.
+    Gone,
+}
+
+/// Takes what is queued for the peer and writes what the socket takes (unless `closing`),
+/// then reads the next frame from the peer. Answers therefore go out while a burst of
+/// requests is still arriving, as the real server sends each answer when it has it.
+fn poll_io(
+    cx: &mut Context<'_>,
     ws: &mut Ws,
-    first: Message,
     out_rx: &mut mpsc::UnboundedReceiver<Outbound>,
-) -> Result<Option<(u16, String)>, tokio_tungstenite::tungstenite::Error> {
-    ws.feed(first).await?;
-    let mut close = None;
-    while let Ok(next) = out_rx.try_recv() {
-        match next {
-            Outbound::Text(t) => ws.feed(Message::text(t)).await?,
-            Outbound::Binary(b) => ws.feed(Message::binary(b)).await?,
-            Outbound::Close(code, reason) => {
-                close = Some((code, reason));
-                break;
+    outgoing: &mut Outgoing,
+    closing: bool,
+) -> Poll<Io> {
+    if !closing {
+        loop {
+            match out_rx.poll_recv(cx) {
+                Poll::Ready(Some(Outbound::Text(t))) => outgoing.queue.push_back(Message::text(t)),
+                Poll::Ready(Some(Outbound::Binary(b))) => {
+                    outgoing.queue.push_back(Message::binary(b))
+                }
+                Poll::Ready(Some(Outbound::Close(code, reason))) => {
+                    return Poll::Ready(Io::Close(code, reason))
+                }
+                Poll::Ready(None) => return Poll::Ready(Io::Gone),
+                Poll::Pending => break,
             }
         }
+        if outgoing.poll_write(ws, cx).is_err() {
+            return Poll::Ready(Io::Gone);
+        }
     }
-    ws.flush().await?;
-    Ok(close)
+    ws.poll_next_unpin(cx).map(Io::Incoming)
 }
 
 async fn run(
@@ -164,24 +199,9 @@ async fn run(
     // Set once we sent a close frame: then we only wait for the peer's reply.
     let mut closing: Option<Instant> = None;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
-    // Whether a request waiting to be read goes before queued answers (set after answers
-    // went out, cleared after a request was read).
-    let mut inbound_turn = false;
+    let mut outgoing = Outgoing::default();
 
     loop {
-        // Answers and pushes go out before the next request is read, as the real server
-        // sends each answer as soon as it has it: a burst of requests is answered while it
-        // is still arriving, not all at its end. When both wait, turns alternate, so neither
-        // side can hold the other off.
-        if !inbound_turn && !stalled && closing.is_none() {
-            if let Ok(out) = out_rx.try_recv() {
-                inbound_turn = true;
-                if !send_out(ws, Some(out), out_rx, &mut closing).await {
-                    return;
-                }
-                continue;
-            }
-        }
         let deadline = closing.unwrap_or(far);
         tokio::select! {
             biased;
@@ -203,15 +223,21 @@ async fn run(
                 }
             }
             _ = tokio::time::sleep_until(deadline), if closing.is_some() => return,
-            msg = ws.next(), if !stalled => match msg {
-                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(e))) => {
+            io = poll_fn(|cx| poll_io(cx, ws, out_rx, &mut outgoing, closing.is_some())),
+                if !stalled => match io {
+                Io::Gone => return,
+                Io::Close(code, reason) => {
+                    let _ = outgoing.drain(ws).await;
+                    close_with(ws, code, &reason).await;
+                    closing = Some(Instant::now() + CLOSE_LINGER);
+                }
+                Io::Incoming(Some(Err(WsError::Capacity(e)))) => {
                     tracing::debug!(id, error = %e, "frame too large");
                     close_with(ws, 1009, "").await;
                     return;
                 }
-                None | Some(Err(_)) => return,
-                Some(Ok(Message::Text(text))) => {
-                    inbound_turn = false;
+                Io::Incoming(None | Some(Err(_))) => return,
+                Io::Incoming(Some(Ok(Message::Text(text)))) => {
                     if closing.is_some() {
                         continue;
                     }
@@ -231,20 +257,14 @@ async fn run(
                         last_pong_at = ts;
                     }
                 }
-                Some(Ok(Message::Binary(_))) => {
+                Io::Incoming(Some(Ok(Message::Binary(_)))) => {
                     if closing.is_none() {
                         close_with(ws, 1003, "binary_not_supported").await;
                         closing = Some(Instant::now() + CLOSE_LINGER);
                     }
                 }
-                Some(Ok(_)) => {}
+                Io::Incoming(Some(Ok(_))) => {}
             },
-            out = out_rx.recv(), if !stalled && closing.is_none() => {
-                inbound_turn = true;
-                if !send_out(ws, out, out_rx, &mut closing).await {
-                    return;
-                }
-            }
             _ = ticker.tick(), if !stalled && closing.is_none() => {
                 if last_ping_at > 0.0 && last_pong_at < last_ping_at {
                     tracing::debug!(id, "heartbeat timeout");
@@ -252,10 +272,7 @@ async fn run(
                     closing = Some(Instant::now() + CLOSE_LINGER);
                 } else {
                     let now = crate::json::now_ms();
-                    let ping = protocol::ping(now);
-                    if ws.send(Message::text(ping)).await.is_err() {
-                        return;
-                    }
+                    outgoing.queue.push_back(Message::text(protocol::ping(now)));
                     last_ping_at = now as f64;
                 }
             }
