@@ -151,8 +151,8 @@ pub(crate) struct Replies(IdTable<Arc<RequestCell>>);
 impl Replies {
     /// Keeps `reply`'s cell until request `id` ends.
     pub(crate) fn insert(&mut self, id: RequestId, mut reply: Replier<Payload>) {
+        reply.registered(id);
         if let Some(cell) = reply.0.take() {
-            cell.id.store(id.0, Ordering::Release);
             self.0.insert(id.0, cell);
         }
     }
