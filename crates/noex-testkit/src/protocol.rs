@@ -3,8 +3,6 @@
 
 use serde_json::{Map, Value};
 
-use crate::json::obj;
-
 /// Protocol version announced in the welcome frame.
 pub(crate) const PROTOCOL_VERSION: &str = "1.0.0";
 
@@ -81,57 +79,76 @@ pub(crate) fn parse(raw: &str) -> Parsed {
     Parsed::Request { id, ty, body }
 }
 
-pub(crate) fn result(id: &Value, data: Value) -> String {
-    obj([
-        ("id", id.clone()),
-        ("type", "result".into()),
-        ("data", data),
-    ])
-    .to_string()
-}
-
-pub(crate) fn error(id: &Value, code: &str, message: &str, details: Option<&Value>) -> String {
-    let mut m = Map::new();
-    m.insert("id".into(), id.clone());
-    m.insert("type".into(), "error".into());
-    m.insert("code".into(), code.into());
-    m.insert("message".into(), message.into());
-    if let Some(d) = details {
-        m.insert("details".into(), d.clone());
+/// A frame's JSON object with its members in the order given: the real server writes
+/// each kind of frame's members in a fixed order (`JSON.stringify({ id, type: 'result',
+/// data })`), which a `serde_json::Map` (sorted by key) would not keep.
+fn ordered<'a>(members: impl IntoIterator<Item = (&'a str, &'a Value)>) -> String {
+    let mut out = Vec::with_capacity(64);
+    out.push(b'{');
+    for (i, (key, value)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // Writing a `&str` or a `Value` into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut out, key);
+        out.push(b':');
+        let _ = serde_json::to_writer(&mut out, value);
     }
-    Value::Object(m).to_string()
+    out.push(b'}');
+    // Keys are `&str`, values are written by serde_json: UTF-8 throughout.
+    String::from_utf8(out).unwrap_or_default()
 }
 
+/// `{"id":…,"type":"result","data":…}`.
+pub(crate) fn result(id: &Value, data: Value) -> String {
+    ordered([("id", id), ("type", &"result".into()), ("data", &data)])
+}
+
+/// `{"id":…,"type":"error","code":…,"message":…[,"details":…]}`.
+pub(crate) fn error(id: &Value, code: &str, message: &str, details: Option<&Value>) -> String {
+    let (kind, code, message) = ("error".into(), code.into(), message.into());
+    let members = [
+        ("id", id),
+        ("type", &kind),
+        ("code", &code),
+        ("message", &message),
+    ];
+    ordered(members.into_iter().chain(details.map(|d| ("details", d))))
+}
+
+/// `{"type":"push","channel":…,"subscriptionId":…,"data":…}`.
 pub(crate) fn push(subscription_id: &str, channel: &str, data: Value) -> String {
-    obj([
-        ("type", "push".into()),
-        ("channel", channel.into()),
-        ("subscriptionId", subscription_id.into()),
-        ("data", data),
+    ordered([
+        ("type", &"push".into()),
+        ("channel", &channel.into()),
+        ("subscriptionId", &subscription_id.into()),
+        ("data", &data),
     ])
-    .to_string()
 }
 
+/// `{"type":"welcome","version":…,"serverTime":…,"requiresAuth":…}`.
 pub(crate) fn welcome(requires_auth: bool) -> String {
-    obj([
-        ("type", "welcome".into()),
-        ("version", PROTOCOL_VERSION.into()),
-        ("serverTime", crate::json::now_ms().into()),
-        ("requiresAuth", requires_auth.into()),
+    ordered([
+        ("type", &"welcome".into()),
+        ("version", &PROTOCOL_VERSION.into()),
+        ("serverTime", &crate::json::now_ms().into()),
+        ("requiresAuth", &requires_auth.into()),
     ])
-    .to_string()
 }
 
+/// `{"type":"ping","timestamp":…}`.
 pub(crate) fn ping(timestamp: i64) -> String {
-    obj([("type", "ping".into()), ("timestamp", timestamp.into())]).to_string()
+    ordered([("type", &"ping".into()), ("timestamp", &timestamp.into())])
 }
 
+/// `{"type":"system","event":…,<fields>}`.
 pub(crate) fn system(event: &str, fields: Map<String, Value>) -> String {
-    let mut m = Map::new();
-    m.insert("type".into(), "system".into());
-    m.insert("event".into(), event.into());
-    m.extend(fields);
-    Value::Object(m).to_string()
+    let (kind, event) = ("system".into(), event.into());
+    let head = [("type", &kind), ("event", &event)];
+    ordered(
+        head.into_iter()
+            .chain(fields.iter().map(|(k, v)| (k.as_str(), v))),
+    )
 }
 
 #[cfg(test)]
@@ -143,6 +160,42 @@ mod tests {
             Parsed::Failure { code, message } => (code, message),
             other => panic!("expected failure, got {other:?}"),
         }
+    }
+
+    /// Each frame's members in the order noex-server's `serializer.ts` writes them.
+    #[test]
+    fn frames_keep_the_real_servers_member_order() {
+        use serde_json::json;
+        assert_eq!(
+            result(&json!(7), json!({"subscriptionId": "sub-1", "data": [1]})),
+            r#"{"id":7,"type":"result","data":{"data":[1],"subscriptionId":"sub-1"}}"#
+        );
+        assert_eq!(
+            error(&json!(8), "NOT_FOUND", "gone", None),
+            r#"{"id":8,"type":"error","code":"NOT_FOUND","message":"gone"}"#
+        );
+        assert_eq!(
+            error(
+                &json!(0),
+                "RATE_LIMITED",
+                "slow",
+                Some(&json!({"retryAfterMs": 5}))
+            ),
+            r#"{"id":0,"type":"error","code":"RATE_LIMITED","message":"slow","details":{"retryAfterMs":5}}"#
+        );
+        assert_eq!(
+            push("sub-1", "subscription", json!(null)),
+            r#"{"type":"push","channel":"subscription","subscriptionId":"sub-1","data":null}"#
+        );
+        assert!(welcome(true).starts_with(r#"{"type":"welcome","version":"1.0.0","serverTime":"#));
+        assert!(welcome(true).ends_with(r#","requiresAuth":true}"#));
+        assert_eq!(ping(5), r#"{"type":"ping","timestamp":5}"#);
+        let mut fields = Map::new();
+        fields.insert("gracePeriodMs".into(), json!(100));
+        assert_eq!(
+            system("shutdown", fields),
+            r#"{"type":"system","event":"shutdown","gracePeriodMs":100}"#
+        );
     }
 
     #[test]
