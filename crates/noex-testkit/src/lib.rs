@@ -170,7 +170,8 @@
 // (the routing table: every operation with its tier, pure-read flag, resource and
 // handler) → `domains::*` (one handler module per domain) → `state` (the data and the
 // connection registry) and the engines (`store`, `rules`, `identity`, `procedures`,
-// `audit`, `limits`).
+// `audit`, `limits`); `subscriptions` keeps the store's and the rule engine's
+// subscriptions, counted per connection.
 mod audit;
 mod config;
 mod connection;
@@ -195,6 +196,7 @@ mod server;
 mod sockets;
 mod state;
 mod store;
+mod subscriptions;
 
 pub use config::{
     AuthMode, BucketDef, HeartbeatConfig, PermissionDefault, PermissionRule, Permissions, QueryDef,

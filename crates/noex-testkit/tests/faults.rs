@@ -603,6 +603,75 @@ async fn subscription_count_follows_subscribe_unsubscribe_and_close() {
     .await;
 }
 
+/// `(storeSubscriptionCount, rulesSubscriptionCount)` of each connection `server.connections`
+/// lists, in order.
+async fn counts(c: &mut Client) -> Vec<(u64, u64)> {
+    let list = c.ok(json!({"type": "server.connections"})).await;
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|e| {
+            (
+                e["storeSubscriptionCount"].as_u64().unwrap_or(u64::MAX),
+                e["rulesSubscriptionCount"].as_u64().unwrap_or(u64::MAX),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn subscription_counts_per_connection_follow_unsubscribes_and_closes() {
+    within(async {
+        let server = TestServer::builder()
+            .bucket(BucketDef::new("users"))
+            .query("all-users", QueryDef::all("users"))
+            .max_subscriptions_per_connection(3)
+            .start()
+            .expect("start");
+        let store = json!({"type": "store.subscribe", "query": "all-users"});
+        let rules = json!({"type": "rules.subscribe", "pattern": "a.*"});
+        let limit = "Subscription limit reached (max 3 per connection)";
+        let mut a = Client::open(&server.url()).await;
+        let mut b = Client::open(&server.url()).await;
+        let mut c = Client::open(&server.url()).await;
+        let a1 = a.ok(store.clone()).await["subscriptionId"].clone();
+        let a2 = a.ok(rules.clone()).await["subscriptionId"].clone();
+        a.ok(rules.clone()).await;
+        let b1 = b.ok(rules.clone()).await["subscriptionId"].clone();
+        b.ok(store.clone()).await;
+        assert_eq!(counts(&mut c).await, [(1, 2), (1, 1), (0, 0)]);
+        // At the limit exactly: a fourth of either kind is refused.
+        assert_eq!(a.err(store.clone()).await.1, limit);
+        assert_eq!(a.err(rules.clone()).await.1, limit);
+        // Another connection's subscription is not `a`'s to remove.
+        a.err(json!({"type": "rules.unsubscribe", "subscriptionId": b1}))
+            .await;
+        assert_eq!(counts(&mut c).await, [(1, 2), (1, 1), (0, 0)]);
+        a.ok(json!({"type": "store.unsubscribe", "subscriptionId": a1}))
+            .await;
+        a.ok(json!({"type": "rules.unsubscribe", "subscriptionId": a2}))
+            .await;
+        assert_eq!(counts(&mut c).await, [(0, 1), (1, 1), (0, 0)]);
+        assert_eq!(server.subscription_count(), 3);
+        // Two places free: exactly two more.
+        a.ok(store.clone()).await;
+        a.ok(store.clone()).await;
+        assert_eq!(a.err(rules.clone()).await.1, limit);
+        assert_eq!(counts(&mut c).await, [(2, 1), (1, 1), (0, 0)]);
+        // Another connection closing changes nothing for the others.
+        b.close(1000).await;
+        drop(b);
+        wait_for(|| server.connection_count() == 2).await;
+        assert_eq!(counts(&mut c).await, [(2, 1), (0, 0)]);
+        assert_eq!(server.subscription_count(), 3);
+        assert_eq!(a.err(store.clone()).await.1, limit);
+        let stats = c.ok(json!({"type": "server.stats"})).await;
+        assert_eq!(stats["connections"]["totalStoreSubscriptions"], 2);
+        assert_eq!(stats["connections"]["totalRulesSubscriptions"], 1);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn accepted_sockets_counts_every_connection() {
     within(async {

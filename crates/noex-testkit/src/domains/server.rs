@@ -11,7 +11,7 @@ pub(crate) fn stats(c: &mut Core, _r: &mut Req<'_>) -> OpResult {
     let conns = c.connections_info();
     let authenticated = c.conns.values().filter(|c| c.session.is_some()).count();
     let store_subs = c.store.subs.len();
-    let rules_subs = c.rules.as_ref().map_or(0, |r| r.subs.len());
+    let rules_subs = c.rules.as_ref().map_or(0, |r| r.subs().len());
     Ok(obj([
         ("name", c.cfg.name.clone().into()),
         ("connectionCount", conns.len().into()),

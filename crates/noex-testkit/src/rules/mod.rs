@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{OpError, OpResult};
 use crate::json::{event_id, now_ms, obj};
+use crate::subscriptions::SubRegistry;
 use patterns::{fact_matches, fact_prefix, subscription_matches, topic_matches};
 
 /// `maxForwardDepth`: how deep rule-triggered processing may nest.
@@ -89,7 +90,8 @@ pub(crate) struct Rules {
     /// ids in indexing order (the order matching rules are found in).
     exact: [IndexMap<String, Vec<String>>; 3],
     wild: [IndexMap<String, Vec<String>>; 3],
-    pub(crate) subs: Vec<RuleSub>,
+    /// Pattern subscriptions in registration order, counted per connection.
+    subs: SubRegistry<RuleSub>,
     /// Wildcard subscription patterns in order of (first) registration, with counts.
     sub_patterns: IndexMap<String, usize>,
     timers: IndexMap<String, Timer>,
@@ -108,7 +110,13 @@ impl Rules {
         if pattern.contains('*') {
             *self.sub_patterns.entry(pattern.clone()).or_insert(0) += 1;
         }
-        self.subs.push(RuleSub { id, conn, pattern });
+        self.subs
+            .insert(conn, id.clone(), RuleSub { id, conn, pattern });
+    }
+
+    /// The pattern subscriptions, in registration order, counted per connection.
+    pub(crate) fn subs(&self) -> &SubRegistry<RuleSub> {
+        &self.subs
     }
 
     fn forget_pattern(&mut self, pattern: &str) {
@@ -122,27 +130,21 @@ impl Rules {
 
     /// Remove subscription `id` of `conn`; false when there is none.
     pub(crate) fn unsubscribe(&mut self, conn: u64, id: &str) -> bool {
-        let Some(i) = self.subs.iter().position(|s| s.conn == conn && s.id == id) else {
+        let Some(s) = self.subs.remove_first(conn, id) else {
             return false;
         };
-        let s = self.subs.remove(i);
         self.forget_pattern(&s.pattern);
         true
     }
 
+    /// Remove all subscriptions of `conn` (it closed).
     pub(crate) fn drop_connection(&mut self, conn: u64) {
-        let gone: Vec<RuleSub> = self
-            .subs
-            .iter()
-            .filter(|s| s.conn == conn)
-            .cloned()
-            .collect();
-        self.subs.retain(|s| s.conn != conn);
-        for s in gone {
+        for s in self.subs.remove_conn(conn) {
             self.forget_pattern(&s.pattern);
         }
     }
 
+    /// Remove every subscription (a restart).
     pub(crate) fn clear_subs(&mut self) {
         self.subs.clear();
         self.sub_patterns.clear();

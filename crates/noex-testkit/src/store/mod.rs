@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::error::{OpError, OpResult};
 use crate::filter;
 use crate::json::{js_string, key_text, num, obj, KeyOrder};
+use crate::subscriptions::SubRegistry;
 
 pub(crate) use queries::{QueryEntry, StoreSub};
 use schema::Schema;
@@ -42,7 +43,8 @@ pub(crate) struct Store {
     pub(crate) name: String,
     pub(crate) buckets: IndexMap<String, Bucket>,
     pub(crate) queries: IndexMap<String, QueryEntry>,
-    pub(crate) subs: Vec<StoreSub>,
+    /// Query subscriptions in registration order, counted per connection.
+    pub(crate) subs: SubRegistry<StoreSub>,
     /// Buckets changed since subscriptions were last re-evaluated (the store's change
     /// events: insert, update, delete of an existing key, TTL purge, eviction; not
     /// `clear` or `updateBucket`).
@@ -59,7 +61,7 @@ impl Store {
             name: format!("testkit-store-{}", crate::json::now_ms()),
             buckets: IndexMap::new(),
             queries: IndexMap::new(),
-            subs: Vec::new(),
+            subs: SubRegistry::default(),
             dirty: std::collections::HashSet::new(),
         }
     }
@@ -138,7 +140,7 @@ impl Store {
         }
         self.dirty.remove(name);
         let queries = &self.queries;
-        for s in &mut self.subs {
+        for s in self.subs.iter_mut() {
             if queries
                 .get(&s.query)
                 .is_some_and(|q| q.kind.bucket() == Some(name))

@@ -278,25 +278,29 @@ impl Store {
         params: Option<Value>,
     ) -> OpResult {
         let data = self.run_query(query, params.as_ref())?;
-        self.subs.push(StoreSub {
-            id,
+        self.subs.insert(
             conn,
-            query: query.to_string(),
-            params,
-            last: data.clone(),
-            alive: true,
-        });
+            id.clone(),
+            StoreSub {
+                id,
+                conn,
+                query: query.to_string(),
+                params,
+                last: data.clone(),
+                alive: true,
+            },
+        );
         Ok(data)
     }
 
+    /// Remove subscription `id` of `conn` (dead ones too); false when there is none.
     pub(crate) fn unsubscribe(&mut self, conn: u64, id: &str) -> bool {
-        let before = self.subs.len();
-        self.subs.retain(|s| !(s.conn == conn && s.id == id));
-        before != self.subs.len()
+        self.subs.remove_all(conn, id) > 0
     }
 
+    /// Remove all subscriptions of `conn` (it closed).
     pub(crate) fn drop_connection(&mut self, conn: u64) {
-        self.subs.retain(|s| s.conn != conn);
+        self.subs.remove_conn(conn);
     }
 
     /// Re-run the live subscriptions on changed buckets; return `(conn, subscriptionId,
