@@ -4,6 +4,9 @@
 //!   a `result` frame carrying a typical record → the `Response` event drained.
 //! - `push100/core`: one `push` carrying 100 records through a registered subscription → the
 //!   `Update` event drained.
+//! - `subscribe100/core`: one subscribe → the `Send` drained → its answer carrying 100
+//!   records (members in the server's order) → the `Ready` event drained: what a restore
+//!   costs the core per subscription.
 //!
 //! Each is paired with `serde_json::from_str::<serde_json::Value>` on the same bytes
 //! (`…/serde_json_value`), the baseline the issue asks the ratio against.
@@ -112,11 +115,70 @@ fn bench_push(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_subscribe(c: &mut Criterion) {
+    let mut group = c.benchmark_group("subscribe100");
+    let now = Instant::now();
+    let (mut core, conn) = connected_core(now);
+    let records = serde_json::Value::Array((0..100).map(record).collect());
+    let answer = |id: u64| {
+        format!(
+            r#"{{"id":{id},"type":"result","data":{{"subscriptionId":"sub-{id}","data":{records}}}}}"#
+        )
+    };
+    let mut next_id = None::<u64>;
+    group.bench_function("core", |b| {
+        b.iter_custom(|iters| {
+            // Request ids are consecutive; the first is learnt from the first subscribe, and
+            // frames are prepared outside the measurement.
+            let first = *next_id.get_or_insert_with(|| {
+                core.subscribe(now, SubscriptionSpec::query("all-users", None))
+                    .unwrap();
+                let Some(Output::Send {
+                    request: Some(id), ..
+                }) = core.poll_output()
+                else {
+                    panic!("no subscribe")
+                };
+                core.handle_input(now, conn, Input::Frame(&answer(id.0)));
+                while core.poll_output().is_some() {}
+                id.0 + 1
+            });
+            let frames: Vec<String> = (first..first + iters).map(answer).collect();
+            let start = Instant::now();
+            for (frame, id) in frames.iter().zip(first..) {
+                core.subscribe(now, SubscriptionSpec::query("all-users", None))
+                    .unwrap();
+                let Some(Output::Send {
+                    request: Some(sent),
+                    ..
+                }) = core.poll_output()
+                else {
+                    panic!("no subscribe")
+                };
+                assert_eq!(sent.0, id);
+                core.handle_input(now, conn, Input::Frame(frame));
+                let Some(Output::Event(event)) = core.poll_output() else {
+                    panic!("no ready")
+                };
+                black_box(event);
+            }
+            let elapsed = start.elapsed();
+            next_id = Some(first + iters);
+            elapsed
+        })
+    });
+    let sample = answer(123_456);
+    group.bench_function("serde_json_value", |b| {
+        b.iter(|| black_box(serde_json::from_str::<serde_json::Value>(black_box(&sample)).unwrap()))
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = bench_result, bench_push
+    targets = bench_result, bench_push, bench_subscribe
 }
 criterion_main!(benches);

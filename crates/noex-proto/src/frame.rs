@@ -145,14 +145,18 @@ pub enum FrameError {
     Binary(usize),
 }
 
+/// A server frame's fields, each kept as raw JSON until its frame type says what it must
+/// be. `D` is what `data` is read as: raw JSON, or a subscribe answer (see
+/// [`decode_expecting`]).
 #[derive(Deserialize)]
-struct Wire<'a> {
+#[serde(bound(deserialize = "D: Deserialize<'de>"))]
+struct Wire<'a, D = &'a RawValue> {
     #[serde(rename = "type", borrow, default)]
     kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    data: Option<&'a RawValue>,
+    #[serde(default = "none")]
+    data: Option<D>,
     #[serde(borrow, default)]
     code: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -177,6 +181,10 @@ struct Wire<'a> {
     grace_period_ms: Option<&'a RawValue>,
     #[serde(borrow, default)]
     reason: Option<&'a RawValue>,
+}
+
+fn none<D>() -> Option<D> {
+    None
 }
 
 fn field<'a, T: Deserialize<'a>>(
@@ -227,6 +235,83 @@ fn millis(raw: Option<&RawValue>) -> Option<Duration> {
 pub fn decode(text: &str) -> Result<ServerFrame, FrameError> {
     let wire: Wire<'_> =
         serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
+    from_wire(wire)
+}
+
+/// The answer to `store.subscribe` / `rules.subscribe`: the server's subscription id and
+/// the query's first result, still raw.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SubscribeAnswer<'a> {
+    #[serde(rename = "subscriptionId")]
+    pub(crate) subscription_id: String,
+    #[serde(borrow, default)]
+    pub(crate) data: Option<&'a RawValue>,
+}
+
+impl<'a> SubscribeAnswer<'a> {
+    /// Reads a subscribe answer out of a `result`'s data.
+    pub(crate) fn parse(data: &'a Payload) -> Result<SubscribeAnswer<'a>, serde_json::Error> {
+        serde_json::from_str(data.json())
+    }
+}
+
+/// A frame decoded by [`decode_expecting`].
+#[derive(Debug)]
+pub(crate) enum Decoded<'a> {
+    /// Any frame, as [`decode`] gives it.
+    Frame(ServerFrame),
+    /// The `result` for request `id`, a subscribe, already read as its answer.
+    Subscribed {
+        /// The request id.
+        id: u64,
+        /// The answer, its data borrowed from the frame.
+        answer: SubscribeAnswer<'a>,
+    },
+}
+
+/// [`decode`], except that a `result` for a request `is_subscribe` names is read as a
+/// subscribe answer in the same pass: the answer's records (often most of the frame) are
+/// scanned once, not once for the frame and again for the answer.
+///
+/// The frame's own prefix (`{"id":N,"type":"result",`, as the server writes it) says
+/// which request it answers before anything is decoded; it is only a hint. The decode
+/// that follows checks the whole frame, and whenever the frame is not exactly a `result`
+/// for that id carrying a well-formed answer, it is decoded again by [`decode`], so
+/// anything unusual is told exactly as [`decode`] tells it.
+pub(crate) fn decode_expecting(
+    text: &str,
+    is_subscribe: impl FnOnce(u64) -> bool,
+) -> Result<Decoded<'_>, FrameError> {
+    if let Some(id) = result_id_hint(text).filter(|&id| is_subscribe(id)) {
+        if let Ok(wire) = serde_json::from_str::<Wire<'_, SubscribeAnswer<'_>>>(text) {
+            let is_result = wire.kind.as_deref() == Some("result");
+            let same_id = optional::<u64>(wire.id) == Some(id);
+            if let (true, true, Some(answer)) = (is_result, same_id, wire.data) {
+                return Ok(Decoded::Subscribed { id, answer });
+            }
+        }
+    }
+    decode(text).map(Decoded::Frame)
+}
+
+/// The request id of a frame that begins `{"id":N,"type":"result"` (whitespace allowed
+/// between the tokens), read without decoding the rest.
+fn result_id_hint(text: &str) -> Option<u64> {
+    fn token<'t>(rest: &'t str, expected: &str) -> Option<&'t str> {
+        rest.trim_start().strip_prefix(expected)
+    }
+    let rest = token(text, "{")?;
+    let rest = token(rest, "\"id\"")?;
+    let rest = token(rest, ":")?.trim_start();
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let id = rest[..digits].parse().ok()?;
+    let rest = token(&rest[digits..], ",")?;
+    let rest = token(rest, "\"type\"")?;
+    let rest = token(rest, ":")?;
+    token(rest, "\"result\"").map(|_| id)
+}
+
+fn from_wire(wire: Wire<'_>) -> Result<ServerFrame, FrameError> {
     let kind = wire.kind.as_deref().ok_or(FrameError::MissingType)?;
     match kind {
         "result" => Ok(ServerFrame::Result {
@@ -359,4 +444,144 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
 /// ```
 pub fn encode_pong(timestamp: &Payload) -> String {
     format!("{{\"type\":\"pong\",\"timestamp\":{}}}", timestamp.json())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What `decode_expecting` gives, told in `decode`'s terms: a subscribe answer becomes
+    /// the `result` frame it was read from, with the answer's parts beside it.
+    fn expecting(text: &str, subscribe: u64) -> (Result<ServerFrame, FrameError>, Option<String>) {
+        match decode_expecting(text, |id| id == subscribe) {
+            Ok(Decoded::Subscribed { id, answer }) => {
+                let data = answer.data.map_or("null", RawValue::get).to_owned();
+                let frame = decode(text).expect("a subscribe answer is a frame");
+                assert!(matches!(&frame, ServerFrame::Result { id: i, .. } if *i == id));
+                let ServerFrame::Result { data: whole, .. } = &frame else {
+                    unreachable!()
+                };
+                let again = SubscribeAnswer::parse(whole).expect("the answer reads again");
+                assert_eq!(again.subscription_id, answer.subscription_id);
+                assert_eq!(again.data.map_or("null", RawValue::get), data);
+                (
+                    Ok(frame),
+                    Some(format!("{}|{data}", answer.subscription_id)),
+                )
+            }
+            Ok(Decoded::Frame(frame)) => (Ok(frame), None),
+            Err(e) => (Err(e), None),
+        }
+    }
+
+    #[test]
+    fn a_subscribe_result_is_read_as_its_answer_in_one_decode() {
+        let text = r#"{"id":7,"type":"result","data":{"subscriptionId":"sub-3","data":[{"a":1}]}}"#;
+        let (frame, answer) = expecting(text, 7);
+        assert_eq!(frame, decode(text));
+        assert_eq!(answer.as_deref(), Some(r#"sub-3|[{"a":1}]"#));
+        // Whitespace between the tokens, as a re-encoded recording has it.
+        let spaced = r#" { "id" : 7 , "type" : "result", "data": {"subscriptionId": "sub-3"}}"#;
+        assert_eq!(expecting(spaced, 7).1.as_deref(), Some("sub-3|null"));
+    }
+
+    #[test]
+    fn anything_else_is_decoded_as_decode_does() {
+        let cases = [
+            // Not a subscribe.
+            (
+                r#"{"id":8,"type":"result","data":{"subscriptionId":"sub-1"}}"#,
+                7,
+            ),
+            // A malformed answer: the core fails the subscription, as before.
+            (r#"{"id":7,"type":"result","data":[1,2]}"#, 7),
+            (r#"{"id":7,"type":"result","data":{"subscriptionId":5}}"#, 7),
+            (r#"{"id":7,"type":"result","data":null}"#, 7),
+            (r#"{"id":7,"type":"result"}"#, 7),
+            // The prefix lies: a second id or type, a different kind, broken JSON.
+            (
+                r#"{"id":7,"type":"result","id":8,"data":{"subscriptionId":"s"}}"#,
+                7,
+            ),
+            (
+                r#"{"id":7,"type":"result","type":"error","data":{"subscriptionId":"s"}}"#,
+                7,
+            ),
+            (
+                r#"{"id":7,"type":"resultx","data":{"subscriptionId":"s"}}"#,
+                7,
+            ),
+            (
+                r#"{"id":7,"type":"result","data":{"subscriptionId":"s"}"#,
+                7,
+            ),
+            (
+                r#"{"id":07,"type":"result","data":{"subscriptionId":"s"}}"#,
+                7,
+            ),
+            (
+                r#"{"id":7.5,"type":"result","data":{"subscriptionId":"s"}}"#,
+                7,
+            ),
+            (r#"{"id":99999999999999999999,"type":"result"}"#, 7),
+        ];
+        for (text, subscribe) in cases {
+            let (frame, answer) = expecting(text, subscribe);
+            assert_eq!(answer, None, "{text}");
+            assert_eq!(frame, decode(text), "{text}");
+        }
+    }
+
+    fn piece() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            " ",
+            "\"id\"",
+            "\"type\"",
+            "\"result\"",
+            "\"error\"",
+            "\"data\"",
+            "\"subscriptionId\"",
+            "\"sub-1\"",
+            "7",
+            "07",
+            "-7",
+            "7.0",
+            "null",
+            "1e3",
+            "\"\\u0041\"",
+            "\"a\\\"b\"",
+            "true",
+            "{\"id\":7,\"type\":\"result\",",
+        ])
+    }
+
+    proptest! {
+        /// Over frames built from the pieces a subscribe answer is made of: whatever
+        /// `decode_expecting` reads is what `decode` reads, and a subscribe answer is one
+        /// only when `decode`'s `result` carries exactly that answer.
+        #[test]
+        fn decode_expecting_agrees_with_decode(pieces in prop::collection::vec(piece(), 0..24)) {
+            let text: String = pieces.concat();
+            let (frame, _) = expecting(&text, 7);
+            prop_assert_eq!(frame, decode(&text));
+        }
+
+        /// The same, over answers whose inner data (and what follows it) is made up.
+        #[test]
+        fn decode_expecting_agrees_inside_an_answer(pieces in prop::collection::vec(piece(), 0..12)) {
+            let text = format!(
+                r#"{{"id":7,"type":"result","data":{{"subscriptionId":"sub-1","data":{}}}}}"#,
+                pieces.concat()
+            );
+            let (frame, _) = expecting(&text, 7);
+            prop_assert_eq!(frame, decode(&text));
+        }
+    }
 }

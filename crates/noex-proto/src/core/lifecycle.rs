@@ -7,7 +7,7 @@ use crate::error_code::ErrorCode;
 use crate::event::{
     ConnectionId, ConnectionState, CoreError, DisconnectReason, Input, LifecycleEvent, Output,
 };
-use crate::frame::{self, FrameError, ServerError, ServerFrame, SystemEvent};
+use crate::frame::{self, Decoded, FrameError, ServerError, ServerFrame, SystemEvent};
 use crate::ops;
 use crate::payload::Payload;
 use rand::RngExt;
@@ -150,8 +150,17 @@ impl ClientCore {
                 link.last_rx = now;
                 self.counters.frames_in += 1;
                 self.arm_liveness();
-                match frame::decode(text) {
-                    Ok(frame) => self.handle_frame(now, frame),
+                let pending = &self.requests.pending;
+                let is_subscribe = |id| {
+                    pending
+                        .get(id)
+                        .is_some_and(|p| matches!(p.purpose, Purpose::Subscribe { .. }))
+                };
+                match frame::decode_expecting(text, is_subscribe) {
+                    Ok(Decoded::Frame(frame)) => self.handle_frame(now, frame),
+                    Ok(Decoded::Subscribed { id, answer }) => {
+                        self.handle_subscribe_answer(now, id, answer)
+                    }
                     Err(error) => self.protocol_error(error),
                 }
             }

@@ -3,6 +3,7 @@
 use super::{ClientCore, Link, Pending, Phase, Purpose, Sent};
 use crate::error::{Delivery, RequestError};
 use crate::event::{DisconnectReason, Event, RequestId};
+use crate::frame::SubscribeAnswer;
 use crate::ops::{OpKind, Operation};
 use crate::payload::Payload;
 use std::time::{Duration, Instant};
@@ -286,6 +287,24 @@ impl ClientCore {
                 self.subscribe_answered(now, sub, restore, result)
             }
             Purpose::Unsubscribe => {}
+        }
+    }
+
+    /// A subscribe's `result`, read as its answer while the frame was decoded (see
+    /// [`crate::frame::decode_expecting`]).
+    pub(super) fn handle_subscribe_answer(
+        &mut self,
+        now: Instant,
+        id: u64,
+        answer: SubscribeAnswer<'_>,
+    ) {
+        match self.take_pending(id) {
+            Some(Pending {
+                purpose: Purpose::Subscribe { sub, restore },
+                ..
+            }) => self.subscribe_settled(now, sub, restore, Ok(answer)),
+            // Only a pending subscribe's answer is decoded this way, in the same call.
+            _ => debug!(id, "subscribe answer for a request that is not a subscribe"),
         }
     }
 

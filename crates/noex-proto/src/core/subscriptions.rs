@@ -4,21 +4,11 @@ use super::server_id::ServerId;
 use super::{ClientCore, Phase, Purpose, Subscription};
 use crate::error::{Delivery, RequestError};
 use crate::event::{CoreError, Event, Gap, LifecycleEvent, SubscriptionEvent, SubscriptionId};
+use crate::frame::SubscribeAnswer;
 use crate::payload::Payload;
 use crate::subscription::SubscriptionSpec;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::time::Instant;
 use tracing::debug;
-
-/// The answer to `store.subscribe` / `rules.subscribe`.
-#[derive(Deserialize)]
-struct SubscribeAnswer<'a> {
-    #[serde(rename = "subscriptionId")]
-    subscription_id: String,
-    #[serde(borrow, default)]
-    data: Option<&'a RawValue>,
-}
 
 impl ClientCore {
     /// Subscribes. The handle stays valid across reconnects until
@@ -103,16 +93,31 @@ impl ClientCore {
         restore: bool,
         result: Result<Payload, RequestError>,
     ) {
-        self.subs.in_flight = self.subs.in_flight.saturating_sub(1);
-        if result.is_err() {
-            self.subs.abandoned.remove(&sub);
-        }
         match result {
-            Ok(data) => match serde_json::from_str::<SubscribeAnswer<'_>>(data.json()) {
-                Ok(answer) => self.register(now, sub, answer),
-                Err(e) => self.fail_subscription(sub, RequestError::Malformed(e.to_string())),
-            },
-            Err(error) => self.fail_subscription(sub, error),
+            Ok(data) => {
+                let answer = SubscribeAnswer::parse(&data)
+                    .map_err(|e| RequestError::Malformed(e.to_string()));
+                self.subscribe_settled(now, sub, restore, answer)
+            }
+            Err(error) => self.subscribe_settled(now, sub, restore, Err(error)),
+        }
+    }
+
+    /// A subscribe's answer, read (see [`Self::subscribe_answered`]) or failed.
+    pub(super) fn subscribe_settled(
+        &mut self,
+        now: Instant,
+        sub: SubscriptionId,
+        restore: bool,
+        answer: Result<SubscribeAnswer<'_>, RequestError>,
+    ) {
+        self.subs.in_flight = self.subs.in_flight.saturating_sub(1);
+        match answer {
+            Ok(answer) => self.register(now, sub, answer),
+            Err(error) => {
+                self.subs.abandoned.remove(&sub);
+                self.fail_subscription(sub, error)
+            }
         }
         if self.subs.in_flight == 0 {
             self.drop_unclaimed_held();
@@ -197,7 +202,7 @@ impl ClientCore {
             return;
         };
         if let Ok(data) = result {
-            if let Ok(answer) = serde_json::from_str::<SubscribeAnswer<'_>>(data.json()) {
+            if let Ok(answer) = SubscribeAnswer::parse(&data) {
                 self.send_unsubscribe(now, &spec, answer.subscription_id);
             }
         }

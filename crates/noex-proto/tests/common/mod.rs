@@ -319,7 +319,8 @@ impl Harness {
         if let (true, Some(sid)) = (subscribe, data["subscriptionId"].as_str()) {
             self.server_subs.insert(sid.to_owned());
         }
-        self.frame_json(json!({"id": id, "type": "result", "data": data}));
+        // Members in the order the server writes them (a `json!` object would sort them).
+        self.frame(&format!(r#"{{"id":{id},"type":"result","data":{data}}}"#));
     }
 
     /// An `error` for request `id`.
