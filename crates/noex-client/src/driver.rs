@@ -385,7 +385,8 @@ impl Driver {
     fn handle_frame(&mut self, now: Instant, connection: ConnectionId, frame: Option<Incoming>) {
         match frame {
             Some(Incoming::Text(text)) => {
-                self.core.handle_input(now, connection, Input::Frame(&text))
+                self.core
+                    .handle_input(now, connection, Input::Frame(text.as_str()))
             }
             Some(Incoming::Binary(bytes)) => {
                 self.core

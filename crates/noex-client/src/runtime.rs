@@ -31,7 +31,7 @@ pub trait Runtime: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
     /// A text frame.
-    Text(String),
+    Text(FrameText),
     /// A binary frame (the protocol does not use them; the core reports it).
     Binary(Vec<u8>),
     /// The connection closed, with the close frame's code and reason when one came.
@@ -41,6 +41,69 @@ pub enum Incoming {
         /// The close reason.
         reason: String,
     },
+}
+
+/// The text of a frame from the transport: a `String` it owns, or (with the
+/// `tungstenite` feature) the bytes tungstenite read it into, kept without a copy.
+///
+/// ```
+/// use noex_client::runtime::FrameText;
+/// let text = FrameText::from(String::from(r#"{"type":"ping","timestamp":1}"#));
+/// assert!(text.as_str().starts_with(r#"{"type""#));
+/// // `Debug` shows the size, never the text (a frame may carry a session token).
+/// assert_eq!(format!("{text:?}"), "FrameText(29 bytes)");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct FrameText(TextRepr);
+
+#[derive(Clone, PartialEq, Eq)]
+enum TextRepr {
+    Owned(String),
+    #[cfg(feature = "tungstenite")]
+    Read(tungstenite::Utf8Bytes),
+}
+
+impl FrameText {
+    /// The frame's text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            TextRepr::Owned(text) => text,
+            #[cfg(feature = "tungstenite")]
+            TextRepr::Read(text) => text.as_str(),
+        }
+    }
+}
+
+impl From<String> for FrameText {
+    fn from(text: String) -> FrameText {
+        FrameText(TextRepr::Owned(text))
+    }
+}
+
+impl From<&str> for FrameText {
+    fn from(text: &str) -> FrameText {
+        FrameText(TextRepr::Owned(text.to_owned()))
+    }
+}
+
+/// Takes the text tungstenite read as it is: no copy.
+#[cfg(feature = "tungstenite")]
+impl From<tungstenite::Utf8Bytes> for FrameText {
+    fn from(text: tungstenite::Utf8Bytes) -> FrameText {
+        FrameText(TextRepr::Read(text))
+    }
+}
+
+impl AsRef<str> for FrameText {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for FrameText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FrameText({} bytes)", self.as_str().len())
+    }
 }
 
 /// A frame for the transport.

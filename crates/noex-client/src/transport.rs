@@ -129,7 +129,7 @@ mod messages {
     /// (WebSocket-level pings and pongs, which tungstenite answers itself).
     pub fn incoming(message: Result<Message, tungstenite::Error>) -> Option<Incoming> {
         match message {
-            Ok(Message::Text(text)) => Some(Incoming::Text(text.as_str().to_owned())),
+            Ok(Message::Text(text)) => Some(Incoming::Text(text.into())),
             Ok(Message::Binary(bytes)) => Some(Incoming::Binary(bytes.to_vec())),
             Ok(Message::Close(frame)) => Some(match frame {
                 Some(frame) => Incoming::Closed {
