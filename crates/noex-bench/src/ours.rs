@@ -82,10 +82,13 @@ pub(crate) async fn subscribe_many(
     subs
 }
 
-/// Waits until every subscription has yielded one value: one `next()` future per
-/// subscription in a `FuturesUnordered`, so that each push wakes only its own future (a
-/// loop polling every subscription on every wake would cost the client O(n²) polls).
-pub(crate) async fn read_one_each(subs: &mut [Subscription<Value>]) {
+/// Waits until every subscription has yielded one value, and returns the values (so that,
+/// as the raw client's answers, they are freed after the clock stops): one `next()`
+/// future per subscription in a `FuturesUnordered`, so that each push wakes only its own
+/// future (a loop polling every subscription on every wake would cost the client O(n²)
+/// polls).
+pub(crate) async fn read_one_each(subs: &mut [Subscription<Value>]) -> Vec<Value> {
+    let mut values = Vec::with_capacity(subs.len());
     let mut firsts: FuturesUnordered<_> = subs
         .iter_mut()
         .enumerate()
@@ -93,10 +96,11 @@ pub(crate) async fn read_one_each(subs: &mut [Subscription<Value>]) {
         .collect();
     while let Some((i, first)) = firsts.next().await {
         match first {
-            Some(Ok(_)) => {}
+            Some(Ok(value)) => values.push(value),
             other => panic!("subscription {i} ended: {other:?}"),
         }
     }
+    values
 }
 
 /// Records when the next `welcome` arrives.

@@ -25,7 +25,8 @@ pub(crate) fn key(i: usize) -> String {
 }
 
 /// `noex-bench serve`: runs the test server until stdin ends. Prints `ready <url>`, then
-/// answers each command line (`drop`, `stall`, `resume`) with `ok`.
+/// answers each command line (`drop`, `stall`, `resume`, `settle`: wait until no
+/// connection holds a subscription) with `ok`.
 pub(crate) fn serve() {
     let server = TestServer::builder()
         .bucket(
@@ -67,6 +68,19 @@ pub(crate) fn serve() {
         let Ok(line) = line else { break };
         match line.trim() {
             "drop" => server.drop_connections(),
+            "settle" => {
+                // Until the dropped connections are gone with their subscriptions (the
+                // server frees them when it unregisters a connection), at most 10 s.
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while server.subscription_count() > 0 && std::time::Instant::now() < until {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                if server.subscription_count() > 0 {
+                    let _ = writeln!(out, "subscriptions still held after 10 s");
+                    let _ = out.flush();
+                    continue;
+                }
+            }
             "stall" => server.stall(),
             "resume" => server.resume(),
             "quit" => break,
