@@ -749,3 +749,74 @@ fn each_loss_after_a_registration_starts_a_new_gap() {
         }
     );
 }
+
+/// An app that subscribes and unsubscribes on one connection for days: each id is
+/// remembered (its pushes dropped quietly) only until its unsubscribe is answered.
+#[test]
+fn an_unsubscribed_id_is_forgotten_once_its_unsubscribe_is_answered() {
+    let mut h = Harness::connected(Harness::config());
+    let sub = h.subscribe(q("a"));
+    let made = h.answer_subscribes(json!([]));
+    let server_id = made[0].1.clone();
+    assert!(h.unsubscribe(sub));
+    let unsubscribe = h.last_send().clone();
+    assert_eq!(unsubscribe.kind(), "store.unsubscribe");
+    // While the unsubscribe is in flight, the server may still push: dropped quietly.
+    h.clear();
+    h.push(&server_id, json!([1]));
+    assert!(h.core_errors().is_empty(), "{:?}", h.core_errors());
+    assert_eq!(h.core.counters().pushes_dropped, 1);
+    // Answered: nothing more comes for it, and it is forgotten. A push for it now is a
+    // push for an unknown subscription, which is what it is.
+    h.answer(unsubscribe.id().unwrap(), json!({"unsubscribed": true}));
+    h.clear();
+    h.push(&server_id, json!([2]));
+    assert_eq!(
+        h.core_errors(),
+        vec![&CoreError::UnknownSubscription(server_id.clone())]
+    );
+}
+
+/// The same for an unsubscribe the server never answers: forgotten at its deadline.
+#[test]
+fn an_unsubscribed_id_is_forgotten_when_its_unsubscribe_times_out() {
+    let mut h = Harness::connected(Harness::config().request_timeout(ms(1_000)));
+    let sub = h.subscribe(q("a"));
+    let server_id = h.answer_subscribes(json!([]))[0].1.clone();
+    assert!(h.unsubscribe(sub));
+    h.written_all();
+    h.advance(ms(1_000));
+    h.clear();
+    h.push(&server_id, json!([2]));
+    assert_eq!(
+        h.core_errors(),
+        vec![&CoreError::UnknownSubscription(server_id.clone())]
+    );
+}
+
+/// A server that never answers subscribes must not make the core remember timed-out
+/// subscribes without end: at most `max_in_flight` are kept, the oldest forgotten first.
+#[test]
+fn timed_out_subscribes_kept_for_a_late_answer_are_bounded() {
+    let config = Harness::config()
+        .request_timeout(ms(1_000))
+        .max_in_flight(2);
+    let mut h = Harness::connected(config);
+    let mut requests = Vec::new();
+    for name in ["a", "b", "c"] {
+        h.subscribe(q(name));
+        requests.push(h.last_send().id().unwrap());
+        h.written_all();
+        h.advance(ms(1_000));
+    }
+    // The oldest was forgotten: its late answer undoes nothing.
+    h.clear();
+    h.answer(requests[0], json!({"subscriptionId": "sub-1", "data": []}));
+    assert!(h.sends.is_empty(), "{:?}", h.sends);
+    // The two newest are still undone when their answers come.
+    for (request, server_id) in [(requests[1], "sub-2"), (requests[2], "sub-3")] {
+        h.answer(request, json!({"subscriptionId": server_id, "data": []}));
+        assert_eq!(h.last_send().kind(), "store.unsubscribe");
+        assert_eq!(h.last_send().json["subscriptionId"], server_id);
+    }
+}

@@ -426,6 +426,7 @@ impl ClientCore {
         let subs = &mut self.subs;
         subs.by_server_id.clear();
         subs.unsubscribed.clear();
+        subs.unsubscribing.clear();
         subs.abandoned.clear();
         subs.late.clear();
         for sub in subs.live.values_mut() {

@@ -203,13 +203,17 @@ struct Subscriptions {
     next_id: u64,
     live: BTreeMap<SubscriptionId, Subscription>,
     by_server_id: HashMap<ServerId, SubscriptionId>,
-    /// Server ids unsubscribed on this connection whose pushes may still arrive.
+    /// Server ids being unsubscribed on this connection, whose pushes may still arrive
+    /// (dropped quietly); each is forgotten once its unsubscribe has ended.
     unsubscribed: HashSet<String>,
+    /// The server id each unsubscribe in flight is for, by request id.
+    unsubscribing: HashMap<u64, String>,
     /// Subscriptions dropped while their subscribe was in flight, to undo on the answer.
     abandoned: BTreeMap<SubscriptionId, SubscriptionSpec>,
     /// Subscribes that timed out after their frame was written, by request id: a late
-    /// answer may still register them on the server, to undo then.
-    late: HashMap<u64, SubscriptionSpec>,
+    /// answer may still register them on the server, to undo then. At most
+    /// [`crate::Config::max_in_flight`], the oldest forgotten first.
+    late: BTreeMap<u64, SubscriptionSpec>,
     /// Pushes for server ids not yet registered, while subscribes are in flight.
     held: VecDeque<(String, Payload)>,
     in_flight: usize,
@@ -264,8 +268,9 @@ impl ClientCore {
                 live: BTreeMap::new(),
                 by_server_id: HashMap::new(),
                 unsubscribed: HashSet::new(),
+                unsubscribing: HashMap::new(),
                 abandoned: BTreeMap::new(),
-                late: HashMap::new(),
+                late: BTreeMap::new(),
                 held: VecDeque::new(),
                 in_flight: 0,
                 restores_outstanding: 0,

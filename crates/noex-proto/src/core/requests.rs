@@ -286,7 +286,7 @@ impl ClientCore {
             Purpose::Subscribe { sub, restore } => {
                 self.subscribe_answered(now, sub, restore, result)
             }
-            Purpose::Unsubscribe => {}
+            Purpose::Unsubscribe => self.unsubscribe_ended(id),
         }
     }
 
@@ -361,7 +361,7 @@ impl ClientCore {
                     }
                     self.subscribe_answered(now, sub, restore, Err(error))
                 }
-                Purpose::Unsubscribe => {}
+                Purpose::Unsubscribe => self.unsubscribe_ended(id),
             }
         }
     }

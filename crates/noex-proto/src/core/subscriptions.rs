@@ -187,6 +187,12 @@ impl ClientCore {
         };
         if let Some(spec) = spec {
             self.subs.late.insert(request, spec);
+            // A server that never answers must not make this grow: the oldest is
+            // forgotten (its registration, should it come after all, stays until the
+            // connection ends).
+            while self.subs.late.len() > self.config.max_in_flight {
+                self.subs.late.pop_first();
+            }
         }
     }
 
@@ -210,8 +216,18 @@ impl ClientCore {
 
     fn send_unsubscribe(&mut self, now: Instant, spec: &SubscriptionSpec, server_id: String) {
         let op = spec.unsubscribe_operation(&server_id);
-        self.subs.unsubscribed.insert(server_id);
-        self.send_internal(now, op, Purpose::Unsubscribe);
+        self.subs.unsubscribed.insert(server_id.clone());
+        let request = self.send_internal(now, op, Purpose::Unsubscribe);
+        self.subs.unsubscribing.insert(request, server_id);
+    }
+
+    /// An unsubscribe was answered (or timed out): the server sends nothing more for its
+    /// id (a connection's frames arrive in order), so the id is forgotten, and an app that
+    /// subscribes and unsubscribes on one connection for days holds nothing for it.
+    pub(super) fn unsubscribe_ended(&mut self, request: u64) {
+        if let Some(server_id) = self.subs.unsubscribing.remove(&request) {
+            self.subs.unsubscribed.remove(&server_id);
+        }
     }
 
     /// A `push` frame.
