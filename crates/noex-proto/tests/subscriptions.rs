@@ -769,11 +769,16 @@ fn an_unsubscribed_id_is_forgotten_once_its_unsubscribe_is_answered() {
     // Answered: nothing more comes for it, and it is forgotten. A push for it now is a
     // push for an unknown subscription, which is what it is.
     h.answer(unsubscribe.id().unwrap(), json!({"unsubscribed": true}));
+    assert_forgotten(&mut h, &server_id);
+}
+
+/// A push for `server_id` is now one for an unknown subscription.
+fn assert_forgotten(h: &mut Harness, server_id: &str) {
     h.clear();
-    h.push(&server_id, json!([2]));
+    h.push(server_id, json!([2]));
     assert_eq!(
         h.core_errors(),
-        vec![&CoreError::UnknownSubscription(server_id.clone())]
+        vec![&CoreError::UnknownSubscription(server_id.to_owned())]
     );
 }
 
@@ -786,12 +791,7 @@ fn an_unsubscribed_id_is_forgotten_when_its_unsubscribe_times_out() {
     assert!(h.unsubscribe(sub));
     h.written_all();
     h.advance(ms(1_000));
-    h.clear();
-    h.push(&server_id, json!([2]));
-    assert_eq!(
-        h.core_errors(),
-        vec![&CoreError::UnknownSubscription(server_id.clone())]
-    );
+    assert_forgotten(&mut h, &server_id);
 }
 
 /// A server that never answers subscribes must not make the core remember timed-out
