@@ -153,6 +153,74 @@ async fn transactions_are_atomic() {
     .await;
 }
 
+/// A transaction's writes to one record, committed as noex-store 0.2.0 commits them (each
+/// bucket's net inserts, updates and deletes checked against the records as they were),
+/// recorded from the real server: an update then a delete conflicts, a delete then an
+/// insert of the key conflicts; two updates, an insert then an update or a delete, and two
+/// deletes do not.
+#[tokio::test]
+async fn a_transaction_conflicts_with_itself_as_the_store_does() {
+    within(async {
+        let server = shop();
+        let mut c = Client::open(&server.url()).await;
+        let insert = async |c: &mut Client, name: &str| {
+            let r = c.ok(json!({"type": "store.insert", "bucket": "users", "data": {"name": name}})).await;
+            r["id"].as_str().unwrap().to_owned()
+        };
+        let a = insert(&mut c, "Al").await;
+        let b = insert(&mut c, "Bo").await;
+        let tx = |ops: Value| json!({"type": "store.transaction", "operations": ops});
+
+        let (code, msg, details) = c.err(tx(json!([
+            {"op": "update", "bucket": "users", "key": a, "data": {"age": 2}},
+            {"op": "delete", "bucket": "users", "key": a}
+        ]))).await;
+        assert_eq!(code, "CONFLICT");
+        assert_eq!(msg, format!("Transaction conflict in bucket \"users\" for key \"{a}\": Version mismatch: expected 2, got 1"));
+        assert_eq!(details, json!({"bucket": "users", "key": a}));
+        let kept = c.ok(json!({"type": "store.get", "bucket": "users", "key": a})).await;
+        assert_eq!((kept["_version"].clone(), kept.get("age")), (json!(1), None), "rolled back");
+
+        let r = c.ok(tx(json!([
+            {"op": "update", "bucket": "users", "key": a, "data": {"age": 2}},
+            {"op": "update", "bucket": "users", "key": a, "data": {"age": 3}}
+        ]))).await;
+        assert_eq!((r["results"][0]["data"]["_version"].clone(), r["results"][1]["data"]["_version"].clone()), (json!(2), json!(3)));
+
+        c.ok(tx(json!([
+            {"op": "insert", "bucket": "users", "data": {"id": "x1", "name": "Xx"}},
+            {"op": "update", "bucket": "users", "key": "x1", "data": {"age": 3}}
+        ]))).await;
+        c.ok(tx(json!([
+            {"op": "insert", "bucket": "users", "data": {"id": "x2", "name": "Xx"}},
+            {"op": "delete", "bucket": "users", "key": "x2"}
+        ]))).await;
+
+        let (code, msg, details) = c.err(tx(json!([
+            {"op": "delete", "bucket": "users", "key": b},
+            {"op": "insert", "bucket": "users", "data": {"id": b, "name": "B2"}}
+        ]))).await;
+        assert_eq!(code, "CONFLICT");
+        assert_eq!(msg, format!("Transaction conflict in bucket \"users\" for key \"{b}\": Record with key \"{b}\" already exists"));
+        assert_eq!(details, json!({"bucket": "users", "key": b}));
+
+        let r = c.ok(tx(json!([
+            {"op": "delete", "bucket": "users", "key": a},
+            {"op": "delete", "bucket": "users", "key": a}
+        ]))).await;
+        assert_eq!(r["results"][1], json!({"index": 1, "data": {"deleted": true}}));
+
+        let mut left: Vec<(Value, Value)> = server
+            .records("users")
+            .iter()
+            .map(|r| (r["name"].clone(), r["_version"].clone()))
+            .collect();
+        left.sort_by_key(|(name, _)| name.to_string());
+        assert_eq!(left, vec![(json!("Bo"), json!(1)), (json!("Xx"), json!(2))]);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn subscriptions_push_whole_results_on_change_only() {
     within(async {

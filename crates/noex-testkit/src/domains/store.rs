@@ -7,6 +7,7 @@ use crate::config::QueryKind;
 use crate::error::{OpError, OpResult};
 use crate::json::{obj, KeyOrder};
 use crate::state::{Core, Req};
+use crate::store::tx_commit::TxWrites;
 
 /// Runs before every `store.*` operation: with built-in identity, system buckets (`_*`)
 /// are out of reach.
@@ -275,6 +276,7 @@ pub(crate) fn transaction(c: &mut Core, r: &mut Req<'_>) -> OpResult {
         parsed.push(o.clone());
     }
     let backup = c.store.buckets.clone();
+    let mut writes = TxWrites::default();
     let mut results = Vec::new();
     for (i, o) in parsed.iter().enumerate() {
         let op = o.get("op").and_then(Value::as_str).unwrap_or("");
@@ -287,6 +289,14 @@ pub(crate) fn transaction(c: &mut Core, r: &mut Req<'_>) -> OpResult {
             .unwrap_or_default();
         let filter = o.get("filter").and_then(Value::as_object).cloned();
         let s = &mut c.store;
+        // The record the operation reads (for the commit's version check).
+        let current = match op {
+            "update" | "delete" => s.get(b, &key).unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        if matches!(op, "update" | "delete") {
+            writes.touch(b, &key, &current);
+        }
         let r = match op {
             "get" => s.get(b, &key),
             "insert" => {
@@ -302,13 +312,34 @@ pub(crate) fn transaction(c: &mut Core, r: &mut Req<'_>) -> OpResult {
                             ),
                         )
                         .with_details(obj([("bucket", b.into()), ("key", k.clone())]))),
-                        _ => s.insert(b, &data),
+                        _ => {
+                            let inserted = s.insert(b, &data);
+                            if let Some(k) = inserted.as_ref().ok().and_then(|r| r.get(&kf)) {
+                                // Touched first here, the key was free before the
+                                // transaction (the check above saw no record).
+                                writes.touch(b, k, &Value::Null);
+                                writes.inserted(b, k);
+                            }
+                            inserted
+                        }
                     },
                     Err(e) => Err(e),
                 }
             }
-            "update" => s.update(b, &key, &data),
-            "delete" => s.delete(b, &key).map(|_| obj([("deleted", true.into())])),
+            "update" => {
+                let updated = s.update(b, &key, &data);
+                if updated.is_ok() {
+                    writes.updated(b, &key, &current);
+                }
+                updated
+            }
+            "delete" => {
+                let deleted = s.delete(b, &key).map(|_| obj([("deleted", true.into())]));
+                if deleted.is_ok() {
+                    writes.deleted(b, &key, &current);
+                }
+                deleted
+            }
             "where" => s.where_(b, &filter.unwrap_or_default()),
             "findOne" => s.find_one(b, &filter.unwrap_or_default()),
             _ => s.count(b, filter.as_ref()),
@@ -320,6 +351,11 @@ pub(crate) fn transaction(c: &mut Core, r: &mut Req<'_>) -> OpResult {
                 return Err(e);
             }
         }
+    }
+    // The commit: the store checks the buffered writes against the records as they were.
+    if let Err(e) = writes.check() {
+        c.store.buckets = backup;
+        return Err(e);
     }
     Ok(obj([("results", Value::Array(results))]))
 }

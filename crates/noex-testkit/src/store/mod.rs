@@ -3,6 +3,7 @@
 
 mod queries;
 pub(crate) mod schema;
+pub(crate) mod tx_commit;
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
