@@ -191,6 +191,10 @@ pub async fn transactions(ctx: Ctx) {
         .insert(json!({"name": "Alice", "age": 30}))
         .await
         .unwrap();
+    let bob = users
+        .insert(json!({"name": "Bob", "age": 40}))
+        .await
+        .unwrap();
 
     let tx = Transaction::new()
         .insert(&name, json!({"name": "Eve", "age": 22}))
@@ -199,7 +203,7 @@ pub async fn transactions(ctx: Ctx) {
         .where_(&name, Filter::field("name").eq("Eve"))
         .find_one(&name, json!({"name": "Nobody"}))
         .count(&name, Filter::all())
-        .delete(&name, &alice.key);
+        .delete(&name, &bob.key);
     let results = client.store().transaction_as::<User>(tx).await.unwrap();
     assert_eq!(results.len(), 7);
     let eve = results[0].clone().into_record().expect("inserted");
@@ -211,8 +215,18 @@ pub async fn transactions(ctx: Ctx) {
     );
     assert_eq!(results[3].clone().into_records().unwrap().len(), 1);
     assert_eq!(results[4], TxResult::Found(None));
-    assert_eq!(results[5].count(), Some(2));
+    assert_eq!(results[5].count(), Some(3));
     assert_eq!(results[6].deleted(), Some(true));
+
+    // The store commits each record's net writes against the record as it was: an update
+    // then a delete of one record conflicts with itself, and nothing is applied.
+    let twice = Transaction::new()
+        .update(&name, &alice.key, json!({"age": 32}))
+        .delete(&name, &alice.key);
+    let err = client.store().transaction(twice).await.unwrap_err();
+    assert_eq!(err.code(), Some(&ErrorCode::Conflict), "{err:?}");
+    let kept = users.get(&alice.key).await.unwrap().expect("still there");
+    assert_eq!((kept.version, kept.data["age"].clone()), (2, json!(31)));
 
     let failing = Transaction::new()
         .insert(&name, json!({"name": "Mallory"}))
@@ -221,8 +235,8 @@ pub async fn transactions(ctx: Ctx) {
     assert!(err.code().is_some(), "{err:?}");
     assert_eq!(
         users.count(Filter::all()).await.unwrap(),
-        1,
-        "Eve only: nothing of a failed transaction applied"
+        2,
+        "Alice and Eve only: nothing of a failed transaction applied"
     );
     // A value that cannot be serialised fails the transaction when it is sent, unsent.
     let unserialisable: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
@@ -234,7 +248,7 @@ pub async fn transactions(ctx: Ctx) {
         err.code().is_none() && !err.may_have_been_applied(),
         "{err:?}"
     );
-    assert_eq!(users.count(Filter::all()).await.unwrap(), 1);
+    assert_eq!(users.count(Filter::all()).await.unwrap(), 2);
     client.store().drop_bucket(&name).await.unwrap();
 }
 
