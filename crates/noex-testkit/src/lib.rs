@@ -50,7 +50,10 @@
 //!   `$contains` is case-insensitive and for strings only (never arrays); plain object or
 //!   array values never match (`===`); malformed operator values give the store's
 //!   `INTERNAL_ERROR`s (`ops.$in.includes is not a function`, ...). `store.insert` with an
-//!   existing key replaces the record silently. Atomic `store.transaction`;
+//!   existing key replaces the record silently. Atomic `store.transaction`, committed as
+//!   the store commits: each bucket's net writes checked against the records as they were
+//!   (an update then a delete of one record, or a delete then an insert of its key, is a
+//!   `CONFLICT`);
 //!   admin operations (defineBucket, updateBucket, getBucketSchema, dropBucket,
 //!   defineQuery, undefineQuery, listQueries). `pattern` (with the `regex` crate: an
 //!   unanchored search like JavaScript's `RegExp.test`; syntax the crate lacks, such as
