@@ -653,6 +653,13 @@ impl Driver {
         let (id, kind) = self.unanswered.remove(pick % self.unanswered.len());
         let frame = if ok {
             let data = self.answer_data(&kind, shape);
+            if id % 2 == 0 {
+                // Members in the order the real server writes them (`{"id","type","data"}`,
+                // which the core reads a subscribe's answer by); odd ids get them sorted.
+                let text = format!(r#"{{"id":{id},"type":"result","data":{data}}}"#);
+                self.input(core, base, Input::Frame(&text));
+                return;
+            }
             json!({"id": id, "type": "result", "data": data})
         } else {
             let code = ERROR_CODES[shape as usize % ERROR_CODES.len()];
