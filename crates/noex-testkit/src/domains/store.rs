@@ -7,7 +7,7 @@ use crate::config::QueryKind;
 use crate::error::{OpError, OpResult};
 use crate::json::{obj, KeyOrder};
 use crate::state::{Core, Req};
-use crate::store::tx_commit::TxWrites;
+use crate::store::tx_commit::{self, TxWrites};
 
 /// Runs before every `store.*` operation: with built-in identity, system buckets (`_*`)
 /// are out of reach.
@@ -303,15 +303,9 @@ pub(crate) fn transaction(c: &mut Core, r: &mut Req<'_>) -> OpResult {
                 let kf = s.bucket(b).map(|bk| bk.key.clone());
                 match kf {
                     Ok(kf) => match data.get(&kf) {
-                        Some(k) if s.get(b, k).is_ok_and(|v| !v.is_null()) => Err(OpError::new(
-                            "CONFLICT",
-                            format!(
-                                "Transaction conflict in bucket \"{b}\" for key \"{}\": Record with key \"{}\" already exists",
-                                crate::json::js_string(k),
-                                crate::json::js_string(k)
-                            ),
-                        )
-                        .with_details(obj([("bucket", b.into()), ("key", k.clone())]))),
+                        Some(k) if s.get(b, k).is_ok_and(|v| !v.is_null()) => {
+                            Err(tx_commit::already_exists(b, k))
+                        }
                         _ => {
                             let inserted = s.insert(b, &data);
                             if let Some(k) = inserted.as_ref().ok().and_then(|r| r.get(&kf)) {

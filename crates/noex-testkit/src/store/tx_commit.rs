@@ -96,48 +96,63 @@ impl TxWrites {
     /// The commit's check: the first conflict, bucket by bucket, as the store reports it.
     pub(crate) fn check(&self) -> Result<(), OpError> {
         for (bucket, writes) in &self.buckets {
+            // Every written key was touched first, so it has its record from before.
             let before = |k: &String| self.before.get(&(bucket.clone(), k.clone()));
-            let conflict = |k: &String, why: String| {
-                let key = before(k).map_or(Value::Null, |b| b.key.clone());
-                OpError::new(
-                    "CONFLICT",
-                    format!(
-                        "Transaction conflict in bucket \"{bucket}\" for key \"{}\": {why}",
-                        js_string(&key)
-                    ),
-                )
-                .with_details(obj([("bucket", bucket.as_str().into()), ("key", key)]))
-            };
-            for k in writes.inserts.keys() {
-                if let Some(b) = before(k).filter(|b| b.version.is_some()) {
-                    let why = format!("Record with key \"{}\" already exists", js_string(&b.key));
-                    return Err(conflict(k, why));
-                }
+            let conflict = |b: &Before, why: String| conflict(bucket, &b.key, &why);
+            if let Some(b) = writes
+                .inserts
+                .keys()
+                .filter_map(before)
+                .find(|b| b.version.is_some())
+            {
+                return Err(already_exists(bucket, &b.key));
             }
-            for (k, expected) in &writes.updates {
-                match before(k).and_then(|b| b.version) {
+            for (b, expected) in writes
+                .updates
+                .iter()
+                .filter_map(|(k, e)| Some((before(k)?, e)))
+            {
+                match b.version {
                     None => {
-                        let key = before(k).map_or(Value::Null, |b| b.key.clone());
-                        let why = format!("Record with key \"{}\" not found", js_string(&key));
-                        return Err(conflict(k, why));
+                        let why = format!("Record with key \"{}\" not found", js_string(&b.key));
+                        return Err(conflict(b, why));
                     }
                     Some(got) if got != *expected => {
                         let why = format!("Version mismatch: expected {expected}, got {got}");
-                        return Err(conflict(k, why));
+                        return Err(conflict(b, why));
                     }
                     Some(_) => {}
                 }
             }
-            for (k, expected) in &writes.deletes {
-                match before(k).and_then(|b| b.version) {
-                    Some(got) if got != *expected => {
-                        let why = format!("Version mismatch: expected {expected}, got {got}");
-                        return Err(conflict(k, why));
-                    }
-                    _ => {}
+            for (b, expected) in writes
+                .deletes
+                .iter()
+                .filter_map(|(k, e)| Some((before(k)?, e)))
+            {
+                if let Some(got) = b.version.filter(|got| got != expected) {
+                    let why = format!("Version mismatch: expected {expected}, got {got}");
+                    return Err(conflict(b, why));
                 }
             }
         }
         Ok(())
     }
+}
+
+/// The store's `TransactionConflictError` for `key` of `bucket`.
+pub(crate) fn conflict(bucket: &str, key: &Value, why: &str) -> OpError {
+    OpError::new(
+        "CONFLICT",
+        format!(
+            "Transaction conflict in bucket \"{bucket}\" for key \"{}\": {why}",
+            js_string(key)
+        ),
+    )
+    .with_details(obj([("bucket", bucket.into()), ("key", key.clone())]))
+}
+
+/// The conflict of an insert whose key is taken.
+pub(crate) fn already_exists(bucket: &str, key: &Value) -> OpError {
+    let why = format!("Record with key \"{}\" already exists", js_string(key));
+    conflict(bucket, key, &why)
 }
