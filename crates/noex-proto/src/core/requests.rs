@@ -298,12 +298,13 @@ impl ClientCore {
         id: u64,
         answer: SubscribeAnswer<'_>,
     ) {
-        match self.take_pending(id) {
-            Some(Pending {
-                purpose: Purpose::Subscribe { sub, restore },
-                ..
-            }) => self.subscribe_settled(now, sub, restore, Ok(answer)),
-            // Only a pending subscribe's answer is decoded this way, in the same call.
+        // Only a pending subscribe's answer is decoded this way, in the same call; anything
+        // else is left in the table, never taken and lost.
+        match self.requests.pending.get(id).map(|p| p.purpose) {
+            Some(Purpose::Subscribe { sub, restore }) => {
+                self.take_pending(id);
+                self.subscribe_settled(now, sub, restore, Ok(answer))
+            }
             _ => debug!(id, "subscribe answer for a request that is not a subscribe"),
         }
     }
