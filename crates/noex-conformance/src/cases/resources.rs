@@ -581,15 +581,24 @@ pub async fn in_flight_cap_makes_callers_wait(backend: Backend) {
     let client = ctx.connect(fast_options().max_in_flight(4)).await;
     let users = client.store().bucket("users");
     let frames_before = client.counters().await.unwrap().frames_out;
+    // The server answers one request every 300 ms. Watched until every caller is issued
+    // (a loaded machine may run the driver late), before the first answer frees a slot.
     ctx.server().set_delay(Duration::from_millis(300));
     let calls: Vec<_> = (0..10).map(|_| users.count(None)).collect();
     let watch = async {
-        ctx.sleep(Duration::from_millis(150)).await;
-        let counters = client.counters().await.unwrap();
-        (
-            counters.frames_out - frames_before,
-            counters.requests_pending,
-        )
+        let mut seen = (0, 0);
+        for _ in 0..25 {
+            ctx.sleep(Duration::from_millis(10)).await;
+            let counters = client.counters().await.unwrap();
+            seen = (
+                counters.frames_out - frames_before,
+                counters.requests_pending,
+            );
+            if seen.1 == 10 {
+                break;
+            }
+        }
+        seen
     };
     let (results, (frames, pending)) = futures::join!(join_all(calls), watch);
     assert!(results.iter().all(Result::is_ok), "{results:?}");
