@@ -18,6 +18,9 @@
 //! and memory are the client's own. Memory is measured in further child processes
 //! (`noex-bench mem …`), one per measurement, so earlier allocations do not blur it.
 //! The parts: `throughput`, `cpu`, `latency`, `restore`, `memory`, `burst`, `startup`.
+//! The `restore` part starts a fresh test server for every timed turn and reports, beside
+//! the ratio to raw, the ratio of two identical raw clients: the run's own spread (see
+//! `restore.rs`).
 //!
 //! ## `startup`
 //!
@@ -45,12 +48,13 @@
 mod measure;
 mod ours;
 mod raw;
+mod restore;
 mod serve;
 mod startup;
 
-use measure::{cpu_time, histogram, peak_rss_bytes, percentile, quantile, rss_bytes, start_peak};
+use measure::{cpu_time, histogram, peak_rss_bytes, quantile, rss_bytes, start_peak};
 use raw::Raw;
-use serde_json::{json, Value};
+use serde_json::json;
 use serve::{Server, BUCKET, COUNT_QUERY, GROUP_QUERY, RECORDS};
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -274,7 +278,7 @@ fn bench(plan: Plan, args: &[String]) {
     let needs_server = ["throughput", "cpu", "latency", "restore", "memory", "burst"]
         .iter()
         .any(|part| plan.runs(part));
-    let mut server = needs_server.then(|| match &external {
+    let server = needs_server.then(|| match &external {
         Some(url) => Server::External { url: url.clone() },
         None => Server::spawn(),
     });
@@ -302,9 +306,9 @@ fn bench(plan: Plan, args: &[String]) {
     }
     let can_inject = server.as_ref().is_some_and(Server::can_inject);
     if plan.runs("restore") {
-        if let Some(server) = server.as_mut().filter(|s| s.can_inject()) {
+        if can_inject {
             eprintln!("noex-bench: subscription restore …");
-            restore(&plan, server, &names, &mut rows);
+            restore::restore(&plan, &names, &mut rows);
         } else {
             rows.push(row(
                 "subscription restore",
@@ -638,155 +642,6 @@ fn latency(plan: &Plan, url: &str, names: &Names, rows: &mut Vec<Row>) {
         format!("{:+.1} µs", us(o99) - us(r99)),
         "-",
     ));
-}
-
-/// What the thread running our client tells the benchmark during the restore part.
-enum OursRestore {
-    /// Drop the connection now (the restore that follows is being timed).
-    Drop,
-    /// Restored: from the `welcome` to every subscription's fresh data, and the
-    /// process's CPU time from the drop to then.
-    Done(Duration, Duration),
-}
-
-/// Time from a new connection's `welcome` to every subscription restored with fresh data,
-/// ours and raw in turn, one repetition each, so that drift on a shared machine (the
-/// server's heap, the host's other tenants) touches both alike; with the client
-/// process's CPU time for each. Each starts on a server with nothing else to do: raw's
-/// previous connection closed long before (ours' turn came between), and ours' new
-/// connection is held back (server stalled) until the dropped one has been cleaned up.
-fn restore(plan: &Plan, server: &mut Server, names: &Names, rows: &mut Vec<Row>) {
-    let n = plan.restore_subs;
-    let reps = plan.restore_reps;
-    let url = server.url().to_string();
-    let cases = [
-        ("count query", names.count_query.clone(), None::<Value>, 1.3),
-        (
-            "100-record query",
-            names.group_query.clone(),
-            Some(json!({"group": "big"})),
-            1.05,
-        ),
-    ];
-    for (label, query, params, target) in cases {
-        // Raw: its own thread and runtime too (each client then allocates in a thread
-        // arena of its own). On each `go`: a new connection, then the whole burst.
-        let (raw_go, raw_go_rx) = std::sync::mpsc::channel::<()>();
-        let (raw_tx, raw_rx) = std::sync::mpsc::channel::<(Duration, Duration)>();
-        let (url2, q2, p2) = (url.clone(), query.clone(), params.clone());
-        let threads = plan.threads;
-        let raw_worker = std::thread::Builder::new()
-            .name("raw-restore".into())
-            .spawn(move || {
-                let rt = runtime(threads);
-                while raw_go_rx.recv().is_ok() {
-                    let (u, q, p) = (url2.clone(), q2.clone(), p2.clone());
-                    let timed = rt.block_on(async move {
-                        tokio::spawn(async move {
-                            let mut raw = Raw::connect(&u).await;
-                            let c0 = cpu_time();
-                            let t0 = Instant::now();
-                            let subs = raw.subscribe_burst(&q, p, n).await;
-                            let timed = (t0.elapsed(), cpu_time() - c0);
-                            assert_eq!(subs.len(), n);
-                            raw.close().await;
-                            timed
-                        })
-                        .await
-                        .expect("raw restore")
-                    });
-                    raw_tx.send(timed).expect("report a restore");
-                }
-            })
-            .expect("a thread for the raw client");
-        // Ours: its own thread and runtime. On each `go` it asks for a drop, restores
-        // everything and reports.
-        let (go_tx, mut go_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let (ours_tx, ours_rx) = std::sync::mpsc::channel::<OursRestore>();
-        let (url2, q2, p2) = (url.clone(), query.clone(), params.clone());
-        let threads = plan.threads;
-        let worker = std::thread::Builder::new()
-            .name("ours-restore".into())
-            .spawn(move || {
-                block_on(threads, async move {
-                    let client = ours::connect(&url2).await;
-                    let mut subs = ours::subscribe_many(&client, &q2, p2, n).await;
-                    let (clock, _guard) = ours::welcome_clock(&client);
-                    while go_rx.recv().await.is_some() {
-                        *clock.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                        let c0 = cpu_time();
-                        ours_tx.send(OursRestore::Drop).expect("ask for a drop");
-                        let values = ours::read_one_each(&mut subs).await;
-                        let t1 = Instant::now();
-                        let cpu = cpu_time() - c0;
-                        drop(values);
-                        let t0 = clock
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .expect("a welcome before the restore");
-                        ours_tx
-                            .send(OursRestore::Done(t1 - t0, cpu))
-                            .expect("report a restore");
-                    }
-                    drop(subs);
-                    client.disconnect().await;
-                })
-            })
-            .expect("a thread for our client");
-        let (mut ours_t, mut ours_cpu, mut raw_t, mut raw_cpu) = (vec![], vec![], vec![], vec![]);
-        // The first repetition of each warms up and is not counted.
-        for rep in 0..=reps {
-            raw_go.send(()).expect("the raw client is running");
-            let (t, cpu) = raw_rx.recv().expect("the raw client reports");
-            // Ours: the server drops the connection; the client restores everything.
-            go_tx.send(()).expect("our client is running");
-            loop {
-                match ours_rx.recv().expect("our client reports") {
-                    OursRestore::Drop => {
-                        // The server lets go of the old connection and its subscriptions
-                        // before it welcomes the new one, so that, as for raw, the
-                        // restore starts on a server with nothing else to do.
-                        for command in ["stall", "drop", "settle", "resume"] {
-                            server.command(command);
-                        }
-                    }
-                    OursRestore::Done(o, o_cpu) => {
-                        if rep > 0 {
-                            ours_t.push(o);
-                            ours_cpu.push(o_cpu);
-                            raw_t.push(t);
-                            raw_cpu.push(cpu);
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-        drop((go_tx, raw_go));
-        worker.join().expect("our client's thread");
-        raw_worker.join().expect("the raw client's thread");
-        let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1e3);
-        let (o, r) = (percentile(&mut ours_t, 0.5), percentile(&mut raw_t, 0.5));
-        let ratio = o.as_secs_f64() / r.as_secs_f64();
-        rows.push(row(
-            format!("restore {n} subscriptions, {label} (ms, median of {reps})"),
-            ms(o),
-            ms(r),
-            format!("{ratio:.2}×"),
-            &format!("≤ {target}×: {}", verdict(ratio <= target)),
-        ));
-        let (o, r) = (
-            percentile(&mut ours_cpu, 0.5),
-            percentile(&mut raw_cpu, 0.5),
-        );
-        rows.push(row(
-            format!("client CPU per restore, {label} (ms, median of {reps})"),
-            ms(o),
-            ms(r),
-            format!("{:.2}×", o.as_secs_f64() / r.as_secs_f64()),
-            "-",
-        ));
-    }
 }
 
 /// Runs `noex-bench mem <who> <what> <n>` and returns the value of each `name` it prints

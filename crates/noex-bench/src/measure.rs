@@ -9,9 +9,19 @@ use hdrhistogram::Histogram;
 /// `/proc/self/task/*/schedstat` (nanoseconds), or `/proc/self/stat` utime + stime
 /// (clock ticks, assumed 100 Hz) where that is unavailable.
 pub(crate) fn cpu_time() -> Duration {
+    cpu_time_in("self")
+}
+
+/// CPU time used by every thread of process `pid` so far, as [`cpu_time`] reads it.
+pub(crate) fn cpu_time_of(pid: u32) -> Duration {
+    cpu_time_in(&pid.to_string())
+}
+
+/// CPU time used by every thread of the process `/proc/{pid}` describes.
+fn cpu_time_in(pid: &str) -> Duration {
     let mut total: u64 = 0;
     let mut found = false;
-    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in tasks.flatten() {
             let path = task.path().join("schedstat");
             if let Some(ns) = std::fs::read_to_string(path)
@@ -26,7 +36,7 @@ pub(crate) fn cpu_time() -> Duration {
     if found {
         return Duration::from_nanos(total);
     }
-    let ticks = std::fs::read_to_string("/proc/self/stat")
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
             // Fields after the command name (which may contain spaces) in parentheses.

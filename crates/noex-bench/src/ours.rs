@@ -103,15 +103,22 @@ pub(crate) async fn read_one_each(subs: &mut [Subscription<Value>]) -> Vec<Value
     values
 }
 
-/// Records when the next `welcome` arrives.
+/// When the next `welcome` arrived, with the server's CPU time then.
+pub(crate) type WelcomeClock = Arc<Mutex<Option<(Instant, Option<Duration>)>>>;
+
+/// Records when the next `welcome` arrives, and the CPU time the server process
+/// `server` (`None`: not on this machine) has used by then.
 pub(crate) fn welcome_clock(
     client: &Client,
-) -> (Arc<Mutex<Option<Instant>>>, noex_tokio::ListenerGuard) {
-    let at = Arc::new(Mutex::new(None));
+    server: Option<u32>,
+) -> (WelcomeClock, noex_tokio::ListenerGuard) {
+    let at: WelcomeClock = Arc::new(Mutex::new(None));
     let sink = at.clone();
     let guard = client.on(move |event| {
         if matches!(event, LifecycleEvent::Welcome(_)) {
-            *sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            let now = Instant::now();
+            let cpu = server.map(crate::measure::cpu_time_of);
+            *sink.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, cpu));
         }
     });
     (at, guard)

@@ -5,6 +5,7 @@ use noex_testkit::{BucketDef, QueryDef, TestServer};
 use serde_json::json;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The bucket every benchmark reads.
 pub(crate) const BUCKET: &str = "bench";
@@ -25,8 +26,9 @@ pub(crate) fn key(i: usize) -> String {
 }
 
 /// `noex-bench serve`: runs the test server until stdin ends. Prints `ready <url>`, then
-/// answers each command line (`drop`, `stall`, `resume`, `settle`: wait until no
-/// connection holds a subscription) with `ok`.
+/// answers each command line (`drop`, `stall`, `resume`, `settle [n]`: wait until closed
+/// connections have let go of their subscriptions and at most `n`, default 0, are held)
+/// with `ok`.
 pub(crate) fn serve() {
     let server = TestServer::builder()
         .bucket(
@@ -68,14 +70,25 @@ pub(crate) fn serve() {
         let Ok(line) = line else { break };
         match line.trim() {
             "drop" => server.drop_connections(),
-            "settle" => {
-                // Until the dropped connections are gone with their subscriptions (the
-                // server frees them when it unregisters a connection), at most 10 s.
-                let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-                while server.subscription_count() > 0 && std::time::Instant::now() < until {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
+            settle if settle == "settle" || settle.starts_with("settle ") => {
+                // Until closed connections are gone with their subscriptions (the server
+                // frees them when it unregisters a connection) and at most the number
+                // given (default 0) are left, at most 10 s.
+                let arg = settle["settle".len()..].trim();
+                let Ok(left) = (if arg.is_empty() {
+                    Ok(0)
+                } else {
+                    arg.parse::<usize>()
+                }) else {
+                    let _ = writeln!(out, "settle takes a number of subscriptions");
+                    let _ = out.flush();
+                    continue;
+                };
+                let until = Instant::now() + Duration::from_secs(10);
+                while server.subscription_count() > left && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(1));
                 }
-                if server.subscription_count() > 0 {
+                if server.subscription_count() > left {
                     let _ = writeln!(out, "subscriptions still held after 10 s");
                     let _ = out.flush();
                     continue;
@@ -154,6 +167,14 @@ impl Server {
     /// Whether faults can be injected (only into the child server).
     pub(crate) fn can_inject(&self) -> bool {
         matches!(self, Server::Child { .. })
+    }
+
+    /// The child server's process id (`None` for an external server).
+    pub(crate) fn pid(&self) -> Option<u32> {
+        match self {
+            Server::Child { child, .. } => Some(child.id()),
+            Server::External { .. } => None,
+        }
     }
 
     /// Sends a command to the child and waits for its `ok`.
