@@ -99,9 +99,22 @@ fn ordered<'a>(members: impl IntoIterator<Item = (&'a str, &'a Value)>) -> Strin
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// `{"id":…,"type":"result","data":…}`.
+/// `{"id":…,"type":"result","data":…}`. A subscribe answer's data is written
+/// `{"subscriptionId":…,"data":…}`, as the server's store proxy builds it.
 pub(crate) fn result(id: &Value, data: Value) -> String {
-    ordered([("id", id), ("type", &"result".into()), ("data", &data)])
+    match subscribe_answer(&data) {
+        Some((subscription_id, query_data)) => {
+            let data = ordered([("subscriptionId", subscription_id), ("data", query_data)]);
+            format!(r#"{{"id":{id},"type":"result","data":{data}}}"#)
+        }
+        None => ordered([("id", id), ("type", &"result".into()), ("data", &data)]),
+    }
+}
+
+/// The parts of a store subscribe answer: an object of exactly `subscriptionId` and `data`.
+fn subscribe_answer(data: &Value) -> Option<(&Value, &Value)> {
+    let answer = data.as_object().filter(|answer| answer.len() == 2)?;
+    Some((answer.get("subscriptionId")?, answer.get("data")?))
 }
 
 /// `{"id":…,"type":"error","code":…,"message":…[,"details":…]}`.
@@ -168,7 +181,7 @@ mod tests {
         use serde_json::json;
         assert_eq!(
             result(&json!(7), json!({"subscriptionId": "sub-1", "data": [1]})),
-            r#"{"id":7,"type":"result","data":{"data":[1],"subscriptionId":"sub-1"}}"#
+            r#"{"id":7,"type":"result","data":{"subscriptionId":"sub-1","data":[1]}}"#
         );
         assert_eq!(
             error(&json!(8), "NOT_FOUND", "gone", None),
