@@ -16,8 +16,8 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use noex_proto::ops::Operation;
 use noex_proto::{
     ClientCore, ConnectionId, ConnectionState, Counters, Delivery, DisconnectReason, Event, Gap,
-    Input, LifecycleEvent, Output, Payload, RequestId, RequestOptions, SubscriptionEvent,
-    SubscriptionId, SubscriptionSpec, WelcomeInfo,
+    Input, LifecycleEvent, Output, Payload, RequestId, RequestOptions, SubscriptionData,
+    SubscriptionEvent, SubscriptionId, SubscriptionSpec, WelcomeInfo,
 };
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
@@ -29,12 +29,10 @@ use tracing::{debug, trace};
 /// What a subscription's stream receives.
 #[derive(Debug)]
 pub(crate) enum SubItem {
-    Data(Payload),
+    /// A value: the data a subscription was made with (checked when read) or a push.
+    Data(SubscriptionData),
     /// Events may have been missed between these times (rules subscriptions).
-    Gap {
-        from: SystemTime,
-        to: SystemTime,
-    },
+    Gap { from: SystemTime, to: SystemTime },
     /// Boxed: every live subscription keeps room for one item.
     Failed(Box<Error>),
 }
@@ -517,7 +515,7 @@ impl Driver {
             }
             SubscriptionEvent::Update { id, data } => {
                 if let Some(entry) = self.subs.get(&id) {
-                    entry.sink.push(SubItem::Data(data));
+                    entry.sink.push(SubItem::Data(data.into()));
                 }
             }
             SubscriptionEvent::Failed { id, error } => {

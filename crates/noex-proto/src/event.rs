@@ -4,6 +4,7 @@ pub use crate::disconnect::DisconnectReason;
 use crate::error::RequestError;
 use crate::frame::{FrameError, ServerError, WelcomeInfo};
 use crate::payload::Payload;
+use crate::subscription_data::SubscriptionData;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -125,15 +126,16 @@ pub enum SubscriptionEvent {
     Ready {
         /// Which subscription.
         id: SubscriptionId,
-        /// The initial data.
-        data: Option<Payload>,
+        /// The initial data, checked by whatever reads it (see [`SubscriptionData`]).
+        data: Option<SubscriptionData>,
     },
     /// The subscription was made again after a reconnect, with fresh data.
     Restored {
         /// Which subscription.
         id: SubscriptionId,
-        /// The fresh data (store queries) or `None` (rules patterns).
-        data: Option<Payload>,
+        /// The fresh data (store queries) or `None` (rules patterns), checked by whatever
+        /// reads it (see [`SubscriptionData`]).
+        data: Option<SubscriptionData>,
         /// The time it was not registered on the server. Pushes of that time were never
         /// sent: a store query's fresh data makes up for them, a rules pattern's events
         /// are lost.

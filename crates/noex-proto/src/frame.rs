@@ -7,6 +7,7 @@
 
 use crate::error_code::ErrorCode;
 use crate::payload::Payload;
+use crate::subscription_data::SubscriptionData;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -240,18 +241,54 @@ pub fn decode(text: &str) -> Result<ServerFrame, FrameError> {
 
 /// The answer to `store.subscribe` / `rules.subscribe`: the server's subscription id and
 /// the query's first result, still raw.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub(crate) struct SubscribeAnswer<'a> {
-    #[serde(rename = "subscriptionId")]
     pub(crate) subscription_id: String,
+    pub(crate) data: AnswerData<'a>,
+}
+
+/// A subscribe answer's data, borrowed from its frame.
+#[derive(Debug)]
+pub(crate) enum AnswerData<'a> {
+    /// Read through and checked (`None`: absent or `null`).
+    Checked(Option<&'a RawValue>),
+    /// Not read through: the frame's layout showed where it begins and ends (see
+    /// [`decode_expecting`]).
+    Unchecked(&'a str),
+}
+
+impl AnswerData<'_> {
+    /// The data for the subscription's event: checked or not, as it was read.
+    pub(crate) fn into_subscription_data(self) -> SubscriptionData {
+        match self {
+            AnswerData::Checked(raw) => SubscriptionData::from(Payload::from_raw(raw)),
+            AnswerData::Unchecked(text) => SubscriptionData::unchecked(text),
+        }
+    }
+}
+
+/// A subscribe answer as serde reads it.
+#[derive(Deserialize)]
+struct WireAnswer<'a> {
+    #[serde(rename = "subscriptionId")]
+    subscription_id: String,
     #[serde(borrow, default)]
-    pub(crate) data: Option<&'a RawValue>,
+    data: Option<&'a RawValue>,
+}
+
+impl<'a> From<WireAnswer<'a>> for SubscribeAnswer<'a> {
+    fn from(wire: WireAnswer<'a>) -> SubscribeAnswer<'a> {
+        SubscribeAnswer {
+            subscription_id: wire.subscription_id,
+            data: AnswerData::Checked(wire.data),
+        }
+    }
 }
 
 impl<'a> SubscribeAnswer<'a> {
     /// Reads a subscribe answer out of a `result`'s data.
     pub(crate) fn parse(data: &'a Payload) -> Result<SubscribeAnswer<'a>, serde_json::Error> {
-        serde_json::from_str(data.json())
+        serde_json::from_str::<WireAnswer<'_>>(data.json()).map(SubscribeAnswer::from)
     }
 }
 
@@ -269,29 +306,90 @@ pub(crate) enum Decoded<'a> {
     },
 }
 
-/// [`decode`], except that a `result` for a request `is_subscribe` names is read as a
-/// subscribe answer in the same pass: the answer's records (often most of the frame) are
-/// scanned once, not once for the frame and again for the answer.
+/// What the caller of [`decode_expecting`] expects of a `result` for a request id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// Nothing in particular: [`decode`] it.
+    Frame,
+    /// A subscribe answer; its data is dropped (a rules subscription, or one given up), so
+    /// it is read through and checked here.
+    Answer,
+    /// A subscribe answer whose data is handed on, to be checked by whatever reads it.
+    AnswerWithData,
+}
+
+/// [`decode`], except that a `result` for a request the caller expects a subscribe answer
+/// for is read as that answer in the same pass, and its data (often most of the frame) is
+/// read at most once.
 ///
-/// The frame's own prefix (`{"id":N,"type":"result",`, as the server writes it) says
-/// which request it answers before anything is decoded; it is only a hint. The decode
-/// that follows checks the whole frame, and whenever the frame is not exactly a `result`
-/// for that id carrying a well-formed answer, it is decoded again by [`decode`], so
-/// anything unusual is told exactly as [`decode`] tells it.
+/// The frame's own prefix (`{"id":N,"type":"result"`, as the server writes it) says which
+/// request it answers before anything is decoded; it is only a hint.
+///
+/// - [`Expect::AnswerWithData`]: a frame laid out exactly as noex-server writes a subscribe
+///   answer, `{"id":N,"type":"result","data":{"subscriptionId":"S","data":V}}` (no
+///   whitespace, `S` without escapes), is taken apart by that layout alone and `V` is
+///   handed on unread ([`AnswerData::Unchecked`]). When `V` is one JSON value the frame is
+///   exactly that object, so this is what [`decode`] reads; when it is not, whoever reads
+///   `V` gets the error.
+/// - Otherwise ([`Expect::Answer`], or any other layout) the frame is decoded by serde with
+///   the answer's data read through, and whenever it is not exactly a `result` for that id
+///   carrying a well-formed answer, it is decoded again by [`decode`], so anything unusual
+///   is told exactly as [`decode`] tells it.
 pub(crate) fn decode_expecting(
     text: &str,
-    is_subscribe: impl FnOnce(u64) -> bool,
+    expect: impl FnOnce(u64) -> Expect,
 ) -> Result<Decoded<'_>, FrameError> {
-    if let Some(id) = result_id_hint(text).filter(|&id| is_subscribe(id)) {
-        if let Ok(wire) = serde_json::from_str::<Wire<'_, SubscribeAnswer<'_>>>(text) {
+    let Some(id) = result_id_hint(text) else {
+        return decode(text).map(Decoded::Frame);
+    };
+    let expected = expect(id);
+    if expected == Expect::AnswerWithData {
+        if let Some((subscription_id, data)) = answer_layout(text, id) {
+            let answer = SubscribeAnswer {
+                subscription_id: subscription_id.to_owned(),
+                data: AnswerData::Unchecked(data),
+            };
+            return Ok(Decoded::Subscribed { id, answer });
+        }
+    }
+    if expected != Expect::Frame {
+        if let Ok(wire) = serde_json::from_str::<Wire<'_, WireAnswer<'_>>>(text) {
             let is_result = wire.kind.as_deref() == Some("result");
             let same_id = optional::<u64>(wire.id) == Some(id);
             if let (true, true, Some(answer)) = (is_result, same_id, wire.data) {
+                let answer = SubscribeAnswer::from(answer);
                 return Ok(Decoded::Subscribed { id, answer });
             }
         }
     }
     decode(text).map(Decoded::Frame)
+}
+
+/// JSON's whitespace.
+const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// The subscription id `S` and the data `V` (unread) of a frame laid out exactly
+/// `{"id":N,"type":"result","data":{"subscriptionId":"S","data":V}}` with `N` the decimal
+/// `id` (no leading zero) and `S` free of escapes and control characters; JSON whitespace
+/// may follow the frame. `None` for any other layout.
+fn answer_layout(text: &str, id: u64) -> Option<(&str, &str)> {
+    let rest = text.strip_prefix("{\"id\":")?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, rest) = rest.split_at(digits);
+    let canonical = number == "0" || !number.starts_with('0');
+    if !canonical || number.parse::<u64>().ok()? != id {
+        return None;
+    }
+    let rest = rest.strip_prefix(r#","type":"result","data":{"subscriptionId":""#)?;
+    let (subscription_id, rest) = rest.split_at(rest.find('"')?);
+    if subscription_id.bytes().any(|b| b == b'\\' || b < 0x20) {
+        return None;
+    }
+    let data = rest
+        .strip_prefix(r#"","data":"#)?
+        .trim_end_matches(JSON_WHITESPACE)
+        .strip_suffix("}}")?;
+    (!data.trim_matches(JSON_WHITESPACE).is_empty()).then_some((subscription_id, data))
 }
 
 /// The request id of a frame that begins `{"id":N,"type":"result"` (whitespace allowed
@@ -451,12 +549,37 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// What `decode_expecting` gives, told in `decode`'s terms: a subscribe answer becomes
-    /// the `result` frame it was read from, with the answer's parts beside it.
-    fn expecting(text: &str, subscribe: u64) -> (Result<ServerFrame, FrameError>, Option<String>) {
-        match decode_expecting(text, |id| id == subscribe) {
+    /// What `decode_expecting` gives (expecting `expect` for request `subscribe`), told in
+    /// `decode`'s terms: a subscribe answer becomes the `result` frame it was read from,
+    /// with the answer's parts beside it (`subscriptionId|data`). The frame is `None` when
+    /// the answer's data was handed on unread and is not one JSON value: whoever reads it
+    /// gets the error, and `decode` may read the frame otherwise (as a `result` with other
+    /// members after the data, say).
+    fn expecting_as(
+        text: &str,
+        subscribe: u64,
+        expect: Expect,
+    ) -> (Option<Result<ServerFrame, FrameError>>, Option<String>) {
+        let wanted = |id| {
+            if id == subscribe {
+                expect
+            } else {
+                Expect::Frame
+            }
+        };
+        match decode_expecting(text, wanted) {
             Ok(Decoded::Subscribed { id, answer }) => {
-                let data = answer.data.map_or("null", RawValue::get).to_owned();
+                assert_ne!(expect, Expect::Frame, "{text}");
+                let data = match answer.data {
+                    AnswerData::Checked(raw) => raw.map_or("null", RawValue::get).to_owned(),
+                    AnswerData::Unchecked(text) => {
+                        assert_eq!(expect, Expect::AnswerWithData, "{text}");
+                        match serde_json::from_str::<&RawValue>(text) {
+                            Ok(raw) => raw.get().to_owned(),
+                            Err(_) => return (None, Some(answer.subscription_id)),
+                        }
+                    }
+                };
                 let frame = decode(text).expect("a subscribe answer is a frame");
                 assert!(matches!(&frame, ServerFrame::Result { id: i, .. } if *i == id));
                 let ServerFrame::Result { data: whole, .. } = &frame else {
@@ -464,15 +587,25 @@ mod tests {
                 };
                 let again = SubscribeAnswer::parse(whole).expect("the answer reads again");
                 assert_eq!(again.subscription_id, answer.subscription_id);
-                assert_eq!(again.data.map_or("null", RawValue::get), data);
+                let AnswerData::Checked(again_data) = again.data else {
+                    unreachable!("parse reads through")
+                };
+                let again_data = again_data.map_or("null", RawValue::get);
+                assert_eq!(again_data, data, "{text}");
                 (
-                    Ok(frame),
+                    Some(Ok(frame)),
                     Some(format!("{}|{data}", answer.subscription_id)),
                 )
             }
-            Ok(Decoded::Frame(frame)) => (Ok(frame), None),
-            Err(e) => (Err(e), None),
+            Ok(Decoded::Frame(frame)) => (Some(Ok(frame)), None),
+            Err(e) => (Some(Err(e)), None),
         }
+    }
+
+    /// [`expecting_as`] for a subscribe whose data is dropped (read through).
+    fn expecting(text: &str, subscribe: u64) -> (Result<ServerFrame, FrameError>, Option<String>) {
+        let (frame, answer) = expecting_as(text, subscribe, Expect::Answer);
+        (frame.expect("read through"), answer)
     }
 
     #[test]
@@ -484,6 +617,81 @@ mod tests {
         // Whitespace between the tokens, as a re-encoded recording has it.
         let spaced = r#" { "id" : 7 , "type" : "result", "data": {"subscriptionId": "sub-3"}}"#;
         assert_eq!(expecting(spaced, 7).1.as_deref(), Some("sub-3|null"));
+    }
+
+    #[test]
+    fn a_subscribe_answer_as_the_server_writes_it_hands_its_data_on_unread() {
+        let cases = [
+            (r#"{"id":7,"type":"result","data":{"subscriptionId":"sub-3","data":[{"a":1}]}}"#, "[{\"a\":1}]"),
+            (r#"{"id":7,"type":"result","data":{"subscriptionId":"sub-3","data":null}}"#, "null"),
+            (r#"{"id":7,"type":"result","data":{"subscriptionId":"sub-3","data":3}}"#, "3"),
+            (r#"{"id":7,"type":"result","data":{"subscriptionId":"sub-3","data":"}}"}}"#, r#""}}""#),
+            (r#"{"id":7,"type":"result","data":{"subscriptionId":"é-1","data":[]}} "#, "[]"),
+            (
+                "{\"id\":7,\"type\":\"result\",\"data\":{\"subscriptionId\":\"s\",\"data\": [1] }}\r\n",
+                " [1] ",
+            ),
+        ];
+        for (text, data) in cases {
+            match decode_expecting(text, |_| Expect::AnswerWithData) {
+                Ok(Decoded::Subscribed {
+                    id: 7,
+                    answer:
+                        SubscribeAnswer {
+                            data: AnswerData::Unchecked(unread),
+                            ..
+                        },
+                }) => assert_eq!(unread, data, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+            // And it is what the frame's full decode reads.
+            let (frame, answer) = expecting_as(text, 7, Expect::AnswerWithData);
+            assert_eq!(frame, Some(decode(text)), "{text}");
+            assert_eq!(answer, expecting(text, 7).1, "{text}");
+        }
+        // Any other layout is read through, as `decode` reads it.
+        let others = [
+            r#"{"id":7,"type":"result","data":{"subscriptionId":"s\u0031","data":[]}}"#,
+            r#"{"id":07,"type":"result","data":{"subscriptionId":"s","data":[]}}"#,
+            r#"{"id":7 ,"type":"result","data":{"subscriptionId":"s","data":[]}}"#,
+            r#"{"id":7,"type":"result","data":{"data":[],"subscriptionId":"s"}}"#,
+            r#"{"id":7,"type":"result","data":{"subscriptionId":"s","data":[]} }"#,
+            r#"{"id":7,"type":"result","data":{"subscriptionId":"s","data":}}"#,
+            r#"{"id":7,"type":"result","data":{"subscriptionId":"s"}}"#,
+        ];
+        for text in others {
+            let checked = !matches!(
+                decode_expecting(text, |_| Expect::AnswerWithData),
+                Ok(Decoded::Subscribed {
+                    answer: SubscribeAnswer {
+                        data: AnswerData::Unchecked(_),
+                        ..
+                    },
+                    ..
+                })
+            );
+            assert!(checked, "{text}");
+            assert_eq!(
+                expecting_as(text, 7, Expect::AnswerWithData),
+                expecting_as(text, 7, Expect::Answer),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn unread_data_that_is_not_json_is_an_error_for_whoever_reads_it() {
+        // Each is in the server's layout; none of the data between is one JSON value.
+        let cases = [
+            r#"{"id":7,"type":"result","data":{"subscriptionId":"s","data":[1}}"#,
+            r#"{"id":7,"type":"result","data":{"subscriptionId":"s","data":1},"x":{"y":2}}"#,
+            r#"{"id":7,"type":"result","data":{"subscriptionId":"s","data":1,"data":{}}}"#,
+            r#"{"id":7,"type":"result","data":{"subscriptionId":"s","data":1 2}}"#,
+        ];
+        for text in cases {
+            let (frame, answer) = expecting_as(text, 7, Expect::AnswerWithData);
+            assert_eq!((frame, answer.as_deref()), (None, Some("s")), "{text}");
+        }
     }
 
     #[test]
@@ -562,26 +770,48 @@ mod tests {
         ])
     }
 
+    fn expect() -> impl Strategy<Value = Expect> {
+        prop::sample::select(vec![Expect::Frame, Expect::Answer, Expect::AnswerWithData])
+    }
+
     proptest! {
         /// Over frames built from the pieces a subscribe answer is made of: whatever
         /// `decode_expecting` reads is what `decode` reads, and a subscribe answer is one
-        /// only when `decode`'s `result` carries exactly that answer.
+        /// only when `decode`'s `result` carries exactly that answer (or, handed on
+        /// unread, data that is not one JSON value).
         #[test]
-        fn decode_expecting_agrees_with_decode(pieces in prop::collection::vec(piece(), 0..24)) {
+        fn decode_expecting_agrees_with_decode(
+            pieces in prop::collection::vec(piece(), 0..24),
+            expect in expect(),
+        ) {
             let text: String = pieces.concat();
-            let (frame, _) = expecting(&text, 7);
-            prop_assert_eq!(frame, decode(&text));
+            let (frame, _) = expecting_as(&text, 7, expect);
+            if let Some(frame) = frame {
+                prop_assert_eq!(frame, decode(&text));
+            }
         }
 
         /// The same, over answers whose inner data (and what follows it) is made up.
         #[test]
-        fn decode_expecting_agrees_inside_an_answer(pieces in prop::collection::vec(piece(), 0..12)) {
+        fn decode_expecting_agrees_inside_an_answer(
+            pieces in prop::collection::vec(piece(), 0..12),
+            expect in expect(),
+        ) {
             let text = format!(
                 r#"{{"id":7,"type":"result","data":{{"subscriptionId":"sub-1","data":{}}}}}"#,
                 pieces.concat()
             );
-            let (frame, _) = expecting(&text, 7);
-            prop_assert_eq!(frame, decode(&text));
+            let (frame, answer) = expecting_as(&text, 7, expect);
+            match frame {
+                Some(frame) => prop_assert_eq!(frame, decode(&text)),
+                // Handed on unread and not JSON: in the server's layout, so the data is
+                // everything between.
+                None => {
+                    prop_assert_eq!(expect, Expect::AnswerWithData);
+                    prop_assert_eq!(answer.as_deref(), Some("sub-1"));
+                    prop_assert!(serde_json::from_str::<&RawValue>(&pieces.concat()).is_err());
+                }
+            }
         }
     }
 }

@@ -51,6 +51,7 @@ pub mod ops;
 mod payload;
 mod secret;
 mod subscription;
+mod subscription_data;
 
 /// The wire codec the core uses, for tools, fuzzing and transports that want to look at
 /// frames themselves. A client never needs it: [`ClientCore`] encodes and decodes.
@@ -74,3 +75,4 @@ pub use crate::id_table::IdTable;
 pub use crate::payload::Payload;
 pub use crate::secret::{RedactedUrl, Secret};
 pub use crate::subscription::SubscriptionSpec;
+pub use crate::subscription_data::SubscriptionData;

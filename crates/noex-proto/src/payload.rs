@@ -35,6 +35,11 @@ impl Payload {
         Ok(Payload(raw.to_owned()))
     }
 
+    /// A payload of JSON already checked (a `RawValue` is one JSON value).
+    pub(crate) fn from_box(raw: Box<RawValue>) -> Payload {
+        Payload(raw)
+    }
+
     pub(crate) fn from_raw(raw: Option<&RawValue>) -> Payload {
         match raw {
             Some(raw) => Payload(raw.to_owned()),

@@ -53,6 +53,43 @@ fn store_subscription_ready_with_initial_data_then_updates() {
     assert_eq!(h.core.counters().pushes_delivered, 1);
 }
 
+/// A subscribe answer's data is handed on unread (whoever reads it checks it): data that is
+/// not JSON, in the server's layout, is an error for that one value when it is read; the
+/// subscription is made and its pushes arrive, and the connection is not faulted.
+#[test]
+fn initial_data_that_is_not_json_is_an_error_for_whoever_reads_it() {
+    let mut h = Harness::connected(Harness::config());
+    let sub = h.subscribe(q("users"));
+    let id = h.last_send().id().unwrap();
+    h.frame(&format!(
+        r#"{{"id":{id},"type":"result","data":{{"subscriptionId":"sub-5","data":[{{"a":1}}}}}}"#
+    ));
+    assert!(h.core.is_subscription_active(sub));
+    let SubscriptionEvent::Ready {
+        data: Some(data), ..
+    } = h.sub_events()[0]
+    else {
+        panic!("{:?}", h.sub_events())
+    };
+    assert!(data.to_value().is_err());
+    assert!(data.clone().into_payload().is_err());
+    assert_eq!(format!("{data:?}"), "SubscriptionData(unchecked, 8 bytes)");
+    assert_eq!(h.core.counters().protocol_errors, 0);
+    h.push("sub-5", json!([{"a": 2}]));
+    assert_eq!(h.updates()[&sub], vec![json!([{"a": 2}])]);
+    // A well-formed answer's data reads as the full decode reads it.
+    let other = h.subscribe(q("others"));
+    let id = h.last_send().id().unwrap();
+    h.frame(&format!(
+        r#"{{"id":{id},"type":"result","data":{{"subscriptionId":"sub-6","data":[{{"b":"}}}}"}}]}}}}"#
+    ));
+    let data = h.sub_events().into_iter().find_map(|e| match e {
+        SubscriptionEvent::Ready { id, data: Some(d) } if *id == other => Some(value(d)),
+        _ => None,
+    });
+    assert_eq!(data, Some(json!([{"b": "}}"}])));
+}
+
 #[test]
 fn rules_subscription_has_no_initial_data_and_gets_event_pushes() {
     let mut h = Harness::connected(Harness::config());
@@ -103,7 +140,9 @@ fn all_subscriptions_are_restored_together_with_fresh_data() {
     assert_eq!(h.core.state(), ConnectionState::Connected);
     for s in &subs {
         assert!(h.core.is_subscription_active(*s));
-        let fresh = noex_proto::Payload::from_json(r#"["fresh"]"#).unwrap();
+        let fresh = noex_proto::SubscriptionData::from(
+            noex_proto::Payload::from_json(r#"["fresh"]"#).unwrap(),
+        );
         assert!(h.sub_events().iter().any(|e| matches!(e,
             SubscriptionEvent::Restored { id, data: Some(d), .. } if id == s && *d == fresh)));
     }
@@ -197,7 +236,7 @@ fn a_push_overtaking_its_subscribe_answer_is_held_then_delivered_after_it() {
         .into_iter()
         .map(|e| match e {
             SubscriptionEvent::Ready { data, .. } => {
-                format!("ready {}", data.as_ref().unwrap().json())
+                format!("ready {}", value(data.as_ref().unwrap()))
             }
             SubscriptionEvent::Update { data, .. } => format!("update {}", data.json()),
             other => format!("{other:?}"),

@@ -7,7 +7,7 @@ use crate::error_code::ErrorCode;
 use crate::event::{
     ConnectionId, ConnectionState, CoreError, DisconnectReason, Input, LifecycleEvent, Output,
 };
-use crate::frame::{self, Decoded, FrameError, ServerError, ServerFrame, SystemEvent};
+use crate::frame::{self, Decoded, Expect, FrameError, ServerError, ServerFrame, SystemEvent};
 use crate::ops;
 use crate::payload::Payload;
 use rand::RngExt;
@@ -150,13 +150,25 @@ impl ClientCore {
                 link.last_rx = now;
                 self.counters.frames_in += 1;
                 self.arm_liveness();
-                let pending = &self.requests.pending;
-                let is_subscribe = |id| {
-                    pending
-                        .get(id)
-                        .is_some_and(|p| matches!(p.purpose, Purpose::Subscribe { .. }))
+                let (pending, subs) = (&self.requests.pending, &self.subs);
+                // A subscribe's answer is read in the frame's one decode; its data is
+                // handed on unread when the subscription takes it (checked by whatever
+                // reads it), and read through when it is dropped.
+                let expect = |id| match pending.get(id).map(|p| p.purpose) {
+                    Some(Purpose::Subscribe { sub, .. }) => {
+                        let takes_data = subs
+                            .live
+                            .get(&sub)
+                            .is_some_and(|entry| entry.spec.has_initial_data());
+                        if takes_data {
+                            Expect::AnswerWithData
+                        } else {
+                            Expect::Answer
+                        }
+                    }
+                    _ => Expect::Frame,
                 };
-                match frame::decode_expecting(text, is_subscribe) {
+                match frame::decode_expecting(text, expect) {
                     Ok(Decoded::Frame(frame)) => self.handle_frame(now, frame),
                     Ok(Decoded::Subscribed { id, answer }) => {
                         self.handle_subscribe_answer(now, id, answer)

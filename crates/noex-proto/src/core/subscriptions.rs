@@ -147,7 +147,7 @@ impl ClientCore {
         let data = entry
             .spec
             .has_initial_data()
-            .then(|| Payload::from_raw(answer.data));
+            .then(|| answer.data.into_subscription_data());
         let event = if entry.registered_once {
             let gap = Gap {
                 from: entry.lost_at.take().unwrap_or(now),

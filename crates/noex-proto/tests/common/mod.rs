@@ -319,7 +319,18 @@ impl Harness {
         if let (true, Some(sid)) = (subscribe, data["subscriptionId"].as_str()) {
             self.server_subs.insert(sid.to_owned());
         }
-        // Members in the order the server writes them (a `json!` object would sort them).
+        // Members in the order the server writes them (a `json!` object would sort them):
+        // a subscribe answer is `{"subscriptionId", "data"}`.
+        let data = match data.as_object() {
+            Some(answer) if answer.contains_key("subscriptionId") => {
+                let mut text = format!(r#"{{"subscriptionId":{}"#, answer["subscriptionId"]);
+                for (key, value) in answer.iter().filter(|(k, _)| *k != "subscriptionId") {
+                    text += &format!(",{}:{value}", Value::from(key.as_str()));
+                }
+                text + "}"
+            }
+            _ => data.to_string(),
+        };
         self.frame(&format!(r#"{{"id":{id},"type":"result","data":{data}}}"#));
     }
 
@@ -595,9 +606,27 @@ impl Harness {
     }
 }
 
-/// Parses a payload into JSON.
-pub(crate) fn value(p: &Payload) -> Value {
-    p.to_value().expect("JSON value")
+/// JSON an event carries: a [`Payload`] or a subscription's [`SubscriptionData`].
+pub(crate) trait Json {
+    /// Parses it into a JSON tree.
+    fn json_value(&self) -> Value;
+}
+
+impl Json for Payload {
+    fn json_value(&self) -> Value {
+        self.to_value().expect("JSON value")
+    }
+}
+
+impl Json for noex_proto::SubscriptionData {
+    fn json_value(&self) -> Value {
+        self.to_value().expect("JSON value")
+    }
+}
+
+/// Parses a payload or a subscription's data into JSON.
+pub(crate) fn value(p: &impl Json) -> Value {
+    p.json_value()
 }
 
 /// A typical stored record as the server returns it.
