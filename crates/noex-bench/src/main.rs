@@ -85,7 +85,7 @@ impl Plan {
             duration: Duration::from_secs(3),
             latency_samples: 20_000,
             restore_subs: 1000,
-            restore_reps: 15,
+            restore_reps: 25,
             memory_n: 10_000,
             burst_n: [100_000, 10_000],
             startup_runs: 20,
