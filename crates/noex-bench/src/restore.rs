@@ -15,6 +15,7 @@
 //! order of the three turns rotates from round to round, so each client takes each place
 //! equally often. `NOEX_BENCH_TURNS=1` prints every turn's wall time to stderr.
 
+use std::collections::HashMap;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -74,6 +75,22 @@ struct Case {
     threads: usize,
 }
 
+impl Case {
+    /// The raw client's whole burst of subscribes, every answer received.
+    async fn burst(&self, raw: &mut Raw) -> HashMap<String, Value> {
+        let subs = raw
+            .subscribe_burst(&self.query, self.params.clone(), self.n)
+            .await;
+        assert_eq!(subs.len(), self.n);
+        subs
+    }
+}
+
+/// CPU time used between two readings, when both were taken.
+fn used(from: Option<Duration>, to: Option<Duration>) -> Option<Duration> {
+    Some(to? - from?)
+}
+
 impl RawWorker {
     fn spawn(name: &str, case: Case) -> RawWorker {
         let (go, go_rx) = channel::<RawStep>();
@@ -89,9 +106,7 @@ impl RawWorker {
                             let (url, server_pid) = match step {
                                 RawStep::Subscribe(url) => {
                                     let mut raw = Raw::connect(&url).await;
-                                    let subs =
-                                        raw.subscribe_burst(&case.query, case.params, case.n).await;
-                                    assert_eq!(subs.len(), case.n);
+                                    drop(case.burst(&mut raw).await);
                                     raw.close().await;
                                     return None;
                                 }
@@ -101,13 +116,12 @@ impl RawWorker {
                             let s0 = server_pid.map(cpu_time_of);
                             let c0 = cpu_time();
                             let t0 = Instant::now();
-                            let subs = raw.subscribe_burst(&case.query, case.params, case.n).await;
+                            let subs = case.burst(&mut raw).await;
                             let timed = Timed {
                                 wall: t0.elapsed(),
                                 client_cpu: cpu_time() - c0,
-                                server_cpu: server_pid.map(cpu_time_of).zip(s0).map(|(a, b)| a - b),
+                                server_cpu: used(s0, server_pid.map(cpu_time_of)),
                             };
-                            assert_eq!(subs.len(), case.n);
                             drop(subs);
                             raw.close().await;
                             Some(timed)
@@ -190,7 +204,7 @@ impl OursWorker {
                         let timed = Timed {
                             wall: t1 - t0,
                             client_cpu: cpu,
-                            server_cpu: s1.zip(s0).map(|(a, b)| a - b),
+                            server_cpu: used(s0, s1),
                         };
                         drop((subs, guard));
                         client.disconnect().await;

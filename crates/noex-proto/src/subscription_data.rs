@@ -67,16 +67,6 @@ impl SubscriptionData {
             Data::Unchecked(text) => RawValue::from_string(text.into()).map(Payload::from_box),
         }
     }
-
-    /// The size of the data's JSON text in bytes.
-    pub fn len(&self) -> usize {
-        self.text().len()
-    }
-
-    /// Whether the data's JSON text is empty (never for data a frame carried).
-    pub fn is_empty(&self) -> bool {
-        self.text().is_empty()
-    }
 }
 
 impl From<Payload> for SubscriptionData {
