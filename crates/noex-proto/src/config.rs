@@ -3,19 +3,31 @@
 use crate::secret::Secret;
 use std::time::Duration;
 
-/// How the core authenticates after each `welcome` that says `requiresAuth`.
+/// How the core authenticates after each `welcome` that says `requiresAuth`, and keeps
+/// the session alive while connected.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Auth {
-    /// Present this token with `auth.login`.
+    /// Present this token with `auth.login`. It cannot be renewed: when its session
+    /// expires the connection ends for good ([`crate::DisconnectReason::SessionExpired`]).
     Token(Secret),
     /// Log in with `identity.login`, keep the returned session token, and present it with
     /// `auth.login` on the next connection (falling back to the credentials when refused).
+    /// The session is renewed (`identity.refreshSession`, or a new login on a connection
+    /// that resumed it) before it expires, and when the server says it expired anyway,
+    /// the core logs in again and sends the refused requests again.
     Credentials {
         /// The user name.
         username: String,
         /// The password.
         password: Secret,
     },
+    /// Ask the caller for a token ([`crate::Output::FetchToken`]) for every login, and
+    /// present it with `auth.login`: on every connection, again with `refresh` set when
+    /// the server refuses the token or the session expires, and before the session
+    /// expires (when the server says when). Answer with
+    /// [`crate::ClientCore::provide_token`].
+    Provider,
 }
 
 /// Exponential backoff between reconnect attempts.
@@ -65,15 +77,23 @@ impl Backoff {
 
 /// How a silently dead connection is noticed.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Liveness {
-    /// After the first `ping`, close and reconnect when the server stays silent for longer
-    /// than two and a quarter ping intervals (the interval is measured from the pings
-    /// seen), so a silent link is noticed within 2.5 intervals of its last frame whatever
-    /// the interval. The quarter interval of slack is never less than `min_margin`, which
-    /// keeps very short intervals from turning scheduling noise into reconnects.
+    /// Close and reconnect when the server stays silent for longer than two and a quarter
+    /// ping intervals, from the link's first frame on, so a silent link is noticed within
+    /// 2.5 intervals of its last frame whatever the interval. The interval is measured
+    /// from the pings seen on the link; before its first ping, the one measured on an
+    /// earlier link; before any, `initial_interval`. The quarter interval of slack is
+    /// never less than `min_margin`, which keeps very short intervals from turning
+    /// scheduling noise into reconnects. A link that had its `welcome` and is given up
+    /// before its first ping doubles the interval assumed for the next one (the server
+    /// may have been reconfigured to ping less often), until a ping is seen again.
     Auto {
         /// The least slack on top of two ping intervals. Default 100 ms.
         min_margin: Duration,
+        /// The ping interval assumed before any link has seen two pings (or a ping after
+        /// its open). Default 30 s, noex-server's default.
+        initial_interval: Duration,
     },
     /// Close and reconnect when nothing arrives for this long, pings or not.
     Fixed(Duration),
@@ -85,6 +105,7 @@ impl Default for Liveness {
     fn default() -> Self {
         Liveness::Auto {
             min_margin: Duration::from_millis(100),
+            initial_interval: Duration::from_secs(30),
         }
     }
 }

@@ -48,6 +48,16 @@ pub struct Counters {
     pub protocol_errors: u64,
     /// Pings received.
     pub pings: u64,
+    /// Sessions renewed before they expired, or made again by a new login after they
+    /// expired on a live connection.
+    pub sessions_renewed: u64,
+    /// Sessions the server said had expired on a live connection.
+    pub sessions_expired: u64,
+    /// Requests the server refused because the session had expired, sent again after
+    /// the new login.
+    pub requests_reauthorized: u64,
+    /// Tokens asked of the token provider and given.
+    pub tokens_fetched: u64,
     /// Pings not answered separately because an earlier pong was still waiting for the
     /// socket (a server flooding pings cannot grow the send queue).
     pub pongs_coalesced: u64,

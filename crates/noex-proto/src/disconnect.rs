@@ -32,6 +32,12 @@ pub enum DisconnectReason {
         /// The server's message.
         message: String,
     },
+    /// The session expired and cannot be renewed (a configured token's session ran out,
+    /// or `auth.login` refused the token as expired); no reconnect.
+    SessionExpired {
+        /// The server's message (`Session expired`, `Token has expired`).
+        message: String,
+    },
     /// The client closed on purpose.
     ClientClosed,
 }
@@ -55,6 +61,9 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::RestoreTimeout => f.write_str("restoring subscriptions timed out"),
             DisconnectReason::AuthRejected { code, message } => {
                 write!(f, "the credentials were refused ({code}: {message})")
+            }
+            DisconnectReason::SessionExpired { message } => {
+                write!(f, "the session expired and cannot be renewed ({message})")
             }
             DisconnectReason::ClientClosed => f.write_str("closed by the client"),
         }

@@ -97,6 +97,15 @@ pub enum Output {
     },
     /// Something happened that the application may care about.
     Event(Event),
+    /// Ask the application's token provider for a token ([`crate::Auth::Provider`]) and
+    /// give it with [`crate::ClientCore::provide_token`] under `id`. `refresh` asks for a
+    /// new one: the server refused the last, or the session is being renewed.
+    FetchToken {
+        /// Which request for a token.
+        id: crate::TokenFetchId,
+        /// Whether a new token is wanted (not one cached from before).
+        refresh: bool,
+    },
 }
 
 /// What the core reports to the application.
@@ -207,6 +216,10 @@ pub enum CoreError {
     /// A held push was dropped because too many were held.
     #[error("held push for {0:?} dropped: too many held")]
     HeldPushOverflow(String),
+    /// The token provider gave no token (it failed, or did not answer within the request
+    /// timeout).
+    #[error("the token provider gave no token: {0}")]
+    TokenProvider(String),
     /// Reconnecting gave up after the configured number of attempts.
     #[error("gave up reconnecting after {0} attempts")]
     RetriesExhausted(u32),
@@ -258,6 +271,20 @@ pub enum LifecycleEvent {
         /// The announced grace period.
         grace_period: Option<Duration>,
     },
+    /// The session was renewed before it expired, or made again by a new login after it
+    /// expired. Carries no secret.
+    SessionRenewed {
+        /// How long the new session lasts, when the server said.
+        expires_in: Option<Duration>,
+    },
+    /// The server refused a request because the session had expired on a live
+    /// connection. With credentials or a token provider the client logs in again and
+    /// sends the refused requests again ([`LifecycleEvent::SessionRenewed`] follows);
+    /// with a configured token it gives up.
+    SessionExpired,
+    /// The token provider gave a fresh token (asked with `refresh`) and the server
+    /// accepted it.
+    TokenRefreshed,
     /// Something went wrong that is not tied to one request.
     Error(CoreError),
 }

@@ -60,7 +60,7 @@ pub mod codec {
 }
 
 pub use crate::config::{Auth, Backoff, Config, Liveness};
-pub use crate::core::{ClientCore, RequestOptions};
+pub use crate::core::{ClientCore, RequestOptions, TokenFetchId};
 pub use crate::counters::Counters;
 pub use crate::error::{Delivery, RequestError};
 pub use crate::error_code::ErrorCode;

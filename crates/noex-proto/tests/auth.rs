@@ -222,7 +222,7 @@ fn login_timeout_is_surfaced_and_retried_later() {
 }
 
 #[test]
-fn the_callers_own_login_is_resumed_and_a_refusal_is_reported() {
+fn the_callers_own_login_is_resumed_then_made_again_with_its_credentials() {
     let mut h = Harness::connected(Harness::config());
     let id = h.request(ops::identity::login(
         "alice",
@@ -236,7 +236,29 @@ fn the_callers_own_login_is_resumed_and_a_refusal_is_reported() {
     assert_eq!(resume.json["type"], "auth.login");
     assert_eq!(resume.json["token"], "tok-own");
     h.answer_error(resume.id().unwrap(), "UNAUTHORIZED", "Invalid token");
-    // No credentials to fall back on: reported, and the connection carries on unauthenticated.
+    // The caller's own login gets the care a configured one gets: made again.
+    let login = h.last_send().clone();
+    assert_eq!(login.json["type"], "identity.login");
+    assert_eq!(login.json["username"], "alice");
+    assert_eq!(login.json["password"], "alice-pass-123");
+    h.answer(login.id().unwrap(), login_answer("tok-new"));
+    assert_eq!(h.core.state(), ConnectionState::Connected);
+    assert!(h.core_errors().is_empty(), "{:?}", h.core_errors());
+}
+
+#[test]
+fn the_callers_own_token_is_resumed_and_a_refusal_is_reported() {
+    let mut h = Harness::connected(Harness::config());
+    let id = h.request(ops::auth::login(&Secret::new("tok-own")));
+    h.answer(id.0, json!({"userId": "u", "roles": [], "expiresAt": null}));
+    assert!(h.core.has_session_token());
+    h.server_close(None, "");
+    h.reopen(true);
+    let resume = h.last_send().clone();
+    assert_eq!(resume.json["type"], "auth.login");
+    assert_eq!(resume.json["token"], "tok-own");
+    h.answer_error(resume.id().unwrap(), "UNAUTHORIZED", "Invalid token");
+    // Nothing to fall back on: reported, and the connection carries on unauthenticated.
     assert!(h
         .core_errors()
         .iter()

@@ -6,12 +6,13 @@
 mod common;
 
 use common::*;
-use noex_proto::{ops, RequestId, RequestOptions, SubscriptionSpec};
+use noex_proto::{ops, Liveness, RequestId, RequestOptions, SubscriptionSpec};
 use serde_json::json;
 
 #[test]
 fn a_cancelled_request_ends_without_an_event_and_is_counted() {
-    let mut h = Harness::connected(Harness::config());
+    // No watchdog: the request's deadline is the only timer.
+    let mut h = Harness::connected(Harness::config().liveness(Liveness::Off));
     let id = h.request(ops::store::all("users"));
     h.cancel(id);
     assert!(h.responses(id).is_empty());

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use noex_proto::{ops, Delivery, RequestError, RequestId, RequestOptions};
+use noex_proto::{ops, Delivery, Liveness, RequestError, RequestId, RequestOptions};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -202,7 +202,7 @@ fn queued_request_that_times_out_was_not_sent() {
 
 #[test]
 fn cancel_ends_a_request_without_an_event() {
-    let mut h = Harness::connected(Harness::config());
+    let mut h = Harness::connected(Harness::config().liveness(Liveness::Off));
     let id = h.request(ops::store::all("users"));
     h.core.cancel(id);
     assert_eq!(h.core.pending_entries(), 0);
@@ -287,7 +287,7 @@ fn request_while_connecting_is_refused_when_queueing_is_off() {
 
 #[test]
 fn server_error_resolves_the_request() {
-    let mut h = Harness::connected(Harness::config());
+    let mut h = Harness::connected(Harness::config().liveness(Liveness::Off));
     let id = h.request(ops::store::get_bucket_schema("products"));
     h.answer_error(
         id.0,
@@ -307,7 +307,8 @@ fn server_error_resolves_the_request() {
 /// still the slow one's, it times out on time, and nothing of the others stays behind.
 #[test]
 fn a_slow_request_among_many_answered_ones_times_out_on_time() {
-    let mut h = Harness::connected(Harness::config().request_timeout(ms(3_000)));
+    let config = Harness::config().request_timeout(ms(3_000));
+    let mut h = Harness::connected(config.liveness(Liveness::Off));
     let start = h.now();
     let slow = h.request(ops::store::all("slow"));
     for i in 0..5_000u64 {

@@ -43,12 +43,78 @@ fn pings_are_answered_before_the_connection_is_ready() {
 }
 
 #[test]
-fn no_watchdog_before_the_first_ping() {
+fn before_any_ping_the_watchdog_assumes_the_servers_default_interval() {
+    // No link has seen a ping: the initial interval (30 s, the server's default) is
+    // assumed, so a link silent from its first frame is noticed after 2.25 of them.
     let mut h = Harness::connected(Harness::config());
-    assert_eq!(h.core.poll_timeout(), None);
-    h.advance(Duration::from_secs(3_600));
+    let conn = h.conn();
+    h.advance(ms(67_499));
     assert_eq!(h.core.state(), ConnectionState::Connected);
-    assert!(h.closes.is_empty());
+    h.advance(ms(1));
+    assert_eq!(h.closes, vec![(conn, 4000, "liveness_timeout".to_owned())]);
+    assert_eq!(h.disconnects(), vec![&DisconnectReason::LivenessTimeout]);
+}
+
+#[test]
+fn a_new_link_is_watched_from_its_first_frame_with_the_interval_learned_before() {
+    // 400 ms pings on the first link; the second goes silent right after its welcome,
+    // before its first ping: noticed 2 × 400 + 100 ms after its last frame, within 1.2 s.
+    let mut h = Harness::connected(Harness::config());
+    for t in 1..=3 {
+        h.advance(ms(400));
+        h.ping(t);
+    }
+    h.server_close(None, "");
+    h.reopen(false);
+    let second = h.conn();
+    let last_frame = h.now();
+    h.clear();
+    h.advance(ms(899));
+    assert_eq!(h.core.state(), ConnectionState::Connected);
+    h.advance(ms(1));
+    assert_eq!(
+        h.closes,
+        vec![(second, 4000, "liveness_timeout".to_owned())]
+    );
+    assert_eq!(h.now() - last_frame, ms(900));
+}
+
+#[test]
+fn links_given_up_before_their_first_ping_double_the_interval_assumed_next() {
+    // The server was reconfigured from 400 ms to 5 s pings: each new link is given up
+    // before its first ping, the next one waits twice as long, until a ping is seen.
+    let config = Harness::config().backoff(noex_proto::Backoff {
+        initial: ms(10),
+        jitter: Duration::ZERO,
+        ..Default::default()
+    });
+    let mut h = Harness::connected(config);
+    h.advance(ms(400));
+    h.ping(1);
+    let mut silences = Vec::new();
+    for _ in 0..4 {
+        h.server_close(None, "");
+        h.reopen(false);
+        let start = h.now();
+        let conn = h.conn();
+        while h.closes.iter().all(|c| c.0 != conn) {
+            assert!(h.step());
+        }
+        silences.push(h.now() - start);
+    }
+    assert_eq!(silences, vec![ms(900), ms(1_800), ms(3_600), ms(7_200)]);
+    // The fourth link assumes 6.4 s: the server's 5 s ping arrives in time and resets it.
+    h.reopen(false);
+    h.advance(ms(5_000));
+    h.ping(2);
+    h.server_close(None, "");
+    h.reopen(false);
+    let start = h.now();
+    let conn = h.conn();
+    while h.closes.iter().all(|c| c.0 != conn) {
+        assert!(h.step());
+    }
+    assert_eq!(h.now() - start, ms(11_250), "2.25 × the 5 s measured");
 }
 
 #[test]
@@ -152,6 +218,7 @@ fn a_custom_min_margin_is_the_floor_of_the_slack() {
     let config = || {
         Harness::config().liveness(Liveness::Auto {
             min_margin: ms(200),
+            initial_interval: ms(30_000),
         })
     };
     // Above the floor: a quarter interval (250 ms) of slack.
@@ -165,7 +232,8 @@ fn the_default_min_margin_is_100_ms() {
     assert_eq!(
         Liveness::default(),
         Liveness::Auto {
-            min_margin: ms(100)
+            min_margin: ms(100),
+            initial_interval: ms(30_000),
         }
     );
 }

@@ -129,6 +129,7 @@ impl Sim {
             .connect_timeout(Duration::from_secs(2))
             .liveness(Liveness::Auto {
                 min_margin: Duration::from_millis(500),
+                initial_interval: Duration::from_secs(30),
             })
             .backoff(Backoff {
                 initial: Duration::from_millis(100),

@@ -1,11 +1,18 @@
 //! Request correlation: ids, the pending table, deadlines, and resolution exactly once.
+//!
+//! [`Requests`] is the table and its invariants; the `impl ClientCore` below decides what
+//! happens to a request as the connection lives.
 
-use super::{ClientCore, Link, Pending, Phase, Purpose, Sent};
+use super::deadlines::Deadlines;
+use super::session::{LoginMode, LoginStep};
+use super::ClientCore;
 use crate::error::{Delivery, RequestError};
 use crate::event::{DisconnectReason, Event, RequestId};
 use crate::frame::SubscribeAnswer;
+use crate::id_table::IdTable;
 use crate::ops::{OpKind, Operation};
 use crate::payload::Payload;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tracing::{debug, trace};
 
@@ -40,6 +47,195 @@ impl RequestOptions {
     }
 }
 
+/// Why a request is in the pending table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// The caller's request.
+    User,
+    /// A login, a session renewal or a login again after the session expired.
+    Login { step: LoginStep, mode: LoginMode },
+    /// Making a subscription; `restore` when part of a reconnect's restore burst.
+    Subscribe {
+        sub: crate::event::SubscriptionId,
+        restore: bool,
+    },
+    /// Removing a subscription on the server.
+    Unsubscribe,
+}
+
+/// Whether a pending request's frame has been handed out, and as which frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sent {
+    No,
+    /// Handed out as frame `seq` (sequence numbers are never reused, so the link it went
+    /// out on is the one whose numbers it falls among).
+    Yes {
+        seq: std::num::NonZeroU64,
+    },
+}
+
+#[derive(Debug)]
+pub(super) struct Pending {
+    pub(super) kind: OpKind,
+    pub(super) purpose: Purpose,
+    pub(super) deadline: Instant,
+    pub(super) retry: bool,
+    pub(super) sent: Sent,
+    /// Kept until sent; kept until answered for retry-safe reads, for logins (their
+    /// token or credentials are remembered on success), and for every request while a
+    /// session can be made again (a request the server refused because the session had
+    /// expired goes out again after the new login). Boxed: every pending request has an
+    /// entry, most of them without.
+    pub(super) op: Option<Box<Operation>>,
+    /// For a request sent again (a retry-safe read after a reconnect): whether an earlier
+    /// copy may have reached the server. It then stays "outcome unknown" whatever happens
+    /// later. A copy the server refused for its session was not applied.
+    pub(super) earlier: Delivery,
+    /// Whether its frame was ever handed out (so the next one counts as re-sent).
+    pub(super) handed_out: bool,
+    /// Whether it was already sent again after a new login (it is not held twice).
+    pub(super) reauthorized: bool,
+}
+
+impl Pending {
+    /// `delivery`, unless an earlier copy may already have reached the server.
+    pub(super) fn delivery(&self, delivery: Delivery) -> Delivery {
+        match self.earlier {
+            Delivery::OutcomeUnknown => Delivery::OutcomeUnknown,
+            Delivery::NotSent => delivery,
+        }
+    }
+}
+
+/// The requests sub-state: ids, the pending table, deadlines, the outbox.
+///
+/// Invariants: every entry of `pending` has exactly one deadline in `deadlines`;
+/// `user_pending` counts the entries whose purpose is [`Purpose::User`]; ids in the
+/// outbox and in `refused` are pending caller's requests not handed out (entries that
+/// ended meanwhile are pruned before anything is read from them).
+#[derive(Debug)]
+pub(super) struct Requests {
+    next_id: u64,
+    pending: IdTable<Pending>,
+    deadlines: Deadlines,
+    /// Requests waiting for the connection to be ready, in order.
+    outbox: VecDeque<u64>,
+    /// Requests the server refused because the session had expired, waiting for the new
+    /// login, in id order.
+    refused: Vec<u64>,
+    /// The caller's requests in `pending`.
+    user_pending: usize,
+}
+
+impl Default for Requests {
+    fn default() -> Requests {
+        Requests {
+            next_id: 1,
+            pending: IdTable::new(),
+            deadlines: Deadlines::default(),
+            outbox: VecDeque::new(),
+            refused: Vec::new(),
+            user_pending: 0,
+        }
+    }
+}
+
+impl Requests {
+    /// Adds a request; returns its id.
+    fn insert(&mut self, pending: Pending, usual: bool) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        if pending.purpose == Purpose::User {
+            self.user_pending += 1;
+        }
+        self.deadlines.add(id, pending.deadline, usual);
+        self.pending.insert(id, pending);
+        id
+    }
+
+    /// Ends a request: its entry leaves the table with its deadline.
+    pub(super) fn take(&mut self, id: u64) -> Option<Pending> {
+        let entry = self.pending.remove(id)?;
+        self.deadlines.remove(id, entry.deadline);
+        if entry.purpose == Purpose::User {
+            self.user_pending -= 1;
+        }
+        Some(entry)
+    }
+
+    /// Puts an entry taken with [`Requests::take`] back under its own id and deadline.
+    fn put_back(&mut self, id: u64, pending: Pending) {
+        if pending.purpose == Purpose::User {
+            self.user_pending += 1;
+        }
+        self.deadlines.add(id, pending.deadline, false);
+        self.pending.insert(id, pending);
+    }
+
+    pub(super) fn get(&self, id: u64) -> Option<&Pending> {
+        self.pending.get(id)
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut Pending> {
+        self.pending.get_mut(id)
+    }
+
+    pub(super) fn contains(&self, id: u64) -> bool {
+        self.pending.contains(id)
+    }
+
+    pub(super) fn user_pending(&self) -> usize {
+        self.user_pending
+    }
+
+    pub(super) fn entries(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub(super) fn queued_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    pub(super) fn refused_len(&self) -> usize {
+        self.refused.len()
+    }
+
+    /// The deadline that falls due first, and its request.
+    pub(super) fn next_deadline(&self) -> Option<(Instant, u64)> {
+        let pending = &self.pending;
+        self.deadlines
+            .first(|id| pending.get(id).map(|p| p.deadline))
+    }
+
+    /// Requests waiting in the outbox (those that ended meanwhile are forgotten first).
+    fn queued(&mut self) -> usize {
+        let pending = &self.pending;
+        self.outbox.retain(|&id| pending.contains(id));
+        self.outbox.len()
+    }
+
+    /// Every pending id, in order.
+    fn ids(&self) -> Vec<u64> {
+        self.pending.ids().collect()
+    }
+
+    /// Puts `ids` back in the outbox ahead of what waits there, everything in id order
+    /// (the order the caller made them).
+    fn requeue(&mut self, ids: impl IntoIterator<Item = u64>) {
+        let mut order: Vec<u64> = ids.into_iter().chain(self.outbox.drain(..)).collect();
+        order.sort_unstable();
+        order.dedup();
+        let pending = &self.pending;
+        self.outbox
+            .extend(order.into_iter().filter(|&id| pending.contains(id)));
+    }
+
+    /// The refused requests, to go out again after a new login.
+    fn take_refused(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.refused)
+    }
+}
+
 impl ClientCore {
     /// Sends a request with the configured defaults. See [`ClientCore::request_with`].
     pub fn request(&mut self, now: Instant, op: Operation) -> Result<RequestId, RequestError> {
@@ -55,15 +251,19 @@ impl ClientCore {
     /// [`crate::Config::queue_while_disconnected`] is on (the default). A request past
     /// [`crate::Config::max_in_flight`] (or, while waiting, [`crate::Config::max_queued`])
     /// is refused with [`RequestError::QueueFull`]; see [`ClientCore::has_request_slot`].
+    ///
+    /// While the core logs in again on a live connection (the session expired), requests
+    /// wait for the new login whatever `queue_while_disconnected` says.
     pub fn request_with(
         &mut self,
         now: Instant,
         op: Operation,
         options: RequestOptions,
     ) -> Result<RequestId, RequestError> {
+        use super::phase::Phase;
         self.counters.requests_issued += 1;
-        let queue = match self.phase {
-            Phase::Ready => false,
+        let queue = match &self.phase {
+            _ if self.sending_now() => false,
             Phase::Closed => {
                 debug!(op = op.kind().name(), error = "closed", "request refused");
                 self.counters.requests_closed += 1;
@@ -71,13 +271,9 @@ impl ClientCore {
                     delivery: Delivery::NotSent,
                 });
             }
-            Phase::Opening
-            | Phase::AwaitingWelcome
-            | Phase::Authenticating
-            | Phase::Restoring
-            | Phase::Backoff
-                if self.config.queue_while_disconnected =>
-            {
+            // Connected, logging in again: it waits for the new login.
+            Phase::Linked(link) if matches!(link.stage, super::Stage::Ready) => true,
+            Phase::Linked(_) | Phase::Backoff { .. } if self.config.queue_while_disconnected => {
                 true
             }
             _ => {
@@ -92,7 +288,7 @@ impl ClientCore {
                 });
             }
         };
-        if !self.has_request_slot() || (queue && self.queued() >= self.config.max_queued) {
+        if !self.has_request_slot() || (queue && self.requests.queued() >= self.config.max_queued) {
             debug!(
                 op = op.kind().name(),
                 error = "queue_full",
@@ -106,7 +302,8 @@ impl ClientCore {
         let timeout = options.timeout.unwrap_or(self.config.request_timeout);
         let usual = timeout == self.config.request_timeout;
         let deadline = (super::later(now, timeout), usual);
-        if queue || retry || op.login_token().is_some() {
+        let keep = queue || retry || op.is_login() || self.session.can_login_again();
+        if keep {
             let id = self.insert_pending(kind, Purpose::User, deadline, retry, op);
             if queue {
                 self.requests.outbox.push_back(id);
@@ -122,23 +319,15 @@ impl ClientCore {
         }
     }
 
-    /// Requests waiting in the outbox (those that ended meanwhile are forgotten first).
-    fn queued(&mut self) -> usize {
-        let pending = &self.requests.pending;
-        self.requests.outbox.retain(|&id| pending.contains(id));
-        self.requests.outbox.len()
-    }
-
     /// Withdraws a request (its caller went away): it ends now without an event, counted
     /// as cancelled. A frame not yet written is dropped ([`ClientCore::wants_frame`]); a
     /// late answer is counted and dropped. Unknown or ended requests are ignored.
     pub fn cancel(&mut self, id: RequestId) {
         let is_user = self
             .requests
-            .pending
             .get(id.0)
             .is_some_and(|p| p.purpose == Purpose::User);
-        if is_user && self.take_pending(id.0).is_some() {
+        if is_user && self.requests.take(id.0).is_some() {
             self.counters.requests_cancelled += 1;
         }
     }
@@ -151,13 +340,7 @@ impl ClientCore {
         retry: bool,
         op: impl Keep,
     ) -> u64 {
-        let id = self.requests.next_id;
-        self.requests.next_id += 1;
-        if purpose == Purpose::User {
-            self.requests.user_pending += 1;
-        }
-        self.requests.pending.insert(
-            id,
+        self.requests.insert(
             Pending {
                 kind,
                 purpose,
@@ -167,29 +350,37 @@ impl ClientCore {
                 op: op.kept(),
                 earlier: Delivery::NotSent,
                 handed_out: false,
+                reauthorized: false,
             },
-        );
-        self.requests.deadlines.add(id, deadline, usual);
-        id
+            usual,
+        )
     }
 
     /// Sends an internal request (login, subscribe, unsubscribe) on the current link.
     pub(super) fn send_internal(&mut self, now: Instant, op: Operation, purpose: Purpose) -> u64 {
         let kind = op.kind();
         let deadline = super::later(now, self.config.request_timeout);
-        let id = self.insert_pending(kind, purpose, (deadline, true), false, &op);
+        // A login keeps its operation until answered: what it presented is remembered.
+        let id = if op.is_login() {
+            let id = self.insert_pending(kind, purpose, (deadline, true), false, op);
+            self.transmit(id);
+            return id;
+        } else {
+            self.insert_pending(kind, purpose, (deadline, true), false, &op)
+        };
         self.transmit_text(id, op.into_frame(id));
         id
     }
 
     /// Hands the request's frame out on the current link.
     fn transmit(&mut self, id: u64) {
-        let Some(entry) = self.requests.pending.get_mut(id) else {
+        let keep_after = self.session.can_login_again();
+        let Some(entry) = self.requests.get_mut(id) else {
             return;
         };
         let text = match entry.op.take() {
-            // Kept for a retry, or for its login token: encoded afresh each time it goes out.
-            Some(op) if entry.retry || op.login_token().is_some() => {
+            // Kept: encoded afresh each time it goes out.
+            Some(op) if entry.retry || op.is_login() || keep_after => {
                 let text = op.encode(id);
                 entry.op = Some(op);
                 text
@@ -202,7 +393,7 @@ impl ClientCore {
 
     /// Hands out the request's frame, `text`, on the current link.
     fn transmit_text(&mut self, id: u64, text: String) {
-        let Some(entry) = self.requests.pending.get_mut(id) else {
+        let Some(entry) = self.requests.get_mut(id) else {
             return;
         };
         if entry.handed_out {
@@ -213,32 +404,25 @@ impl ClientCore {
         // the subscription on the server. Its frame is always wanted.
         let request = (entry.purpose != Purpose::Unsubscribe).then_some(RequestId(id));
         if let Some((_, seq)) = self.send_frame(text, request) {
-            if let (Some(entry), Some(seq)) = (
-                self.requests.pending.get_mut(id),
-                std::num::NonZeroU64::new(seq),
-            ) {
+            if let (Some(entry), Some(seq)) =
+                (self.requests.get_mut(id), std::num::NonZeroU64::new(seq))
+            {
                 entry.sent = Sent::Yes { seq };
             }
         }
     }
 
-    /// Sends what waited for the connection, in order.
+    /// Sends what waited, in order, when requests may go out.
     pub(super) fn flush_outbox(&mut self) {
+        if !self.sending_now() {
+            return;
+        }
         while let Some(id) = self.requests.outbox.pop_front() {
             self.transmit(id);
         }
     }
 
-    fn take_pending(&mut self, id: u64) -> Option<Pending> {
-        let entry = self.requests.pending.remove(id)?;
-        self.requests.deadlines.remove(id, entry.deadline);
-        if entry.purpose == Purpose::User {
-            self.requests.user_pending -= 1;
-        }
-        Some(entry)
-    }
-
-    fn respond(&mut self, id: u64, kind: OpKind, result: Result<Payload, RequestError>) {
+    pub(super) fn respond(&mut self, id: u64, kind: OpKind, result: Result<Payload, RequestError>) {
         if let Err(error) = &result {
             debug!(
                 id,
@@ -269,24 +453,67 @@ impl ClientCore {
         id: u64,
         result: Result<Payload, RequestError>,
     ) {
-        let Some(entry) = self.take_pending(id) else {
+        let Some(entry) = self.requests.take(id) else {
             trace!(id, "answer for a request that already ended");
             self.counters.late_answers += 1;
             self.late_subscribe_answered(now, id, result);
             return;
         };
         match entry.purpose {
-            Purpose::User => {
-                if let Ok(data) = &result {
-                    self.observe_session(&entry, data);
+            Purpose::User => match result {
+                Ok(data) => {
+                    self.observe_session(now, &entry, &data);
+                    self.respond(id, entry.kind, Ok(data));
                 }
-                self.respond(id, entry.kind, result);
+                Err(RequestError::Server(error)) => {
+                    if let Some((entry, error)) = self.session_refused(now, id, entry, error) {
+                        self.respond(id, entry.kind, Err(RequestError::Server(error)));
+                    }
+                }
+                Err(error) => self.respond(id, entry.kind, Err(error)),
+            },
+            Purpose::Login { step, mode } => {
+                self.login_answered(now, step, mode, entry.op.as_deref(), result)
             }
-            Purpose::Login(step) => self.login_answered(now, step, result),
             Purpose::Subscribe { sub, restore } => {
                 self.subscribe_answered(now, sub, restore, result)
             }
-            Purpose::Unsubscribe => self.unsubscribe_ended(id),
+            Purpose::Unsubscribe => self.subs.unsubscribe_ended(id),
+        }
+    }
+
+    /// Holds a request the server refused because the session had expired, to send it
+    /// again after the new login (the server checks the session before it runs anything,
+    /// so the refused copy was not applied). `Some` gives it back when it is not held.
+    pub(super) fn hold_refused(&mut self, id: u64, mut entry: Pending) -> Option<Pending> {
+        if entry.reauthorized || entry.op.is_none() {
+            return Some(entry);
+        }
+        entry.reauthorized = true;
+        entry.sent = Sent::No;
+        self.requests.put_back(id, entry);
+        self.requests.refused.push(id);
+        None
+    }
+
+    /// After a new login: the refused requests go out again (ahead of what waited after
+    /// them), then the rest of the outbox.
+    pub(super) fn resend_refused(&mut self) {
+        let refused = self.requests.take_refused();
+        self.counters.requests_reauthorized += refused
+            .iter()
+            .filter(|&&id| self.requests.contains(id))
+            .count() as u64;
+        self.requests.requeue(refused);
+        self.flush_outbox();
+    }
+
+    /// The refused requests, answered with their refusal after all (no new login came).
+    pub(super) fn fail_refused(&mut self, error: &crate::frame::ServerError) {
+        for id in self.requests.take_refused() {
+            if let Some(entry) = self.requests.take(id) {
+                self.respond(id, entry.kind, Err(RequestError::Server(error.clone())));
+            }
         }
     }
 
@@ -300,57 +527,33 @@ impl ClientCore {
     ) {
         // Only a pending subscribe's answer is decoded this way, in the same call; anything
         // else is left in the table, never taken and lost.
-        match self.requests.pending.get(id).map(|p| p.purpose) {
+        match self.requests.get(id).map(|p| p.purpose) {
             Some(Purpose::Subscribe { sub, restore }) => {
-                self.take_pending(id);
+                self.requests.take(id);
                 self.subscribe_settled(now, sub, restore, Ok(answer))
             }
             _ => debug!(id, "subscribe answer for a request that is not a subscribe"),
         }
     }
 
-    /// Keeps session tokens from the caller's own logins, so reconnects resume them.
-    fn observe_session(&mut self, entry: &Pending, data: &Payload) {
-        match entry.kind {
-            OpKind::AuthLogin => {
-                self.session_token = entry
-                    .op
-                    .as_deref()
-                    .and_then(Operation::login_token)
-                    .cloned();
-            }
-            OpKind::IdentityLogin
-            | OpKind::IdentityLoginWithSecret
-            | OpKind::IdentityRefreshSession => self.remember_token(data),
-            OpKind::AuthLogout | OpKind::IdentityLogout => self.session_token = None,
-            _ => {}
-        }
-    }
-
     /// Ends every request whose deadline has passed.
     pub(super) fn expire_requests(&mut self, now: Instant) {
-        loop {
-            let pending = &self.requests.pending;
-            let Some((deadline, id)) = self
-                .requests
-                .deadlines
-                .first(|id| pending.get(id).map(|p| p.deadline))
-            else {
-                break;
-            };
+        while let Some((deadline, id)) = self.requests.next_deadline() {
             if deadline > now {
                 break;
             }
-            let Some(entry) = self.take_pending(id) else {
+            let Some(entry) = self.requests.take(id) else {
                 break;
             };
             // A frame the transport has not taken yet is never written now that the
             // request has ended (`wants_frame`): only one it took may have left.
-            let delivery = entry.delivery(Self::delivery_of(self.link.as_ref(), entry.sent));
+            let delivery = entry.delivery(Self::delivery_of(self.link(), entry.sent));
             let error = RequestError::Timeout { delivery };
             match entry.purpose {
                 Purpose::User => self.respond(id, entry.kind, Err(error)),
-                Purpose::Login(step) => self.login_answered(now, step, Err(error)),
+                Purpose::Login { step, mode } => {
+                    self.login_answered(now, step, mode, None, Err(error))
+                }
                 // A restore that gets no answer means the connection is bad, not the
                 // subscription: replace the connection and restore everything again.
                 Purpose::Subscribe { restore: true, .. } => {
@@ -362,19 +565,31 @@ impl ClientCore {
                     }
                     self.subscribe_answered(now, sub, restore, Err(error))
                 }
-                Purpose::Unsubscribe => self.unsubscribe_ended(id),
+                Purpose::Unsubscribe => self.subs.unsubscribe_ended(id),
             }
+        }
+    }
+
+    /// Whether `link` may have transmitted the frame `sent`.
+    pub(super) fn delivery_of(link: Option<&super::Link>, sent: Sent) -> Delivery {
+        match (link, sent) {
+            (Some(link), Sent::Yes { seq })
+                if seq.get() >= link.first_seq
+                    && link.written_upto.is_some_and(|w| w >= seq.get()) =>
+            {
+                Delivery::OutcomeUnknown
+            }
+            _ => Delivery::NotSent,
         }
     }
 
     /// The link is gone: fail or keep each pending request. Internal requests belonged to
     /// the link and are forgotten. Requests not sent stay queued either way: with no
     /// reconnect coming, [`ClientCore::fail_queued`] fails them once the loss is announced.
-    pub(super) fn settle_pending_on_loss(&mut self, link: &Link, will_reconnect: bool) {
-        let ids: Vec<u64> = self.requests.pending.ids().collect();
-        let mut kept = Vec::new();
-        for id in ids {
-            let Some(entry) = self.requests.pending.get_mut(id) else {
+    pub(super) fn settle_pending_on_loss(&mut self, link: &super::Link, will_reconnect: bool) {
+        let mut kept = self.requests.take_refused();
+        for id in self.requests.ids() {
+            let Some(entry) = self.requests.get_mut(id) else {
                 continue;
             };
             let keep = entry.purpose == Purpose::User
@@ -385,7 +600,7 @@ impl ClientCore {
                 kept.push(id);
                 continue;
             }
-            let Some(entry) = self.take_pending(id) else {
+            let Some(entry) = self.requests.take(id) else {
                 continue;
             };
             if entry.purpose == Purpose::User {
@@ -394,18 +609,14 @@ impl ClientCore {
             }
         }
         // Everything kept goes out again once ready, in id order.
-        let queued: Vec<u64> = self.requests.outbox.drain(..).collect();
-        let mut order: Vec<u64> = kept.into_iter().chain(queued).collect();
-        order.sort_unstable();
-        order.dedup();
-        self.requests.outbox.extend(order);
+        self.requests.requeue(kept);
     }
 
     /// Fails the requests waiting for a connection that is not coming.
     pub(super) fn fail_queued(&mut self) {
         let queued: Vec<u64> = self.requests.outbox.drain(..).collect();
         for id in queued {
-            if let Some(entry) = self.take_pending(id) {
+            if let Some(entry) = self.requests.take(id) {
                 // A read kept from an earlier connection may have reached the server there.
                 let delivery = entry.delivery(Delivery::NotSent);
                 self.respond(id, entry.kind, Err(RequestError::Disconnected { delivery }));
@@ -417,13 +628,13 @@ impl ClientCore {
     /// requests are forgotten.
     pub(super) fn fail_all_pending(
         &mut self,
-        link: Option<&Link>,
+        link: Option<&super::Link>,
         error: impl Fn(Delivery) -> RequestError,
     ) {
         self.requests.outbox.clear();
-        let ids: Vec<u64> = self.requests.pending.ids().collect();
-        for id in ids {
-            let Some(entry) = self.take_pending(id) else {
+        self.requests.refused.clear();
+        for id in self.requests.ids() {
+            let Some(entry) = self.requests.take(id) else {
                 continue;
             };
             if entry.purpose == Purpose::User {

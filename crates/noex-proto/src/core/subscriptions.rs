@@ -1,14 +1,257 @@
 //! Subscription bookkeeping: durable handles, restore after reconnect, held pushes.
+//!
+//! [`Subscriptions`] is the bookkeeping and its invariants; the `impl ClientCore` below
+//! decides what happens to subscriptions as the connection lives.
 
+use super::requests::Purpose;
 use super::server_id::ServerId;
-use super::{ClientCore, Phase, Purpose, Subscription};
+use super::{ClientCore, Stage};
 use crate::error::{Delivery, RequestError};
 use crate::event::{CoreError, Event, Gap, LifecycleEvent, SubscriptionEvent, SubscriptionId};
 use crate::frame::SubscribeAnswer;
 use crate::payload::Payload;
 use crate::subscription::SubscriptionSpec;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 use tracing::debug;
+
+#[derive(Debug)]
+struct Subscription {
+    spec: SubscriptionSpec,
+    server_id: Option<ServerId>,
+    /// Whether it has ever been registered (so the next registration is a restore).
+    registered_once: bool,
+    /// When the last frame arrived on the connection it was registered on, once that
+    /// connection was lost, until it is registered again: the start of its gap.
+    lost_at: Option<Instant>,
+    /// Whether the session check refused its subscribe once since it was last
+    /// registered (a second refusal fails it: a new login did not help).
+    refused: bool,
+}
+
+/// Where a push goes.
+enum PushTarget {
+    /// To this live subscription.
+    Live(SubscriptionId),
+    /// Nowhere: its subscription is being removed.
+    Unsubscribed,
+    /// Held: a subscribe answer in flight may claim it.
+    Hold,
+    /// Nowhere: nobody knows it.
+    Unknown,
+}
+
+/// The subscriptions sub-state: durable handles and their server ids on this connection.
+///
+/// Invariants: `by_server_id` maps exactly the server ids of the live subscriptions
+/// registered on this connection; `held` is empty when no subscribe is in flight;
+/// `unsubscribed` holds only ids whose unsubscribe is in flight (`unsubscribing`);
+/// `late` holds at most `max_in_flight` entries; everything but `live` and `next_id`
+/// belongs to one connection and is cleared when it ends.
+#[derive(Debug)]
+pub(super) struct Subscriptions {
+    next_id: u64,
+    live: BTreeMap<SubscriptionId, Subscription>,
+    by_server_id: HashMap<ServerId, SubscriptionId>,
+    /// Server ids being unsubscribed on this connection, whose pushes may still arrive
+    /// (dropped quietly); each is forgotten once its unsubscribe has ended.
+    unsubscribed: HashSet<String>,
+    /// The server id each unsubscribe in flight is for, by request id.
+    unsubscribing: HashMap<u64, String>,
+    /// Subscriptions dropped while their subscribe was in flight, to undo on the answer.
+    abandoned: BTreeMap<SubscriptionId, SubscriptionSpec>,
+    /// Subscribes that timed out after their frame was written, by request id: a late
+    /// answer may still register them on the server, to undo then. At most
+    /// [`crate::Config::max_in_flight`], the oldest forgotten first.
+    late: BTreeMap<u64, SubscriptionSpec>,
+    /// Pushes for server ids not yet registered, while subscribes are in flight.
+    held: VecDeque<(String, Payload)>,
+    in_flight: usize,
+    restores_outstanding: usize,
+}
+
+impl Default for Subscriptions {
+    fn default() -> Subscriptions {
+        Subscriptions {
+            next_id: 1,
+            live: BTreeMap::new(),
+            by_server_id: HashMap::new(),
+            unsubscribed: HashSet::new(),
+            unsubscribing: HashMap::new(),
+            abandoned: BTreeMap::new(),
+            late: BTreeMap::new(),
+            held: VecDeque::new(),
+            in_flight: 0,
+            restores_outstanding: 0,
+        }
+    }
+}
+
+impl Subscriptions {
+    pub(super) fn live_count(&self) -> usize {
+        self.live.len()
+    }
+
+    pub(super) fn ids(&self) -> impl Iterator<Item = SubscriptionId> + '_ {
+        self.live.keys().copied()
+    }
+
+    pub(super) fn is_registered(&self, id: SubscriptionId) -> bool {
+        self.live.get(&id).is_some_and(|s| s.server_id.is_some())
+    }
+
+    pub(super) fn held_len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// The sizes of the connection-scoped tables, for leak checks.
+    pub(super) fn table_sizes(&self) -> [usize; 5] {
+        [
+            self.by_server_id.len(),
+            self.unsubscribed.len(),
+            self.abandoned.len(),
+            self.late.len(),
+            self.held.len(),
+        ]
+    }
+
+    fn add(&mut self, spec: SubscriptionSpec) -> SubscriptionId {
+        let id = SubscriptionId(self.next_id);
+        self.next_id += 1;
+        self.live.insert(
+            id,
+            Subscription {
+                spec,
+                server_id: None,
+                registered_once: false,
+                lost_at: None,
+                refused: false,
+            },
+        );
+        id
+    }
+
+    /// Removes a live subscription (and its server id on this connection).
+    fn remove(&mut self, id: SubscriptionId) -> Option<Subscription> {
+        let sub = self.live.remove(&id)?;
+        if let Some(server_id) = &sub.server_id {
+            self.by_server_id.remove(server_id);
+        }
+        Some(sub)
+    }
+
+    /// Where a push for `server_id` goes.
+    fn target(&self, server_id: &str) -> PushTarget {
+        if let Some(&sub) = self.by_server_id.get(&ServerId::new(server_id)) {
+            PushTarget::Live(sub)
+        } else if self.unsubscribed.contains(server_id) {
+            PushTarget::Unsubscribed
+        } else if self.in_flight > 0 {
+            PushTarget::Hold
+        } else {
+            PushTarget::Unknown
+        }
+    }
+
+    /// Holds a push for a subscribe in flight, within `max`; returns the server id of
+    /// a push dropped to make room (or of this one, when nothing may be held).
+    fn hold(&mut self, server_id: String, data: Payload, max: usize) -> Option<String> {
+        let mut dropped = None;
+        if self.held.len() >= max {
+            dropped = self.held.pop_front().map(|(id, _)| id);
+        }
+        if max > 0 {
+            self.held.push_back((server_id, data));
+            dropped
+        } else {
+            Some(server_id)
+        }
+    }
+
+    /// Takes the held pushes for `server_id`, in arrival order.
+    fn take_held(&mut self, server_id: &str) -> Vec<Payload> {
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.held.len());
+        for (id, data) in self.held.drain(..) {
+            if id == server_id {
+                taken.push(data);
+            } else {
+                kept.push_back((id, data));
+            }
+        }
+        self.held = kept;
+        taken
+    }
+
+    /// Remembers that request `request` unsubscribes `server_id`.
+    fn unsubscribing(&mut self, request: u64, server_id: String) {
+        self.unsubscribed.insert(server_id.clone());
+        self.unsubscribing.insert(request, server_id);
+    }
+
+    /// An unsubscribe was answered (or timed out): the server sends nothing more for its
+    /// id (a connection's frames arrive in order), so the id is forgotten, and an app that
+    /// subscribes and unsubscribes on one connection for days holds nothing for it.
+    pub(super) fn unsubscribe_ended(&mut self, request: u64) {
+        if let Some(server_id) = self.unsubscribing.remove(&request) {
+            self.unsubscribed.remove(&server_id);
+        }
+    }
+
+    /// A subscribe whose frame was written timed out: its answer may still come. A
+    /// server that never answers must not make this grow: the oldest is forgotten (its
+    /// registration, should it come after all, stays until the connection ends).
+    fn remember_late(&mut self, request: u64, spec: SubscriptionSpec, max: usize) {
+        self.late.insert(request, spec);
+        while self.late.len() > max {
+            self.late.pop_first();
+        }
+    }
+
+    /// The connection the registered subscriptions were on is gone; `last_rx` is when its
+    /// last frame arrived, the start of their gap (the server may have sent pushes that
+    /// never arrived from then on).
+    fn connection_lost(&mut self, last_rx: Instant) {
+        for sub in self.live.values_mut() {
+            if sub.server_id.is_some() && sub.lost_at.is_none() {
+                sub.lost_at = Some(last_rx);
+            }
+        }
+    }
+
+    /// Forgets everything that belonged to one connection; returns how many held pushes
+    /// were dropped.
+    fn reset_connection_scoped(&mut self) -> usize {
+        self.by_server_id.clear();
+        self.unsubscribed.clear();
+        self.unsubscribing.clear();
+        self.abandoned.clear();
+        self.late.clear();
+        for sub in self.live.values_mut() {
+            sub.server_id = None;
+        }
+        let dropped = self.held.len();
+        self.held.clear();
+        self.in_flight = 0;
+        self.restores_outstanding = 0;
+        dropped
+    }
+
+    /// One subscribe fewer in flight; `restore` when it was part of the restore burst.
+    /// Returns whether that was the burst's last.
+    fn settled(&mut self, restore: bool) -> bool {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if restore {
+            self.restores_outstanding = self.restores_outstanding.saturating_sub(1);
+            return self.restores_outstanding == 0;
+        }
+        false
+    }
+
+    pub(super) fn restores_outstanding(&self) -> usize {
+        self.restores_outstanding
+    }
+}
 
 impl ClientCore {
     /// Subscribes. The handle stays valid across reconnects until
@@ -23,6 +266,7 @@ impl ClientCore {
         now: Instant,
         spec: SubscriptionSpec,
     ) -> Result<SubscriptionId, RequestError> {
+        use super::phase::Phase;
         match self.phase {
             Phase::Closed => {
                 return Err(RequestError::Closed {
@@ -34,19 +278,9 @@ impl ClientCore {
                     delivery: Delivery::NotSent,
                 })
             }
-            _ => {}
+            Phase::Linked(_) | Phase::Backoff { .. } => {}
         }
-        let id = SubscriptionId(self.subs.next_id);
-        self.subs.next_id += 1;
-        self.subs.live.insert(
-            id,
-            Subscription {
-                spec,
-                server_id: None,
-                registered_once: false,
-                lost_at: None,
-            },
-        );
+        let id = self.subs.add(spec);
         if self.link_usable() {
             self.send_subscribe(now, id, false);
         }
@@ -56,21 +290,19 @@ impl ClientCore {
     /// Ends a subscription. Its handle is dead at once; the server is told when a
     /// connection is up (nothing is sent while disconnected). Returns whether it existed.
     pub fn unsubscribe(&mut self, now: Instant, id: SubscriptionId) -> bool {
-        let Some(sub) = self.subs.live.remove(&id) else {
+        let Some(sub) = self.subs.remove(id) else {
             return false;
         };
         match sub.server_id {
-            Some(server_id) => {
-                self.subs.by_server_id.remove(&server_id);
-                if self.link_usable() {
-                    self.send_unsubscribe(now, &sub.spec, server_id.to_string());
-                }
+            Some(server_id) if self.link_usable() => {
+                self.send_unsubscribe(now, &sub.spec, server_id.to_string());
             }
             // Its subscribe is in flight: undo it when the answer comes.
             None if self.link_usable() => {
                 self.subs.abandoned.insert(id, sub.spec);
             }
-            None => {}
+            // Nothing is on the server any more, or nothing can be said to it now.
+            Some(_) | None => {}
         }
         true
     }
@@ -111,22 +343,30 @@ impl ClientCore {
         restore: bool,
         answer: Result<SubscribeAnswer<'_>, RequestError>,
     ) {
-        self.subs.in_flight = self.subs.in_flight.saturating_sub(1);
+        let burst_done = self.subs.settled(restore);
         match answer {
             Ok(answer) => self.register(now, sub, answer),
             Err(error) => {
-                self.subs.abandoned.remove(&sub);
-                self.fail_subscription(sub, error)
+                let once = self.subs.live.get_mut(&sub).is_some_and(|s| {
+                    let first = !s.refused;
+                    s.refused = true;
+                    first
+                });
+                let held = once
+                    && !self.subs.abandoned.contains_key(&sub)
+                    && self.subscribe_refused(now, sub, &error);
+                if !held {
+                    self.subs.abandoned.remove(&sub);
+                    self.fail_subscription(sub, error)
+                }
             }
         }
         if self.subs.in_flight == 0 {
             self.drop_unclaimed_held();
         }
-        if restore {
-            self.subs.restores_outstanding = self.subs.restores_outstanding.saturating_sub(1);
-            if self.subs.restores_outstanding == 0 && self.phase == Phase::Restoring {
-                self.become_ready(now);
-            }
+        let restoring = matches!(self.link().map(|l| &l.stage), Some(Stage::Restoring(_)));
+        if burst_done && restoring {
+            self.become_ready(now);
         }
     }
 
@@ -136,9 +376,8 @@ impl ClientCore {
             // Unsubscribed while the answer was in flight: undo it on the server.
             // Pushes that overtook the answer belong to it: expected, and dropped quietly
             // (counted), like those that follow until the server has unsubscribed.
-            let before = self.subs.held.len();
-            self.subs.held.retain(|(id, _)| *id != server_id);
-            self.counters.pushes_dropped += (before - self.subs.held.len()) as u64;
+            let dropped = self.subs.take_held(&server_id).len();
+            self.counters.pushes_dropped += dropped as u64;
             if let Some(spec) = self.subs.abandoned.remove(&sub) {
                 self.send_unsubscribe(now, &spec, server_id);
             }
@@ -158,24 +397,18 @@ impl ClientCore {
             SubscriptionEvent::Ready { id: sub, data }
         };
         entry.registered_once = true;
+        entry.refused = false;
         let compact = ServerId::new(&server_id);
         entry.server_id = Some(compact.clone());
         self.subs.by_server_id.insert(compact, sub);
         self.emit(Event::Subscription(event));
         // Pushes that overtook the answer, in arrival order.
-        let mut i = 0;
-        while i < self.subs.held.len() {
-            if self.subs.held[i].0 == server_id {
-                if let Some((_, data)) = self.subs.held.remove(i) {
-                    self.counters.pushes_delivered += 1;
-                    self.emit(Event::Subscription(SubscriptionEvent::Update {
-                        id: sub,
-                        data,
-                    }));
-                }
-            } else {
-                i += 1;
-            }
+        for data in self.subs.take_held(&server_id) {
+            self.counters.pushes_delivered += 1;
+            self.emit(Event::Subscription(SubscriptionEvent::Update {
+                id: sub,
+                data,
+            }));
         }
     }
 
@@ -186,13 +419,8 @@ impl ClientCore {
             None => self.subs.live.get(&sub).map(|s| s.spec.clone()),
         };
         if let Some(spec) = spec {
-            self.subs.late.insert(request, spec);
-            // A server that never answers must not make this grow: the oldest is
-            // forgotten (its registration, should it come after all, stays until the
-            // connection ends).
-            while self.subs.late.len() > self.config.max_in_flight {
-                self.subs.late.pop_first();
-            }
+            self.subs
+                .remember_late(request, spec, self.config.max_in_flight);
         }
     }
 
@@ -216,52 +444,38 @@ impl ClientCore {
 
     fn send_unsubscribe(&mut self, now: Instant, spec: &SubscriptionSpec, server_id: String) {
         let op = spec.unsubscribe_operation(&server_id);
-        self.subs.unsubscribed.insert(server_id.clone());
         let request = self.send_internal(now, op, Purpose::Unsubscribe);
-        self.subs.unsubscribing.insert(request, server_id);
-    }
-
-    /// An unsubscribe was answered (or timed out): the server sends nothing more for its
-    /// id (a connection's frames arrive in order), so the id is forgotten, and an app that
-    /// subscribes and unsubscribes on one connection for days holds nothing for it.
-    pub(super) fn unsubscribe_ended(&mut self, request: u64) {
-        if let Some(server_id) = self.subs.unsubscribing.remove(&request) {
-            self.subs.unsubscribed.remove(&server_id);
-        }
+        self.subs.unsubscribing(request, server_id);
     }
 
     /// A `push` frame.
     pub(super) fn handle_push(&mut self, server_id: String, data: Payload) {
-        if let Some(&sub) = self.subs.by_server_id.get(&ServerId::new(&server_id)) {
-            self.counters.pushes_delivered += 1;
-            self.emit(Event::Subscription(SubscriptionEvent::Update {
-                id: sub,
-                data,
-            }));
-        } else if self.subs.unsubscribed.contains(&server_id) {
-            self.counters.pushes_dropped += 1;
-        } else if self.subs.in_flight > 0 {
-            if self.subs.held.len() >= self.config.max_held_pushes {
-                if let Some((dropped, _)) = self.subs.held.pop_front() {
+        match self.subs.target(&server_id) {
+            PushTarget::Live(sub) => {
+                self.counters.pushes_delivered += 1;
+                self.emit(Event::Subscription(SubscriptionEvent::Update {
+                    id: sub,
+                    data,
+                }));
+            }
+            PushTarget::Unsubscribed => self.counters.pushes_dropped += 1,
+            PushTarget::Hold => {
+                let max = self.config.max_held_pushes;
+                if let Some(dropped) = self.subs.hold(server_id, data, max) {
                     self.counters.pushes_dropped += 1;
                     self.lifecycle(LifecycleEvent::Error(CoreError::HeldPushOverflow(dropped)));
                 }
+                if max > 0 {
+                    self.counters.pushes_held += 1;
+                }
             }
-            if self.config.max_held_pushes > 0 {
-                self.counters.pushes_held += 1;
-                self.subs.held.push_back((server_id, data));
-            } else {
+            PushTarget::Unknown => {
+                debug!(%server_id, "push for an unknown subscription");
                 self.counters.pushes_dropped += 1;
-                self.lifecycle(LifecycleEvent::Error(CoreError::HeldPushOverflow(
+                self.lifecycle(LifecycleEvent::Error(CoreError::UnknownSubscription(
                     server_id,
                 )));
             }
-        } else {
-            debug!(%server_id, "push for an unknown subscription");
-            self.counters.pushes_dropped += 1;
-            self.lifecycle(LifecycleEvent::Error(CoreError::UnknownSubscription(
-                server_id,
-            )));
         }
     }
 
@@ -276,7 +490,7 @@ impl ClientCore {
     }
 
     pub(super) fn fail_subscription(&mut self, sub: SubscriptionId, error: RequestError) {
-        if self.subs.live.remove(&sub).is_some() {
+        if self.subs.remove(sub).is_some() {
             self.emit(Event::Subscription(SubscriptionEvent::Failed {
                 id: sub,
                 error,
@@ -286,7 +500,7 @@ impl ClientCore {
 
     /// No connection is coming: every live subscription fails with `error`.
     pub(super) fn fail_all_subscriptions(&mut self, error: &RequestError) {
-        let ids: Vec<SubscriptionId> = self.subs.live.keys().copied().collect();
+        let ids: Vec<SubscriptionId> = self.subs.ids().collect();
         for sub in ids {
             self.fail_subscription(sub, error.clone());
         }
@@ -294,8 +508,47 @@ impl ClientCore {
 
     /// The client closed: every live subscription ends quietly.
     pub(super) fn end_all_subscriptions(&mut self) {
+        self.subs.by_server_id.clear();
         for id in std::mem::take(&mut self.subs.live).into_keys() {
             self.emit(Event::Subscription(SubscriptionEvent::Ended { id }));
         }
+    }
+
+    /// The connection is gone: the registered subscriptions' gaps start at its last
+    /// frame, and everything that belonged to it is forgotten.
+    pub(super) fn subscriptions_link_lost(&mut self, last_rx: Option<Instant>) {
+        if let Some(last_rx) = last_rx {
+            self.subs.connection_lost(last_rx);
+        }
+        let dropped = self.subs.reset_connection_scoped();
+        self.counters.pushes_dropped += dropped as u64;
+    }
+
+    /// How the answer to request `id` is best decoded: a store subscription's subscribe
+    /// answer hands its data on unread (checked by whatever reads it, or dropped unread
+    /// when the subscription was given up meanwhile: its server id is still read, to
+    /// undo it); a rules subscribe's answer is read through.
+    pub(super) fn expected_answer(&self, id: u64) -> crate::frame::Expect {
+        use crate::frame::Expect;
+        match self.requests.get(id).map(|p| p.purpose) {
+            Some(Purpose::Subscribe { sub, .. }) => {
+                let spec = match self.subs.live.get(&sub) {
+                    Some(entry) => Some(&entry.spec),
+                    None => self.subs.abandoned.get(&sub),
+                };
+                let takes_data = spec.is_some_and(SubscriptionSpec::has_initial_data);
+                if takes_data {
+                    Expect::AnswerWithData
+                } else {
+                    Expect::Answer
+                }
+            }
+            _ => Expect::Frame,
+        }
+    }
+
+    /// The subscriptions to make on a new connection: every live one.
+    pub(super) fn live_subscriptions(&self) -> Vec<SubscriptionId> {
+        self.subs.ids().collect()
     }
 }

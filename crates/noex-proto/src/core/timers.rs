@@ -14,10 +14,20 @@ pub(super) enum Timer {
     Liveness,
     /// The wait before the next connection attempt.
     Backoff,
+    /// The session's renewal, some time before it expires.
+    SessionRenew,
+    /// The token provider's deadline for the token asked of it.
+    TokenFetch,
 }
 
 impl Timer {
-    const ALL: [Timer; 3] = [Timer::Connect, Timer::Liveness, Timer::Backoff];
+    const ALL: [Timer; 5] = [
+        Timer::Connect,
+        Timer::Liveness,
+        Timer::Backoff,
+        Timer::SessionRenew,
+        Timer::TokenFetch,
+    ];
 
     fn index(self) -> usize {
         self as usize
@@ -27,7 +37,7 @@ impl Timer {
 /// When each timer fires, if it is armed.
 #[derive(Debug, Default)]
 pub(super) struct TimerTable {
-    at: [Option<Instant>; 3],
+    at: [Option<Instant>; 5],
 }
 
 impl TimerTable {

@@ -50,8 +50,25 @@ pub struct Operation {
 /// The rarely set parts of an [`Operation`].
 #[derive(Clone, Default)]
 struct Rare {
-    login_token: Option<Secret>,
+    presented: Option<Presented>,
     encode_error: Option<String>,
+}
+
+/// What a login operation presents, kept so the core can present it again on a later
+/// connection, or when the session has expired.
+#[derive(Clone, PartialEq)]
+pub(crate) enum Presented {
+    /// `auth.login`'s token.
+    Token(Secret),
+    /// `identity.login`'s user name and password.
+    Credentials {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: Secret,
+    },
+    /// `identity.loginWithSecret`'s secret.
+    Secret(Secret),
 }
 
 impl Operation {
@@ -158,10 +175,20 @@ impl Operation {
         crate::frame::request_frame(id, self.kind.name(), self.fields)
     }
 
-    /// For `auth.login`: the token presented, so the core can present it again after a
-    /// reconnect.
-    pub(crate) fn login_token(&self) -> Option<&Secret> {
-        self.rare.as_ref()?.login_token.as_ref()
+    /// For a login (`auth.login`, `identity.login`, `identity.loginWithSecret`): what it
+    /// presents, so the core can present it again.
+    pub(crate) fn presented(&self) -> Option<&Presented> {
+        self.rare.as_ref()?.presented.as_ref()
+    }
+
+    /// Whether it is a login that presents something ([`Operation::presented`]).
+    pub(crate) fn is_login(&self) -> bool {
+        self.presented().is_some()
+    }
+
+    fn presenting(mut self, presented: Presented) -> Operation {
+        self.rare.get_or_insert_with(Box::default).presented = Some(presented);
+        self
     }
 }
 
@@ -513,9 +540,9 @@ pub mod auth {
 
     /// `auth.login` token → `{userId, roles, expiresAt}`.
     pub fn login(token: &Secret) -> Operation {
-        let mut op = Operation::new(OpKind::AuthLogin).field("token", token.expose());
-        op.rare.get_or_insert_with(Box::default).login_token = Some(token.clone());
-        op
+        Operation::new(OpKind::AuthLogin)
+            .field("token", token.expose())
+            .presenting(Presented::Token(token.clone()))
     }
     /// `auth.logout` → `{loggedOut}`.
     pub fn logout() -> Operation {
@@ -571,10 +598,16 @@ pub mod identity {
         Operation::new(OpKind::IdentityLogin)
             .field("username", username)
             .field("password", password.expose())
+            .presenting(Presented::Credentials {
+                username: username.to_owned(),
+                password: password.clone(),
+            })
     }
     /// `identity.loginWithSecret` secret → `{token, expiresAt, user}`.
     pub fn login_with_secret(secret: &Secret) -> Operation {
-        Operation::new(OpKind::IdentityLoginWithSecret).field("secret", secret.expose())
+        Operation::new(OpKind::IdentityLoginWithSecret)
+            .field("secret", secret.expose())
+            .presenting(Presented::Secret(secret.clone()))
     }
     /// `identity.logout`.
     pub fn logout() -> Operation {
