@@ -172,6 +172,8 @@ impl Harness {
                     reason,
                 } => self.closes.push((connection, code, reason)),
                 Output::Event(event) => self.events.push(event),
+                // Kept in the log: the test gives the token (`ClientCore::provide_token`).
+                Output::FetchToken { .. } => {}
                 other => panic!("an output the test harness does not know: {other:?}"),
             }
         }
