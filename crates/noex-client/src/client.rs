@@ -377,6 +377,7 @@ impl Client {
             core,
             self.inner.backend.clone(),
             options.tls.clone(),
+            options.token_provider.clone(),
             self.inner.shared.clone(),
             commands_rx,
             welcome_tx,

@@ -4,6 +4,7 @@
 //! socket it held is closed.
 
 use crate::error::{Error, Result};
+use crate::options::{TokenProvider, TokenRequest};
 use crate::reply::{Replier, Replies, RequestCell, SubscribeCell};
 use crate::runtime::{Backend, FrameSink, FrameStream, Incoming, Outgoing};
 use crate::shared::Shared;
@@ -16,11 +17,13 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use noex_proto::ops::Operation;
 use noex_proto::{
     ClientCore, ConnectionId, ConnectionState, Counters, Delivery, DisconnectReason, Event, Gap,
-    Input, LifecycleEvent, Output, Payload, RequestId, RequestOptions, SubscriptionData,
-    SubscriptionEvent, SubscriptionId, SubscriptionSpec, WelcomeInfo,
+    Input, LifecycleEvent, Output, Payload, RequestId, RequestOptions, Secret, SubscriptionData,
+    SubscriptionEvent, SubscriptionId, SubscriptionSpec, TokenFetchId, WelcomeInfo,
 };
+use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
@@ -76,6 +79,9 @@ pub(crate) enum Command {
 
 type Connecting = BoxFuture<'static, std::result::Result<(FrameSink, FrameStream), TransportError>>;
 
+/// The token provider's answer, or its panic.
+type Fetched = std::result::Result<std::result::Result<Secret, String>, Box<dyn Any + Send>>;
+
 /// One open (or opening) transport connection. The driver connects, reads and writes it
 /// itself: no task per attempt, no reader or writer task, no channel hop per frame.
 struct Link {
@@ -119,6 +125,10 @@ pub(crate) struct Driver {
     core: ClientCore,
     backend: Backend,
     tls: crate::TlsOptions,
+    /// Asked for a token when the core says so ([`Output::FetchToken`]).
+    token_provider: Option<TokenProvider>,
+    /// The token asked for and not yet given.
+    token_fetch: Option<(TokenFetchId, BoxFuture<'static, Fetched>)>,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedReceiver<Command>,
     link: Option<Link>,
@@ -144,6 +154,7 @@ enum Wake {
     ),
     Frame(ConnectionId, Option<Incoming>),
     WriteFailed(ConnectionId, TransportError),
+    Token(TokenFetchId, Fetched),
     Timer,
 }
 
@@ -152,6 +163,7 @@ impl Driver {
         core: ClientCore,
         backend: Backend,
         tls: crate::TlsOptions,
+        token_provider: Option<TokenProvider>,
         shared: Arc<Shared>,
         commands: mpsc::UnboundedReceiver<Command>,
         connect_waiter: oneshot::Sender<Result<WelcomeInfo>>,
@@ -160,6 +172,8 @@ impl Driver {
             core,
             backend,
             tls,
+            token_provider,
+            token_fetch: None,
             shared,
             commands,
             link: None,
@@ -213,6 +227,7 @@ impl Driver {
                     self.core.handle_input(now, connection, input);
                     self.drop_link(connection);
                 }
+                Wake::Token(id, fetched) => self.token_fetched(now, id, fetched),
                 Wake::Timer => {
                     timer = None;
                     self.core.handle_timeout(now);
@@ -269,6 +284,13 @@ impl Driver {
         if !commands_first {
             if let Poll::Ready(c) = self.commands.poll_next_unpin(cx) {
                 return Poll::Ready(Wake::Command(c));
+            }
+        }
+        if let Some((id, fetch)) = self.token_fetch.as_mut() {
+            if let Poll::Ready(fetched) = fetch.poll_unpin(cx) {
+                let id = *id;
+                self.token_fetch = None;
+                return Poll::Ready(Wake::Token(id, fetched));
             }
         }
         if let Some((_, sleep)) = timer.as_mut() {
@@ -466,10 +488,45 @@ impl Driver {
                     reason,
                 } => self.close_link(connection, code, reason),
                 Output::Event(event) => self.dispatch(event),
+                Output::FetchToken { id, refresh } => self.fetch_token(id, refresh),
                 // An output this driver does not know yet (the core is newer): nothing to do.
                 _ => {}
             }
         }
+    }
+
+    /// Asks the token provider, isolated: a provider that panics (when called or while
+    /// it runs) is reported and counts as a failed fetch. The previous fetch, if any, is
+    /// no longer wanted.
+    fn fetch_token(&mut self, id: TokenFetchId, refresh: bool) {
+        let Some(provider) = self.token_provider.clone() else {
+            let now = self.now();
+            let reason = "no token provider is configured".to_owned();
+            self.core.provide_token(now, id, Err(reason));
+            return;
+        };
+        let request = TokenRequest { refresh };
+        let fetch = match std::panic::catch_unwind(AssertUnwindSafe(|| provider.fetch(request))) {
+            Ok(future) => AssertUnwindSafe(future).catch_unwind().boxed(),
+            Err(panic) => futures::future::ready(Err(panic)).boxed(),
+        };
+        self.token_fetch = Some((id, fetch));
+    }
+
+    fn token_fetched(&mut self, now: Instant, id: TokenFetchId, fetched: Fetched) {
+        let token = match fetched {
+            Ok(token) => token,
+            Err(panic) => {
+                let report =
+                    crate::shared::callback_panicked("the token provider".to_owned(), &*panic);
+                self.shared.notify(&report);
+                Err(format!(
+                    "the token provider panicked: {}",
+                    crate::shared::panic_message(&*panic)
+                ))
+            }
+        };
+        self.core.provide_token(now, id, token);
     }
 
     fn dispatch(&mut self, event: Event) {
@@ -561,19 +618,19 @@ impl Driver {
         match &event {
             LifecycleEvent::Welcome(info) => self.welcome = Some(info.clone()),
             LifecycleEvent::Disconnected(reason) => self.last_disconnect = Some(reason.clone()),
-            LifecycleEvent::StateChanged(state) => {
-                self.shared.set_state(*state);
-                if *state == ConnectionState::Connected {
-                    if let (Some(waiter), Some(welcome)) =
-                        (self.connect_waiter.take(), self.welcome.clone())
-                    {
-                        let _ = waiter.send(Ok(welcome));
-                    }
-                }
-            }
+            LifecycleEvent::StateChanged(state) => self.shared.set_state(*state),
             _ => {}
         }
         self.shared.notify(&event);
+        // `connect` returns once the listeners that existed heard the connection come up:
+        // one registered after it returns hears only what happens later.
+        if matches!(event, LifecycleEvent::Connected) {
+            if let (Some(waiter), Some(welcome)) =
+                (self.connect_waiter.take(), self.welcome.clone())
+            {
+                let _ = waiter.send(Ok(welcome));
+            }
+        }
         // A failed first connection is answered with the reason, which follows the state.
         if let LifecycleEvent::Disconnected(reason) = &event {
             if self.shared.state() == ConnectionState::Disconnected {

@@ -116,7 +116,7 @@ pub mod surface {
     };
     pub use crate::client::{Client, EventStream};
     pub use crate::error::{Error, ProtocolError, ProtocolErrorKind, Result, SerdeError};
-    pub use crate::options::{ClientOptions, TlsOptions};
+    pub use crate::options::{ClientOptions, TlsOptions, TokenRequest};
     pub use crate::shared::ListenerGuard;
     pub use crate::slot::BufferPolicy;
     pub use crate::subscription::{CallbackHandle, Subscription};

@@ -1,9 +1,41 @@
 //! Client options, with builders.
 
 use crate::slot::BufferPolicy;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use noex_proto::{Auth, Backoff, Config, Liveness, Secret};
 use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// What the client asks of a token provider ([`ClientOptions::token_provider`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenRequest {
+    /// A new token is wanted: the server refused the last one, its session expired, or
+    /// it is about to. When `false`, a cached token will do.
+    pub refresh: bool,
+}
+
+/// The token provider's answer: a token, or why there is none (logged, never the token).
+pub(crate) type TokenFuture = BoxFuture<'static, Result<Secret, String>>;
+
+/// A token provider, shared by the options and the driver.
+#[derive(Clone)]
+pub(crate) struct TokenProvider(Arc<dyn Fn(TokenRequest) -> TokenFuture + Send + Sync>);
+
+impl TokenProvider {
+    pub(crate) fn fetch(&self, request: TokenRequest) -> TokenFuture {
+        (self.0)(request)
+    }
+}
+
+impl fmt::Debug for TokenProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenProvider")
+    }
+}
 
 /// How the client connects, logs in, reconnects and times out.
 ///
@@ -19,6 +51,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     pub(crate) auth: Option<Auth>,
+    pub(crate) token_provider: Option<TokenProvider>,
     pub(crate) reconnect: bool,
     pub(crate) backoff: Backoff,
     pub(crate) request_timeout: Duration,
@@ -40,6 +73,7 @@ impl Default for ClientOptions {
         let defaults = Config::new("");
         ClientOptions {
             auth: None,
+            token_provider: None,
             reconnect: defaults.reconnect,
             backoff: defaults.backoff,
             request_timeout: defaults.request_timeout,
@@ -64,17 +98,64 @@ impl ClientOptions {
     pub fn new() -> ClientOptions {
         ClientOptions::default()
     }
-    /// Logs in with `auth.login` and this token on every connection.
+    /// Logs in with `auth.login` and this token on every connection. A token cannot be
+    /// renewed: when its session expires (the server refuses a request with "Session
+    /// expired", or the token itself on a reconnect) the client gives up, with
+    /// [`crate::Error::GaveUp`] and [`crate::DisconnectReason::SessionExpired`]. For tokens
+    /// that expire, use [`ClientOptions::token_provider`].
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.auth = Some(Auth::Token(Secret::new(token)));
+        self.token_provider = None;
         self
     }
-    /// Logs in with `identity.login`, then resumes the returned session on reconnects.
+    /// Logs in with `identity.login` and keeps the user logged in for the life of the
+    /// client: the session is resumed on reconnects (`auth.login` with its token, falling
+    /// back to the credentials), renewed before it expires (`identity.refreshSession`),
+    /// and when the server says it expired anyway (clock skew, a machine that slept), the
+    /// client logs in again on the same connection and sends the refused requests again
+    /// within their deadlines. The server checks the session before it runs a request,
+    /// so a request refused that way was not executed: sending it again is safe for
+    /// writes too, and it is never reported as "outcome unknown" for the refused copy.
     pub fn credentials(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
         self.auth = Some(Auth::Credentials {
             username: username.into(),
             password: Secret::new(password),
         });
+        self.token_provider = None;
+        self
+    }
+    /// Logs in with `auth.login` and a token asked of `provider`, for servers with their
+    /// own `auth.validate` (JWTs from an identity provider, say). The provider is asked on
+    /// every connection (with [`TokenRequest::refresh`] `false`: a cached token will do),
+    /// again with `refresh` `true` when the server refuses the token or the session
+    /// expires, and before the session expires when the server said when (`expiresAt`).
+    /// Requests refused because the session expired are sent again after the new login,
+    /// as with [`ClientOptions::credentials`]. A provider that fails, panics or takes
+    /// longer than the request timeout counts as a failed login: the connection is made
+    /// again with backoff. The token never appears in logs or `Debug` output.
+    ///
+    /// ```
+    /// use noex_client::{ClientOptions, TokenRequest};
+    /// let options = ClientOptions::new().token_provider(|request: TokenRequest| async move {
+    ///     // Ask the identity provider for a new token when `request.refresh` is set.
+    ///     let _fresh = request.refresh;
+    ///     Ok::<_, std::io::Error>("eyJhbGciOi...".to_owned())
+    /// });
+    /// assert!(!format!("{options:?}").contains("eyJ"));
+    /// ```
+    pub fn token_provider<F, Fut, E>(mut self, provider: F) -> Self
+    where
+        F: Fn(TokenRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, E>> + Send + 'static,
+        E: fmt::Display,
+    {
+        let provider = move |request: TokenRequest| -> TokenFuture {
+            provider(request)
+                .map(|answer| answer.map(Secret::new).map_err(|e| e.to_string()))
+                .boxed()
+        };
+        self.token_provider = Some(TokenProvider(Arc::new(provider)));
+        self.auth = Some(Auth::Provider);
         self
     }
     /// Turns reconnecting on or off.
@@ -106,6 +187,18 @@ impl ClientOptions {
         } else {
             Liveness::Off
         };
+        self
+    }
+    /// The server's ping interval to assume before any connection has seen a ping (the
+    /// watchdog watches every connection from its first frame). Default 30 s, the
+    /// server's default; after the first pings, the interval measured is used.
+    pub fn ping_interval_hint(mut self, interval: Duration) -> Self {
+        if let Liveness::Auto { min_margin, .. } = self.liveness {
+            self.liveness = Liveness::Auto {
+                min_margin,
+                initial_interval: interval,
+            };
+        }
         self
     }
     /// Reconnect when nothing at all arrives for `timeout`, pings or not.
