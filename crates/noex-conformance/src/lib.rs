@@ -14,6 +14,9 @@ pub mod cases;
 pub mod chaos;
 pub mod noex_bin;
 pub mod tls_proxy;
+mod wait;
+
+pub use wait::Eventually;
 
 use futures::future::{self, BoxFuture, Either};
 use noex_client::runtime::Backend;
@@ -77,20 +80,16 @@ impl Ctx {
     }
 
     /// Polls `check` every 20 ms until it is true; panics after `within`.
-    pub async fn eventually<F, Fut>(&self, within: Duration, what: &str, mut check: F)
+    pub async fn eventually<F, Fut>(&self, within: Duration, what: &str, check: F)
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = bool>,
     {
-        let mut waited = Duration::ZERO;
-        while !check().await {
-            assert!(
-                waited < within,
-                "timed out after {within:?} waiting for {what}"
-            );
-            self.sleep(Duration::from_millis(20)).await;
-            waited += Duration::from_millis(20);
-        }
+        Eventually::new(|d| self.sleep(d))
+            .every(Duration::from_millis(20))
+            .within(within)
+            .until_async(what, check)
+            .await
     }
 
     /// Runs `fut` with a deadline; `None` when it did not finish in time.
