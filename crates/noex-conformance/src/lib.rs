@@ -12,6 +12,7 @@
 
 pub mod cases;
 pub mod chaos;
+pub mod harness;
 pub mod noex_bin;
 pub mod tls_proxy;
 mod wait;
