@@ -441,6 +441,8 @@ pub(crate) struct Config {
     pub(crate) audit_tiers: Vec<String>,
     pub(crate) audit_max_entries: usize,
     pub(crate) name: String,
+    /// `auth.sessionTtl` of the built-in identity, ms.
+    pub(crate) session_ttl_ms: i64,
 }
 
 impl Default for Config {
@@ -469,6 +471,7 @@ impl Default for Config {
             audit_tiers: vec!["admin".into(), "write".into()],
             audit_max_entries: 10_000,
             name: "noex-server".into(),
+            session_ttl_ms: crate::identity::DEFAULT_SESSION_TTL_MS,
         }
     }
 }
@@ -672,6 +675,17 @@ impl TestServerBuilder {
     /// (see [`crate::TestServer::purge_expired`]).
     pub fn ttl_check_interval(mut self, every: Duration) -> Self {
         self.config.ttl_check_interval = (!every.is_zero()).then_some(every);
+        self
+    }
+
+    /// Lifetime of the built-in identity's sessions ([`AuthMode::Identity`]; the real
+    /// server's `auth.sessionTtl`, default 24 hours): `identity.login`,
+    /// `identity.loginWithSecret` and `identity.refreshSession` answer `expiresAt` = now +
+    /// `ttl`. Once that has passed, the connection's next request answers `UNAUTHORIZED`
+    /// `Session expired` and `auth.login` with the token answers `Invalid token`.
+    /// Millisecond precision; at most `i64::MAX` ms.
+    pub fn session_ttl(mut self, ttl: Duration) -> Self {
+        self.config.session_ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         self
     }
 

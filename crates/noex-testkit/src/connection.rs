@@ -16,8 +16,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use crate::clock::Clock;
 use crate::faults::{HandshakeFault, Shared};
 use crate::handshake::{self, Ws};
+use crate::heartbeat::{Beat, Heartbeat};
 use crate::protocol;
 use crate::sockets::OpenSocket;
 use crate::state::{Ctl, Outbound, TextOutcome};
@@ -56,7 +58,7 @@ pub(crate) async fn serve(
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
     enum Admit {
-        Yes(u64, Duration),
+        Yes(u64, Duration, Clock),
         ShuttingDown,
         TooMany,
     }
@@ -68,14 +70,14 @@ pub(crate) async fn serve(
             match core.register(addr, out_tx.clone(), ctl_tx) {
                 None => Admit::TooMany,
                 Some(id) => {
-                    let _ = out_tx.send(Outbound::Text(protocol::welcome(core.requires_auth())));
-                    Admit::Yes(id, core.cfg.heartbeat)
+                    let _ = out_tx.send(Outbound::Text(core.welcome()));
+                    Admit::Yes(id, core.cfg.heartbeat, core.clock.clone())
                 }
             }
         }
     };
-    let (id, heartbeat) = match admit {
-        Admit::Yes(id, hb) => (id, hb),
+    let (id, heartbeat, clock) = match admit {
+        Admit::Yes(id, hb, clock) => (id, hb, clock),
         Admit::ShuttingDown => {
             close_with(&mut ws, 1001, "server_shutting_down").await;
             linger(&mut ws).await;
@@ -89,7 +91,11 @@ pub(crate) async fn serve(
         }
     };
     tracing::debug!(%addr, id, "connection opened");
-    run(&shared, &mut ws, id, heartbeat, &mut out_rx, &mut ctl_rx).await;
+    let beat = Beating {
+        every: heartbeat,
+        clock,
+    };
+    run(&shared, &mut ws, id, beat, &mut out_rx, &mut ctl_rx).await;
     shared.core().unregister(id);
     tracing::debug!(id, "connection closed");
 }
@@ -179,23 +185,25 @@ fn poll_io(
     ws.poll_next_unpin(cx).map(Io::Incoming)
 }
 
+/// A connection's heartbeat interval and the clock its pings carry.
+struct Beating {
+    every: Duration,
+    clock: Clock,
+}
+
 async fn run(
     shared: &Shared,
     ws: &mut Ws,
     id: u64,
-    heartbeat: Duration,
+    beat: Beating,
     out_rx: &mut mpsc::UnboundedReceiver<Outbound>,
     ctl_rx: &mut mpsc::UnboundedReceiver<Ctl>,
 ) {
     let mut stall_rx = shared.stall_watch();
     let mut stalled = *stall_rx.borrow_and_update();
-    let mut ticker = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+    let mut ticker = tokio::time::interval_at(Instant::now() + beat.every, beat.every);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    // As the real server: the time of the last ping sent (0: none yet) and the timestamp
-    // carried by the last pong (not its arrival time). At a tick, a ping whose pong
-    // timestamp is older than the ping closes the connection.
-    let mut last_ping_at = 0.0f64;
-    let mut last_pong_at = 0.0f64;
+    let mut heartbeat = Heartbeat::default();
     // Set once we sent a close frame: then we only wait for the peer's reply.
     let mut closing: Option<Instant> = None;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
@@ -218,7 +226,7 @@ async fn run(
                 }
                 stalled = *stall_rx.borrow_and_update();
                 if !stalled {
-                    last_ping_at = 0.0;
+                    heartbeat.forget_ping();
                     ticker.reset();
                 }
             }
@@ -254,7 +262,7 @@ async fn run(
                     }
                     let outcome = shared.core().on_text(id, text.as_str());
                     if let TextOutcome::Pong(ts) = outcome {
-                        last_pong_at = ts;
+                        heartbeat.pong(ts);
                     }
                 }
                 Io::Incoming(Some(Ok(Message::Binary(_)))) => {
@@ -266,14 +274,15 @@ async fn run(
                 Io::Incoming(Some(Ok(_))) => {}
             },
             _ = ticker.tick(), if !stalled && closing.is_none() => {
-                if last_ping_at > 0.0 && last_pong_at < last_ping_at {
-                    tracing::debug!(id, "heartbeat timeout");
-                    close_with(ws, 4001, "heartbeat_timeout").await;
-                    closing = Some(Instant::now() + CLOSE_LINGER);
-                } else {
-                    let now = crate::json::now_ms();
-                    outgoing.queue.push_back(Message::text(protocol::ping(now)));
-                    last_ping_at = now as f64;
+                match heartbeat.tick(beat.clock.now_ms()) {
+                    Beat::Timeout => {
+                        tracing::debug!(id, "heartbeat timeout");
+                        close_with(ws, 4001, "heartbeat_timeout").await;
+                        closing = Some(Instant::now() + CLOSE_LINGER);
+                    }
+                    Beat::Ping(now) => {
+                        outgoing.queue.push_back(Message::text(protocol::ping(now)));
+                    }
                 }
             }
         }

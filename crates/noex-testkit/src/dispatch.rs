@@ -6,7 +6,6 @@ use serde_json::{Map, Value};
 
 use crate::config::{AuthMode, PermissionDefault, Permissions};
 use crate::error::{OpError, OpResult};
-use crate::json::now_ms;
 use crate::ops::{self, Op};
 use crate::protocol::{self, Parsed};
 use crate::rules::EventPush;
@@ -99,7 +98,7 @@ impl Core {
         let Some(rate) = &mut self.rate else {
             return Ok(());
         };
-        match rate.consume(&key, now_ms()) {
+        match rate.consume(&key, self.clock.now_ms()) {
             Ok(()) => Ok(()),
             Err(retry) => Err(OpError::new(
                 "RATE_LIMITED",
@@ -117,7 +116,7 @@ impl Core {
             return;
         };
         let mut e = Map::new();
-        e.insert("timestamp".into(), now_ms().into());
+        e.insert("timestamp".into(), self.clock.now_ms().into());
         e.insert(
             "userId".into(),
             c.session
@@ -166,7 +165,7 @@ impl Core {
             return Err(OpError::unauthorized("Authentication required"));
         }
         let Some(s) = session else { return Ok(()) };
-        if s.expires_at.is_some_and(|e| e < now_ms()) {
+        if s.expires_at.is_some_and(|e| e < self.clock.now_ms()) {
             self.set_session(conn, None);
             return Err(OpError::unauthorized("Session expired"));
         }

@@ -275,6 +275,17 @@ impl TestServer {
         self.shared.core().revoke_all();
     }
 
+    /// Every session expires now: each connection's session (from a static token or the
+    /// built-in identity) and every session the built-in identity keeps. A logged-in
+    /// connection's next request (other than `auth.*`, `identity.login` and
+    /// `identity.loginWithSecret`) answers `UNAUTHORIZED` `Session expired`, exactly where
+    /// the real server would once the session's `expiresAt` has passed; `auth.whoami`
+    /// answers `{authenticated: false}`; `auth.login` with an identity session token
+    /// answers `Invalid token`. Sessions made afterwards live their full time.
+    pub fn expire_sessions(&self) {
+        self.shared.core().expire_sessions();
+    }
+
     /// `server.revokeSession(userId)` of the real server: each connection logged in as
     /// `user_id` gets `system`/`session_revoked` and is closed with 4002
     /// `session_revoked`, and `auth.login` as that user answers `SESSION_REVOKED`

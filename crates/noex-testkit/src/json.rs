@@ -6,14 +6,6 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// JavaScript strict equality (`===`) for JSON values: primitives by value, objects and
 /// arrays never equal (they would be distinct references).
 pub(crate) fn strict_eq(a: Option<&Value>, b: Option<&Value>) -> bool {
@@ -195,9 +187,10 @@ pub(crate) fn ordered_entries(map: &Map<String, Value>, order: &[String]) -> Vec
     out
 }
 
-/// Event ids in the style of the rule engine: base-36 time, a dash, 9 random base-36 chars.
-pub(crate) fn event_id() -> String {
-    let t = u64::try_from(now_ms()).unwrap_or(0);
+/// Event ids in the style of the rule engine: base-36 time (`now_ms`), a dash, 9 random
+/// base-36 chars.
+pub(crate) fn event_id(now_ms: i64) -> String {
+    let t = u64::try_from(now_ms).unwrap_or(0);
     let rand = uuid::Uuid::new_v4().as_u128();
     format!("{}-{}", base36(u128::from(t), 0), base36(rand, 9))
 }
@@ -239,7 +232,8 @@ mod tests {
 
     #[test]
     fn event_ids_look_right() {
-        let id = event_id();
+        let id = event_id(1_796_120_576_149);
+        assert!(id.starts_with("mx4jtead-"), "{id}");
         assert!(id.contains('-'));
         assert_eq!(id.split('-').nth(1).map(str::len), Some(9));
     }

@@ -30,6 +30,10 @@
 //! server.stop();
 //! ```
 //!
+//! For deterministic harnesses there is also an in-memory server without sockets or
+//! threads, on time the caller drives: [`memory::MemoryServer`]
+//! ([`TestServerBuilder::start_in_memory`]), with the same request handling.
+//!
 //! # What is implemented
 //!
 //! - **Framing and errors** exactly as the real server: `PARSE_ERROR`/`INVALID_REQUEST`
@@ -176,6 +180,7 @@
 // `audit`, `limits`); `subscriptions` keeps the store's and the rule engine's
 // subscriptions, counted per connection.
 mod audit;
+mod clock;
 mod config;
 mod connection;
 mod connection_log;
@@ -188,9 +193,11 @@ mod filter;
 pub mod fuzzing;
 mod handle;
 mod handshake;
+mod heartbeat;
 mod identity;
 mod json;
 mod limits;
+pub mod memory;
 mod ops;
 mod procedures;
 mod protocol;

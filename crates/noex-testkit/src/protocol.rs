@@ -140,11 +140,11 @@ pub(crate) fn push(subscription_id: &str, channel: &str, data: Value) -> String 
 }
 
 /// `{"type":"welcome","version":…,"serverTime":…,"requiresAuth":…}`.
-pub(crate) fn welcome(requires_auth: bool) -> String {
+pub(crate) fn welcome(requires_auth: bool, server_time: i64) -> String {
     ordered([
         ("type", &"welcome".into()),
         ("version", &PROTOCOL_VERSION.into()),
-        ("serverTime", &crate::json::now_ms().into()),
+        ("serverTime", &server_time.into()),
         ("requiresAuth", &requires_auth.into()),
     ])
 }
@@ -200,8 +200,10 @@ mod tests {
             push("sub-1", "subscription", json!(null)),
             r#"{"type":"push","channel":"subscription","subscriptionId":"sub-1","data":null}"#
         );
-        assert!(welcome(true).starts_with(r#"{"type":"welcome","version":"1.0.0","serverTime":"#));
-        assert!(welcome(true).ends_with(r#","requiresAuth":true}"#));
+        assert_eq!(
+            welcome(true, 1_796_120_576_149),
+            r#"{"type":"welcome","version":"1.0.0","serverTime":1796120576149,"requiresAuth":true}"#
+        );
         assert_eq!(ping(5), r#"{"type":"ping","timestamp":5}"#);
         let mut fields = Map::new();
         fields.insert("gracePeriodMs".into(), json!(100));

@@ -12,11 +12,12 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::audit::AuditLog;
+use crate::clock::Clock;
 use crate::config::{AuthMode, Config};
 use crate::connection_log::ConnectionLog;
 use crate::error::{OpError, OpResult, TestkitError};
 use crate::identity::{self, Identity};
-use crate::json::{now_ms, obj};
+use crate::json::obj;
 use crate::limits::RateLimiter;
 use crate::procedures::Procedures;
 use crate::protocol;
@@ -46,13 +47,33 @@ pub(crate) enum Ctl {
     Drop,
 }
 
+/// What the in-memory server gets for one of its connections, in the order sent.
+#[derive(Debug)]
+pub(crate) enum MemoryEvent {
+    Out(Outbound),
+    /// Drop the connection without a close frame.
+    Drop,
+}
+
+/// Where a connection's frames go.
+#[derive(Debug)]
+pub(crate) enum Sink {
+    /// A socket's task: frames, and out-of-band control.
+    Socket {
+        out: UnboundedSender<Outbound>,
+        ctl: UnboundedSender<Ctl>,
+    },
+    /// The in-memory server's one queue for all its connections (keeps the order of
+    /// frames across connections).
+    Memory(UnboundedSender<(u64, MemoryEvent)>),
+}
+
+/// A connection's session (`state.session`; `authenticated` is its presence).
 #[derive(Debug, Clone)]
 pub(crate) struct ConnSession {
     pub(crate) user_id: String,
     pub(crate) roles: Vec<String>,
     pub(crate) expires_at: Option<i64>,
-    /// Identity session token (built-in identity only).
-    pub(crate) token: Option<identity::Secret>,
 }
 
 #[derive(Debug)]
@@ -60,9 +81,38 @@ pub(crate) struct Conn {
     pub(crate) name: String,
     pub(crate) ip: IpAddr,
     pub(crate) connected_at: i64,
-    pub(crate) out: UnboundedSender<Outbound>,
-    pub(crate) ctl: UnboundedSender<Ctl>,
+    pub(crate) sink: Sink,
     pub(crate) session: Option<ConnSession>,
+    /// The built-in identity's session token (`state.sessionToken`): set by
+    /// `identity.login`, `identity.loginWithSecret` and `identity.refreshSession`,
+    /// cleared by `identity.logout` only (`auth.login` leaves it as it is).
+    pub(crate) session_token: Option<identity::Secret>,
+}
+
+impl Conn {
+    /// Queue `msg` for connection `id` (this one).
+    fn deliver(&self, id: u64, msg: Outbound) {
+        match &self.sink {
+            Sink::Socket { out, .. } => {
+                let _ = out.send(msg);
+            }
+            Sink::Memory(tx) => {
+                let _ = tx.send((id, MemoryEvent::Out(msg)));
+            }
+        }
+    }
+
+    /// Drop connection `id` (this one) without a close frame.
+    fn drop_now(&self, id: u64) {
+        match &self.sink {
+            Sink::Socket { ctl, .. } => {
+                let _ = ctl.send(Ctl::Drop);
+            }
+            Sink::Memory(tx) => {
+                let _ = tx.send((id, MemoryEvent::Drop));
+            }
+        }
+    }
 }
 
 /// What the connection task should do after a text frame.
@@ -93,6 +143,8 @@ pub(crate) struct Core {
     pub(crate) rate: Option<RateLimiter>,
     /// Users revoked by [`Core::revoke_user`], with the end of their ban (ms).
     pub(crate) revoked: HashMap<String, i64>,
+    /// Where time comes from (the engines hold clones of it).
+    pub(crate) clock: Clock,
 }
 
 impl std::fmt::Debug for Core {
@@ -135,8 +187,8 @@ type State = (
     Option<Identity>,
 );
 
-fn build_state(cfg: &Config) -> Result<State, TestkitError> {
-    let mut store = Store::new();
+fn build_state(cfg: &Config, clock: &Clock) -> Result<State, TestkitError> {
+    let mut store = Store::new(clock.clone());
     for (name, config, order) in &cfg.buckets {
         store
             .define_bucket(name, config, Some(order))
@@ -147,18 +199,28 @@ fn build_state(cfg: &Config) -> Result<State, TestkitError> {
             .define_query(name, kind.clone())
             .map_err(|e| TestkitError::Config(format!("query \"{name}\": {}", e.message)))?;
     }
-    let rules = cfg.rules.then(Rules::default);
+    let rules = cfg.rules.then(|| Rules::new(clock.clone()));
     let audit = cfg.audit.then(|| AuditLog::new(cfg.audit_max_entries));
     let identity = match &cfg.auth {
-        AuthMode::Identity { admin_secret } => Some(Identity::new(admin_secret.clone())),
+        AuthMode::Identity { admin_secret } => Some(Identity::new(
+            admin_secret.clone(),
+            cfg.session_ttl_ms,
+            clock.clone(),
+        )),
         _ => None,
     };
     Ok((store, rules, Procedures::default(), audit, identity))
 }
 
 impl Core {
+    /// A server state on the OS clock.
     pub(crate) fn new(cfg: Config) -> Result<Core, TestkitError> {
-        let (store, rules, procedures, audit, identity) = build_state(&cfg)?;
+        Core::with_clock(cfg, Clock::system())
+    }
+
+    /// A server state reading time from `clock`.
+    pub(crate) fn with_clock(cfg: Config, clock: Clock) -> Result<Core, TestkitError> {
+        let (store, rules, procedures, audit, identity) = build_state(&cfg, &clock)?;
         let cfg_rate = cfg.rate_limit.map(RateLimiter::new);
         Ok(Core {
             cfg,
@@ -175,6 +237,7 @@ impl Core {
             shutting_down: false,
             rate: cfg_rate,
             revoked: HashMap::new(),
+            clock,
         })
     }
 
@@ -190,7 +253,9 @@ impl Core {
             r.clear_subs();
         }
         if !keep_data {
-            if let Ok((store, rules, procedures, audit, identity)) = build_state(&self.cfg) {
+            if let Ok((store, rules, procedures, audit, identity)) =
+                build_state(&self.cfg, &self.clock)
+            {
                 self.store = store;
                 self.rules = rules;
                 self.procedures = procedures;
@@ -209,6 +274,11 @@ impl Core {
         }
     }
 
+    /// The `welcome` frame for a connection opening now.
+    pub(crate) fn welcome(&self) -> String {
+        protocol::welcome(self.requires_auth(), self.clock.now_ms())
+    }
+
     /// Whether any authentication is configured (required or not).
     pub(crate) fn auth_configured(&self) -> bool {
         !matches!(self.cfg.auth, AuthMode::None)
@@ -216,14 +286,19 @@ impl Core {
 
     // ── connections ─────────────────────────────────────────────
 
-    /// Register a new connection; `None` when the per-IP limit is reached.
+    /// Register a new socket connection; `None` when the per-IP limit is reached.
     pub(crate) fn register(
         &mut self,
         addr: SocketAddr,
         out: UnboundedSender<Outbound>,
         ctl: UnboundedSender<Ctl>,
     ) -> Option<u64> {
-        let ip = addr.ip();
+        self.register_sink(addr.ip(), Sink::Socket { out, ctl })
+    }
+
+    /// Register a new connection from `ip` whose frames go to `sink`; `None` when the
+    /// per-IP limit is reached.
+    pub(crate) fn register_sink(&mut self, ip: IpAddr, sink: Sink) -> Option<u64> {
         let count = self.ip_counts.get(&ip).copied().unwrap_or(0);
         if self
             .cfg
@@ -252,10 +327,10 @@ impl Core {
             Conn {
                 name,
                 ip,
-                connected_at: now_ms(),
-                out,
-                ctl,
+                connected_at: self.clock.now_ms(),
+                sink,
                 session: None,
+                session_token: None,
             },
         );
         Some(id)
@@ -304,21 +379,28 @@ impl Core {
         self.logs.values().cloned().collect()
     }
 
+    /// A number no connection has (nor will get): the in-memory server names a
+    /// connection it refused with it.
+    pub(crate) fn reserve_conn_id(&mut self) -> u64 {
+        self.next_conn += 1;
+        self.next_conn
+    }
+
     pub(crate) fn send(&self, conn: u64, msg: Outbound) {
         if let Some(c) = self.conns.get(&conn) {
-            let _ = c.out.send(msg);
+            c.deliver(conn, msg);
         }
     }
 
     pub(crate) fn broadcast(&self, make: impl Fn() -> Outbound) {
-        for c in self.conns.values() {
-            let _ = c.out.send(make());
+        for (id, c) in &self.conns {
+            c.deliver(*id, make());
         }
     }
 
     pub(crate) fn drop_all(&self) {
-        for c in self.conns.values() {
-            let _ = c.ctl.send(Ctl::Drop);
+        for (id, c) in &self.conns {
+            c.drop_now(*id);
         }
     }
 
@@ -365,7 +447,7 @@ impl Core {
     pub(crate) fn fire_timers(&mut self) {
         let mut pushes = Vec::new();
         if let Some(r) = self.rules.as_mut().filter(|r| r.has_timers()) {
-            r.fire_timers(now_ms(), &mut pushes);
+            r.fire_timers(self.clock.now_ms(), &mut pushes);
         }
         self.deliver_events(pushes);
     }
@@ -373,7 +455,7 @@ impl Core {
     /// Purge expired records of TTL buckets (pushing changed query results); returns how
     /// many were removed.
     pub(crate) fn purge_expired(&mut self) -> usize {
-        let n = self.store.purge_expired(now_ms());
+        let n = self.store.purge_expired(self.clock.now_ms());
         if n > 0 {
             self.refresh_subscriptions();
         }
@@ -384,9 +466,25 @@ impl Core {
         let mut fields = Map::new();
         fields.insert("reason".into(), "Session revoked by administrator".into());
         let sys = protocol::system("session_revoked", fields);
-        for c in self.conns.values() {
-            let _ = c.out.send(Outbound::Text(sys.clone()));
-            let _ = c.out.send(Outbound::Close(4002, "session_revoked".into()));
+        for (id, c) in &self.conns {
+            c.deliver(*id, Outbound::Text(sys.clone()));
+            c.deliver(*id, Outbound::Close(4002, "session_revoked".into()));
+        }
+    }
+
+    /// Every session expires now: each connection's (token or identity session) and every
+    /// session the built-in identity keeps, so the next request of a logged-in
+    /// connection answers `Session expired` and `auth.login` with an identity token
+    /// `Invalid token`. Sessions made afterwards are not affected.
+    pub(crate) fn expire_sessions(&mut self) {
+        let expired = self.clock.now_ms().saturating_sub(1);
+        for c in self.conns.values_mut() {
+            if let Some(s) = &mut c.session {
+                s.expires_at = Some(s.expires_at.map_or(expired, |e| e.min(expired)));
+            }
+        }
+        if let Some(i) = &mut self.identity {
+            i.expire_sessions(expired);
         }
     }
 
@@ -394,7 +492,7 @@ impl Core {
     /// real `revocation.blacklistTtlMs` default) and close each of their connections
     /// with `system`/`session_revoked` and 4002. Returns how many were closed.
     pub(crate) fn revoke_user(&mut self, user_id: &str) -> usize {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         self.revoked.retain(|_, until| *until > now);
         self.revoked
             .insert(user_id.to_string(), now.saturating_add(REVOCATION_TTL_MS));
@@ -402,11 +500,11 @@ impl Core {
         fields.insert("reason".into(), "Session revoked by administrator".into());
         let sys = protocol::system("session_revoked", fields);
         let mut n = 0;
-        for c in self.conns.values_mut() {
+        for (id, c) in &mut self.conns {
             if c.session.as_ref().is_some_and(|s| s.user_id == user_id) {
                 c.session = None;
-                let _ = c.out.send(Outbound::Text(sys.clone()));
-                let _ = c.out.send(Outbound::Close(4002, "session_revoked".into()));
+                c.deliver(*id, Outbound::Text(sys.clone()));
+                c.deliver(*id, Outbound::Close(4002, "session_revoked".into()));
                 n += 1;
             }
         }
@@ -417,7 +515,7 @@ impl Core {
     pub(crate) fn is_revoked(&self, user_id: &str) -> bool {
         self.revoked
             .get(user_id)
-            .is_some_and(|until| *until > now_ms())
+            .is_some_and(|until| *until > self.clock.now_ms())
     }
 
     // ── sessions and helpers for the handlers ───────────────────
@@ -496,16 +594,26 @@ impl Core {
             .collect()
     }
 
+    /// `auth.whoami`: an expired session is dropped and reported as none.
     pub(crate) fn whoami(&mut self, conn: u64) -> Value {
-        match self.session(conn).cloned() {
+        let now = self.clock.now_ms();
+        if self
+            .session(conn)
+            .is_some_and(|s| s.expires_at.is_some_and(|e| e < now))
+        {
+            self.set_session(conn, None);
+        }
+        self.session_info(conn)
+    }
+
+    /// The connection's session as `auth.whoami` and `identity.whoami` report it (no
+    /// expiry check: `identity.whoami` relies on `checkAuth`'s).
+    pub(crate) fn session_info(&self, conn: u64) -> Value {
+        match self.session(conn) {
             None => obj([("authenticated", false.into())]),
-            Some(s) if s.expires_at.is_some_and(|e| e < now_ms()) => {
-                self.set_session(conn, None);
-                obj([("authenticated", false.into())])
-            }
             Some(s) => obj([
                 ("authenticated", true.into()),
-                ("userId", s.user_id.into()),
+                ("userId", s.user_id.clone().into()),
                 ("roles", roles_value(&s.roles)),
                 ("expiresAt", s.expires_at.map_or(Value::Null, Value::from)),
             ]),

@@ -5,8 +5,7 @@ use serde_json::Value;
 use super::req_str;
 use crate::config::AuthMode;
 use crate::error::{OpError, OpResult};
-use crate::identity;
-use crate::json::{now_ms, obj};
+use crate::json::obj;
 use crate::state::{roles_value, ConnSession, Core, Req};
 
 /// Runs before every `auth.*` operation: authentication must be configured.
@@ -17,18 +16,21 @@ pub(crate) fn guard(c: &mut Core, _r: &Req<'_>) -> Result<(), OpError> {
     Ok(())
 }
 
+/// `auth.login`: the token validated (a static token's session, or a built-in identity
+/// session: `validateSession` deletes an expired one, so it is `Invalid token`), then the
+/// expiry checked (`Token has expired`). As on the real server it sets the connection's
+/// session but not its identity session token.
 pub(crate) fn login(c: &mut Core, r: &mut Req<'_>) -> OpResult {
     let token = req_str(r.body, "token")?;
+    let now = c.clock.now_ms();
     let session = match &c.cfg.auth {
         AuthMode::Tokens(list) => list.iter().find(|t| t.token == token).map(|t| ConnSession {
             user_id: t.user_id.clone(),
             roles: t.roles.clone(),
             expires_at: t.expires_at.or_else(|| {
-                t.expires_in.map(|d| {
-                    now_ms().saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-                })
+                t.expires_in
+                    .map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
             }),
-            token: None,
         }),
         AuthMode::Identity { .. } => c
             .identity
@@ -38,14 +40,13 @@ pub(crate) fn login(c: &mut Core, r: &mut Req<'_>) -> OpResult {
                 user_id,
                 roles,
                 expires_at: Some(exp),
-                token: Some(identity::Secret(token.clone())),
             }),
         AuthMode::None => None,
     };
     let Some(s) = session else {
         return Err(OpError::unauthorized("Invalid token"));
     };
-    if s.expires_at.is_some_and(|e| e < now_ms()) {
+    if s.expires_at.is_some_and(|e| e < now) {
         return Err(OpError::unauthorized("Token has expired"));
     }
     // Login replaces the session, then the blacklist of revoked users is checked.

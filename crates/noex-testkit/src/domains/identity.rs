@@ -52,15 +52,26 @@ fn require_super(c: &Core, r: &Req<'_>) -> Result<ConnSession, OpError> {
     Ok(s)
 }
 
+/// The connection's session and identity session token after a login or refresh.
 fn start_session(c: &mut Core, r: &Req<'_>, l: Login) -> OpResult {
     let s = ConnSession {
         user_id: l.user_id.clone(),
         roles: l.roles.clone(),
         expires_at: Some(l.expires_at),
-        token: Some(identity::Secret(l.token.clone())),
     };
-    c.set_session(r.conn, Some(s));
+    if let Some(conn) = c.conns.get_mut(&r.conn) {
+        conn.session = Some(s);
+        conn.session_token = Some(identity::Secret(l.token.clone()));
+    }
     Ok(l.answer)
+}
+
+/// The connection's identity session token (`state.sessionToken`).
+fn session_token(c: &Core, r: &Req<'_>) -> Option<String> {
+    c.conns
+        .get(&r.conn)
+        .and_then(|conn| conn.session_token.as_ref())
+        .map(|t| t.0.clone())
 }
 
 // ── sessions ───────────────────────────────────────────────────────
@@ -79,25 +90,27 @@ pub(crate) fn login_with_secret(c: &mut Core, r: &mut Req<'_>) -> OpResult {
 }
 
 pub(crate) fn logout(c: &mut Core, r: &mut Req<'_>) -> OpResult {
-    let token = c
-        .session(r.conn)
-        .and_then(|s| s.token.as_ref().map(|t| t.0.clone()));
-    if let Some(t) = token {
+    if let Some(t) = session_token(c, r) {
         id(c)?.logout(&t);
     }
-    c.set_session(r.conn, None);
+    if let Some(conn) = c.conns.get_mut(&r.conn) {
+        conn.session = None;
+        conn.session_token = None;
+    }
     Ok(obj([("loggedOut", true.into())]))
 }
 
+/// `identity.whoami`: the session as it is (`checkAuth` has dropped an expired one).
 pub(crate) fn whoami(c: &mut Core, r: &mut Req<'_>) -> OpResult {
-    Ok(c.whoami(r.conn))
+    Ok(c.session_info(r.conn))
 }
 
+/// `identity.refreshSession`: needs a session token from an identity login and a session
+/// (`No active session to refresh`); the stored session must still be valid (`Invalid or
+/// expired session`); it is deleted and a new one made.
 pub(crate) fn refresh_session(c: &mut Core, r: &mut Req<'_>) -> OpResult {
-    let Some(token) = c
-        .session(r.conn)
-        .and_then(|s| s.token.as_ref().map(|t| t.0.clone()))
-    else {
+    let token = session_token(c, r).filter(|_| c.session(r.conn).is_some());
+    let Some(token) = token else {
         return Err(OpError::unauthorized("No active session to refresh"));
     };
     let l = id(c)?.refresh(&token)?;

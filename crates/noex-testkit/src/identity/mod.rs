@@ -7,8 +7,8 @@ use std::fmt;
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
+use crate::clock::Clock;
 use crate::error::OpError;
-use crate::json::now_ms;
 
 mod acl;
 mod ownership;
@@ -17,7 +17,8 @@ mod sessions;
 mod users;
 
 pub(crate) const SUPERADMIN: &str = "__superadmin__";
-const SESSION_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+/// `auth.sessionTtl` default: 24 hours.
+pub(crate) const DEFAULT_SESSION_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 const ACL_OPS: [&str; 3] = ["read", "write", "admin"];
 
 /// A secret string whose `Debug` output is redacted.
@@ -63,6 +64,10 @@ pub(crate) struct Identity {
     acl: Vec<Acl>,
     /// (resourceType, resourceName) → owner user id.
     owners: IndexMap<(String, String), String>,
+    /// Lifetime of a new session (`auth.sessionTtl`), ms.
+    session_ttl_ms: i64,
+    /// The server's clock.
+    clock: Clock,
 }
 
 impl fmt::Debug for Identity {
@@ -84,8 +89,7 @@ pub(crate) struct Login {
     pub(crate) expires_at: i64,
 }
 
-fn meta_record(mut m: Map<String, Value>) -> Map<String, Value> {
-    let now = now_ms();
+fn meta_record(mut m: Map<String, Value>, now: i64) -> Map<String, Value> {
     m.insert("id".into(), uuid::Uuid::new_v4().to_string().into());
     m.insert("_createdAt".into(), now.into());
     m.insert("_updatedAt".into(), now.into());
@@ -180,7 +184,9 @@ fn check_password(p: &str) -> Result<(), OpError> {
 }
 
 impl Identity {
-    pub(crate) fn new(admin_secret: String) -> Identity {
+    /// Identity with the system roles; sessions live `session_ttl_ms`.
+    pub(crate) fn new(admin_secret: String, session_ttl_ms: i64, clock: Clock) -> Identity {
+        let now = clock.now_ms();
         let mut roles = IndexMap::new();
         for (name, description, permissions) in system_roles() {
             let mut m = Map::new();
@@ -188,7 +194,7 @@ impl Identity {
             m.insert("description".into(), description.into());
             m.insert("system".into(), true.into());
             m.insert("permissions".into(), permissions);
-            let m = meta_record(m);
+            let m = meta_record(m, now);
             let id = m
                 .get("id")
                 .and_then(Value::as_str)
@@ -204,6 +210,8 @@ impl Identity {
             sessions: IndexMap::new(),
             acl: Vec::new(),
             owners: IndexMap::new(),
+            session_ttl_ms,
+            clock,
         }
     }
 

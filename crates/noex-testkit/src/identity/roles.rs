@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::*;
 use crate::error::{OpError, OpResult};
-use crate::json::{now_ms, obj};
+use crate::json::obj;
 
 impl Identity {
     // ── Roles ───────────────────────────────────────────────────
@@ -41,7 +41,7 @@ impl Identity {
         if let Some(Value::String(d)) = req.get("description") {
             m.insert("description".into(), d.clone().into());
         }
-        let m = meta_record(m);
+        let m = meta_record(m, self.clock.now_ms());
         let id = m
             .get("id")
             .and_then(Value::as_str)
@@ -66,7 +66,7 @@ impl Identity {
             changed = true;
         }
         if changed {
-            r.insert("_updatedAt".into(), now_ms().into());
+            r.insert("_updatedAt".into(), self.clock.now_ms().into());
         }
         Ok(Value::Object(r.clone()))
     }

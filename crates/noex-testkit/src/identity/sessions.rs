@@ -4,12 +4,12 @@ use serde_json::{Map, Value};
 
 use super::*;
 use crate::error::OpError;
-use crate::json::{now_ms, obj};
+use crate::json::obj;
 
 impl Identity {
     pub(super) fn new_session(&mut self, user_id: &str) -> (String, i64) {
         let token = uuid::Uuid::new_v4().to_string();
-        let expires_at = now_ms() + SESSION_TTL_MS;
+        let expires_at = self.clock.now_ms().saturating_add(self.session_ttl_ms);
         self.sessions.insert(
             token.clone(),
             Session {
@@ -92,7 +92,7 @@ impl Identity {
     /// Validate a session token (for `auth.login`): `(userId, roles, expiresAt)`.
     pub(crate) fn validate_session(&mut self, token: &str) -> Option<(String, Vec<String>, i64)> {
         let s = self.sessions.get(token)?.clone();
-        if s.expires_at < now_ms() {
+        if s.expires_at < self.clock.now_ms() {
             self.sessions.shift_remove(token);
             return None;
         }
@@ -115,6 +115,14 @@ impl Identity {
         }
         let (t, exp) = self.new_session(&user_id);
         Ok(self.login_answer(&t, exp, &user_id))
+    }
+
+    /// Make every stored session expired at `expired_at` (or earlier, when it already
+    /// was): the next validation deletes it.
+    pub(crate) fn expire_sessions(&mut self, expired_at: i64) {
+        for s in self.sessions.values_mut() {
+            s.expires_at = s.expires_at.min(expired_at);
+        }
     }
 
     pub(super) fn delete_user_sessions(&mut self, user_id: &str) {

@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::*;
 use crate::error::{OpError, OpResult};
-use crate::json::{now_ms, obj};
+use crate::json::obj;
 
 impl Identity {
     // ── Users ───────────────────────────────────────────────────
@@ -45,7 +45,7 @@ impl Identity {
         if let Some(Value::Object(md)) = req.get("metadata") {
             m.insert("metadata".into(), Value::Object(md.clone()));
         }
-        let record = meta_record(m);
+        let record = meta_record(m, self.clock.now_ms());
         let id = record
             .get("id")
             .and_then(Value::as_str)
@@ -67,11 +67,12 @@ impl Identity {
             .ok_or_else(user_not_found)
     }
 
-    pub(super) fn touch(u: &mut User) {
-        u.record.insert("_updatedAt".into(), now_ms().into());
+    pub(super) fn touch(u: &mut User, now: i64) {
+        u.record.insert("_updatedAt".into(), now.into());
     }
 
     pub(crate) fn update_user(&mut self, id: &str, req: &Map<String, Value>) -> OpResult {
+        let now = self.clock.now_ms();
         let u = self.users.get_mut(id).ok_or_else(user_not_found)?;
         let mut changed = false;
         if let Some(v) = req.get("displayName") {
@@ -104,7 +105,7 @@ impl Identity {
             changed = true;
         }
         if changed {
-            Self::touch(u);
+            Self::touch(u, now);
         }
         Ok(Self::user_info(u))
     }
@@ -148,9 +149,10 @@ impl Identity {
     }
 
     pub(crate) fn set_enabled(&mut self, id: &str, enabled: bool) -> OpResult {
+        let now = self.clock.now_ms();
         let u = self.users.get_mut(id).ok_or_else(user_not_found)?;
         u.record.insert("enabled".into(), enabled.into());
-        Self::touch(u);
+        Self::touch(u, now);
         let out = Self::user_info(u);
         if !enabled {
             self.delete_user_sessions(id);
@@ -165,21 +167,23 @@ impl Identity {
         new: &str,
     ) -> Result<(), OpError> {
         check_password(new)?;
+        let now = self.clock.now_ms();
         let u = self.users.get_mut(id).ok_or_else(user_not_found)?;
         if u.password.0 != current {
             return Err(OpError::unauthorized("Current password is incorrect"));
         }
         u.password = Secret(new.to_string());
-        Self::touch(u);
+        Self::touch(u, now);
         self.delete_user_sessions(id);
         Ok(())
     }
 
     pub(crate) fn reset_password(&mut self, id: &str, new: &str) -> Result<(), OpError> {
         check_password(new)?;
+        let now = self.clock.now_ms();
         let u = self.users.get_mut(id).ok_or_else(user_not_found)?;
         u.password = Secret(new.to_string());
-        Self::touch(u);
+        Self::touch(u, now);
         self.delete_user_sessions(id);
         Ok(())
     }

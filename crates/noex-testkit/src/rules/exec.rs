@@ -15,7 +15,7 @@
 use serde_json::{Map, Value};
 
 use super::{EventPush, Rules, Timer, Trigger, MAX_TIMERS};
-use crate::json::{event_id, js_string, now_ms, strict_eq};
+use crate::json::{event_id, js_string, strict_eq};
 
 /// What actions and conditions see.
 #[derive(Debug)]
@@ -458,7 +458,7 @@ impl Rules {
             "emit_event" => {
                 let topic = self.interpolate(str_field(a, "topic")?, ctx)?;
                 let data = self.resolve_object(a.get("data"), ctx)?;
-                let event = Self::new_event(
+                let event = self.new_event(
                     &topic,
                     Value::Object(data),
                     ctx.correlation.clone(),
@@ -482,12 +482,13 @@ impl Rules {
                 if self.timers.len() >= MAX_TIMERS {
                     return Err("Too many timers".into());
                 }
+                let now = self.clock.now_ms();
                 self.timers.insert(
                     name.clone(),
                     Timer {
-                        id: event_id(),
+                        id: event_id(now),
                         name,
-                        expires_at: now_ms().saturating_add(duration),
+                        expires_at: now.saturating_add(duration),
                         topic,
                         data,
                         repeat_ms,

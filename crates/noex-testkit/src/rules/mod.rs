@@ -10,8 +10,9 @@ mod validate;
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
+use crate::clock::Clock;
 use crate::error::{OpError, OpResult};
-use crate::json::{event_id, now_ms, obj};
+use crate::json::{event_id, obj};
 use crate::subscriptions::SubRegistry;
 use patterns::{fact_matches, fact_prefix, subscription_matches, topic_matches};
 
@@ -97,6 +98,8 @@ pub(crate) struct Rules {
     timers: IndexMap<String, Timer>,
     events_processed: u64,
     rules_executed: u64,
+    /// The server's clock (event and fact timestamps, timers).
+    clock: Clock,
 }
 
 fn fact_value(f: &Map<String, Value>) -> Option<&Value> {
@@ -104,6 +107,19 @@ fn fact_value(f: &Map<String, Value>) -> Option<&Value> {
 }
 
 impl Rules {
+    /// An empty engine reading time from `clock`.
+    pub(crate) fn new(clock: Clock) -> Rules {
+        Rules {
+            clock,
+            ..Rules::default()
+        }
+    }
+
+    /// When the earliest pending timer is due (ms since the epoch).
+    pub(crate) fn next_timer_due(&self) -> Option<i64> {
+        self.timers.values().map(|t| t.expires_at).min()
+    }
+
     // ── subscriptions ───────────────────────────────────────────
 
     pub(crate) fn subscribe(&mut self, conn: u64, id: String, pattern: String) {
@@ -186,6 +202,7 @@ impl Rules {
     }
 
     fn new_event(
+        &self,
         topic: &str,
         data: Value,
         correlation: Option<String>,
@@ -193,10 +210,11 @@ impl Rules {
         source: &str,
     ) -> Value {
         let mut e = Map::new();
-        e.insert("id".into(), event_id().into());
+        let now = self.clock.now_ms();
+        e.insert("id".into(), event_id(now).into());
         e.insert("topic".into(), topic.into());
         e.insert("data".into(), data);
-        e.insert("timestamp".into(), now_ms().into());
+        e.insert("timestamp".into(), now.into());
         if let Some(c) = correlation {
             e.insert("correlationId".into(), c.into());
         }
@@ -217,7 +235,7 @@ impl Rules {
         causation: Option<String>,
         pushes: &mut Vec<EventPush>,
     ) -> Value {
-        let event = Self::new_event(topic, data, correlation, causation, "api");
+        let event = self.new_event(topic, data, correlation, causation, "api");
         self.handle_event(event.clone(), 0, pushes);
         event
     }
@@ -236,7 +254,7 @@ impl Rules {
         if let Some(v) = value {
             f.insert("value".into(), v);
         }
-        f.insert("timestamp".into(), now_ms().into());
+        f.insert("timestamp".into(), self.clock.now_ms().into());
         f.insert("source".into(), source.into());
         f.insert("version".into(), version.into());
         self.facts.insert(key.to_string(), f.clone());
@@ -386,7 +404,7 @@ impl Rules {
                 ),
             ]);
             self.process(Trigger::Timer(tv), 0, pushes);
-            let event = Self::new_event(
+            let event = self.new_event(
                 &timer.topic,
                 Value::Object(timer.data.clone()),
                 timer.correlation.clone(),
@@ -397,7 +415,7 @@ impl Rules {
             match timer.repeat_ms {
                 Some(every) => {
                     if let Some(t) = self.timers.get_mut(&name) {
-                        t.expires_at = now_ms().saturating_add(every.max(1));
+                        t.expires_at = now.saturating_add(every.max(1));
                     }
                 }
                 None => {
@@ -453,7 +471,7 @@ impl Rules {
             .unwrap_or("")
             .to_string();
         self.next_version += 1;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut rule = input.clone();
         rule.insert("version".into(), self.next_version.into());
         rule.insert("createdAt".into(), now.into());
@@ -560,7 +578,7 @@ impl Rules {
         match self.rules.get_mut(id) {
             Some(r) => {
                 r.insert("enabled".into(), enabled.into());
-                r.insert("updatedAt".into(), now_ms().into());
+                r.insert("updatedAt".into(), self.clock.now_ms().into());
                 true
             }
             None => false,

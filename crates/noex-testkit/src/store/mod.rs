@@ -8,6 +8,7 @@ pub(crate) mod tx_commit;
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
+use crate::clock::Clock;
 use crate::error::{OpError, OpResult};
 use crate::filter;
 use crate::json::{js_string, key_text, num, obj, KeyOrder};
@@ -50,6 +51,8 @@ pub(crate) struct Store {
     /// events: insert, update, delete of an existing key, TTL purge, eviction; not
     /// `clear` or `updateBucket`).
     pub(crate) dirty: std::collections::HashSet<String>,
+    /// The server's clock (record timestamps, TTL expiry).
+    clock: Clock,
 }
 
 fn filter_arg(filter: Option<&Map<String, Value>>) -> Map<String, Value> {
@@ -57,13 +60,14 @@ fn filter_arg(filter: Option<&Map<String, Value>>) -> Map<String, Value> {
 }
 
 impl Store {
-    pub(crate) fn new() -> Store {
+    pub(crate) fn new(clock: Clock) -> Store {
         Store {
-            name: format!("testkit-store-{}", crate::json::now_ms()),
+            name: format!("testkit-store-{}", clock.now_ms()),
             buckets: IndexMap::new(),
             queries: IndexMap::new(),
             subs: SubRegistry::default(),
             dirty: std::collections::HashSet::new(),
+            clock,
         }
     }
 
@@ -250,9 +254,11 @@ impl Store {
     }
 
     pub(crate) fn insert(&mut self, bucket_name: &str, data: &Map<String, Value>) -> OpResult {
+        let now = self.clock.now_ms();
         let bucket = self.bucket_mut(bucket_name)?;
         bucket.counter += 1;
-        let mut record = schema::prepare_insert(bucket_name, &bucket.schema, data, bucket.counter)?;
+        let mut record =
+            schema::prepare_insert(bucket_name, &bucket.schema, data, bucket.counter, now)?;
         let key = record.get(&bucket.key).cloned().unwrap_or(Value::Null);
         let kt = key_text(&key);
         Self::check_unique(bucket_name, bucket, &record, &kt)?;
@@ -296,6 +302,13 @@ impl Store {
         Ok(Value::Object(record))
     }
 
+    /// Whether a bucket has a TTL (so a purge may remove something).
+    pub(crate) fn has_ttl_buckets(&self) -> bool {
+        self.buckets
+            .values()
+            .any(|b| b.definition.contains_key("ttl"))
+    }
+
     /// Remove records whose `_expiresAt` is at or before `now` (`purgeExpired`), from
     /// buckets with a TTL; returns how many.
     pub(crate) fn purge_expired(&mut self, now: i64) -> usize {
@@ -333,6 +346,7 @@ impl Store {
         key: &Value,
         changes: &Map<String, Value>,
     ) -> OpResult {
+        let now = self.clock.now_ms();
         let bucket = self.bucket_mut(bucket_name)?;
         let kt = key_text(key);
         let Some(existing) = bucket.records.get(&kt) else {
@@ -341,8 +355,14 @@ impl Store {
                 js_string(key)
             )));
         };
-        let updated =
-            schema::prepare_update(bucket_name, &bucket.schema, &bucket.key, existing, changes)?;
+        let updated = schema::prepare_update(
+            bucket_name,
+            &bucket.schema,
+            &bucket.key,
+            existing,
+            changes,
+            now,
+        )?;
         Self::check_unique(bucket_name, bucket, &updated, &kt)?;
         bucket.records.insert(kt, updated.clone());
         self.dirty.insert(bucket_name.to_string());

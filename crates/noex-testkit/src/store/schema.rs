@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::OpError;
-use crate::json::{js_string, now_ms, ordered_entries, KeyOrder};
+use crate::json::{js_string, ordered_entries, KeyOrder};
 
 /// An ordered schema: field name → field definition, in definition order.
 #[derive(Debug, Clone, Default)]
@@ -34,28 +34,30 @@ impl Schema {
     }
 }
 
-fn generate(kind: &str, counter: u64) -> Value {
+fn generate(kind: &str, counter: u64, now: i64) -> Value {
     match kind {
         "uuid" => uuid::Uuid::new_v4().to_string().into(),
         "cuid" => format!("c{}", uuid::Uuid::new_v4().simple()).into(),
-        "timestamp" => now_ms().into(),
+        "timestamp" => now.into(),
         "autoincrement" => counter.into(),
         _ => Value::Null,
     }
 }
 
-/// Prepare a record for insertion: generated values, defaults, metadata, validation.
+/// Prepare a record for insertion at time `now`: generated values, defaults, metadata,
+/// validation.
 pub(crate) fn prepare_insert(
     bucket: &str,
     schema: &Schema,
     input: &Map<String, Value>,
     counter: u64,
+    now: i64,
 ) -> Result<Map<String, Value>, OpError> {
     let mut record = input.clone();
     for (field, def) in &schema.fields {
         if let Some(Value::String(kind)) = def.get("generated") {
             if !record.contains_key(field) {
-                record.insert(field.clone(), generate(kind, counter));
+                record.insert(field.clone(), generate(kind, counter, now));
             }
         }
     }
@@ -66,7 +68,6 @@ pub(crate) fn prepare_insert(
             }
         }
     }
-    let now = now_ms();
     record.insert("_version".into(), 1.into());
     record.insert("_createdAt".into(), now.into());
     record.insert("_updatedAt".into(), now.into());
@@ -74,13 +75,15 @@ pub(crate) fn prepare_insert(
     Ok(record)
 }
 
-/// Prepare an update: strip metadata, key and generated fields, merge, bump the version.
+/// Prepare an update at time `now`: strip metadata, key and generated fields, merge, bump
+/// the version.
 pub(crate) fn prepare_update(
     bucket: &str,
     schema: &Schema,
     key_field: &str,
     existing: &Map<String, Value>,
     changes: &Map<String, Value>,
+    now: i64,
 ) -> Result<Map<String, Value>, OpError> {
     let mut merged = existing.clone();
     for (k, v) in changes {
@@ -98,7 +101,7 @@ pub(crate) fn prepare_update(
         .and_then(Value::as_i64)
         .unwrap_or(0);
     merged.insert("_version".into(), (version + 1).into());
-    merged.insert("_updatedAt".into(), now_ms().into());
+    merged.insert("_updatedAt".into(), now.into());
     validate(bucket, schema, &merged)?;
     Ok(merged)
 }
