@@ -1,8 +1,17 @@
 //! A deterministic harness for the whole async client: [`SimRuntime`], an executor on a
-//! virtual clock, and [`SimNetwork`], a connector onto an in-memory server on the same
-//! clock with a hostile network's faults. The client (driver, answer cells, slot
-//! semaphore, callbacks) runs unchanged on it, days of virtual time in seconds.
+//! virtual clock, and [`SimNetwork`], a connector onto an in-memory server
+//! ([`noex_testkit::memory::MemoryServer`]) on the same clock with a hostile network's
+//! faults. The client (driver, answer cells, slot semaphore, callbacks) runs unchanged on
+//! it, days of virtual time in seconds, and the same test gives the same run every time.
 
+mod halves;
+mod links;
+mod network;
 mod runtime;
+mod wire;
 
+pub use network::{SimNetwork, START_MS, URL};
 pub use runtime::{Limits, SimRuntime};
+pub use wire::{
+    ConnectFault, Direction, Fate, FrameEvent, LinkInfo, NetStats, Transfer, Verdict, Wire,
+};

@@ -208,7 +208,8 @@ impl SimRuntime {
     }
 
     /// Runs `future` to completion on this thread, running spawned tasks meanwhile and
-    /// moving the clock from timer to timer when nothing is ready.
+    /// moving the clock from timer to timer when nothing is ready. `future` is polled
+    /// when no task is ready, so it sees everything due at the instant it wakes done.
     ///
     /// # Panics
     /// When the future cannot finish (nothing ready, no timer pending: a deadlock), when
@@ -232,19 +233,19 @@ impl SimRuntime {
         let waker = futures::task::waker(main.clone());
         let mut cx = Context::from_waker(&waker);
         loop {
-            if main.0.swap(false, Ordering::SeqCst) {
-                self.count_step();
-                if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
-                    return value;
-                }
-            }
+            // Tasks first: the awaited future sees a settled state (everything due at
+            // this instant has run).
             let next = lock(&self.inner.ready.tasks).pop_front();
             if let Some(task) = next {
                 self.count_step();
                 self.run(task);
                 continue;
             }
-            if main.0.load(Ordering::SeqCst) {
+            if main.0.swap(false, Ordering::SeqCst) {
+                self.count_step();
+                if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+                    return value;
+                }
                 continue;
             }
             self.fire_next_timers();
@@ -253,7 +254,7 @@ impl SimRuntime {
 
     /// Runs every ready task (and what they wake) without moving the clock.
     pub fn run_ready(&self) {
-        self.block_on(Idle { rt: self });
+        self.block_on(std::future::ready(()));
     }
 
     /// Lets `duration` of virtual time pass, running everything due meanwhile.
@@ -350,23 +351,6 @@ impl SimRuntime {
         };
         for waker in due.into_values().flatten() {
             waker.wake();
-        }
-    }
-}
-
-/// Ready once nothing else is: polled last, after every ready task ran.
-struct Idle<'a> {
-    rt: &'a SimRuntime,
-}
-
-impl Future for Idle<'_> {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if lock(&self.rt.inner.ready.tasks).is_empty() {
-            Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            Poll::Pending
         }
     }
 }
