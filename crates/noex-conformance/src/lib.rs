@@ -205,7 +205,7 @@ macro_rules! conformance_suite {
             credentials_login_across_reconnects, identity_api, auth_and_audit, pending_rejected_on_loss,
             retry_safe_read_survives_drop, request_timeout, connect_timeout, bad_frames_leave_client_working,
             dropped_request_future_is_withdrawn, slow_consumer_keeps_latest_only, subscription_limit,
-            wss_with_custom_root, stalled_writes_not_sent_are_absent, stall_resume_drop_outcomes,
+            wss_with_custom_root, stall_resume_drop_outcomes,
             events_stream_and_state, queue_while_disconnected, dropping_last_handle_closes, session_revoked_stops,
             handshake_stall_holds_at_most_one_socket, handshake_delay_and_reset_hold_at_most_one_socket,
             disconnect_releases_the_socket, dropped_subscribe_futures_leave_nothing_on_the_server,
