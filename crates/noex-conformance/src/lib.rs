@@ -7,6 +7,11 @@
 //! a fresh embedded test server, and also against a real noex-server when the environment
 //! variable `NOEX_URL` names one (no auth, rules enabled): they create their own buckets and
 //! queries under unique names through the admin operations.
+//!
+//! [`harness`] runs the client on virtual time against an in-memory server with network
+//! faults, deterministically: the cases that depend on exact timing and the long runs
+//! (`tests/virtual_time.rs`, `tests/long_run.rs`) use it. [`Eventually`] is the one
+//! poll-until helper of every test crate.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
