@@ -1,6 +1,8 @@
 //! The one place where [`ServerSettings`] meet the testkit: [`apply`] maps every setting
 //! onto [`TestServerBuilder`].
 
+use std::time::Duration;
+
 use noex_testkit::{
     AuthMode, BucketDef, HeartbeatConfig, Permissions, QueryDef, RateLimit, TestServerBuilder,
     TokenSession,
@@ -51,7 +53,16 @@ pub(crate) fn apply(s: &ServerSettings, mut b: TestServerBuilder) -> TestServerB
     // Auth.
     b = match &s.auth {
         Auth::None => b.auth(AuthMode::None),
-        Auth::BuiltIn { admin_secret } => b.auth(AuthMode::identity(admin_secret.clone())),
+        Auth::BuiltIn {
+            admin_secret,
+            session_ttl_ms,
+        } => {
+            b = b.auth(AuthMode::identity(admin_secret.clone()));
+            match session_ttl_ms {
+                Some(ms) => b.session_ttl(Duration::from_millis(*ms)),
+                None => b,
+            }
+        }
         Auth::Sessions {
             sessions,
             required,
@@ -193,6 +204,41 @@ mod tests {
             ..Default::default()
         };
         starts(&s).stop();
+    }
+
+    /// The identity's `expiresAt` after `identity.loginWithSecret` at time `t0`.
+    fn login_expiry(auth: Auth, t0: i64) -> i64 {
+        use noex_testkit::memory::MemoryOutput;
+        let s = ServerSettings {
+            auth,
+            ..Default::default()
+        };
+        let mut server = apply(&s, noex_testkit::TestServer::builder())
+            .start_in_memory(t0)
+            .expect("in-memory server");
+        let c = server.open(t0);
+        let _welcome = server.poll_output();
+        server.receive(
+            c,
+            t0,
+            r#"{"id":1,"type":"identity.loginWithSecret","secret":"s"}"#,
+        );
+        let Some((_, MemoryOutput::Text(answer))) = server.poll_output() else {
+            panic!("an answer");
+        };
+        let answer: Value = serde_json::from_str(&answer).expect("JSON");
+        answer["data"]["expiresAt"].as_i64().expect("expiresAt")
+    }
+
+    #[test]
+    fn built_in_auth_session_ttl_reaches_the_server() {
+        let t0 = 1_796_083_200_000;
+        let auth = |session_ttl_ms| Auth::BuiltIn {
+            admin_secret: "s".into(),
+            session_ttl_ms,
+        };
+        assert_eq!(login_expiry(auth(Some(1500)), t0), t0 + 1500);
+        assert_eq!(login_expiry(auth(None), t0), t0 + 86_400_000);
     }
 
     #[test]

@@ -144,6 +144,17 @@ impl Checker {
         }
     }
 
+    /// A duration in milliseconds: an integer ≥ 1.
+    pub(crate) fn milliseconds(&mut self, path: &str, v: &Value) -> Option<u64> {
+        match v.as_u64().or_else(|| whole(v)) {
+            Some(n) if n >= 1 => Some(n),
+            _ => {
+                self.wrong(path, "a positive integer of milliseconds", v);
+                None
+            }
+        }
+    }
+
     /// An integer ≥ 0 and ≤ `max`.
     pub(crate) fn int_in(&mut self, path: &str, v: &Value, max: u64) -> Option<u64> {
         match v.as_u64().or_else(|| whole(v)) {

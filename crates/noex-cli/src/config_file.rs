@@ -43,6 +43,8 @@ pub(crate) struct FileConfig {
     pub(crate) data_dir: Option<String>,
     pub(crate) db: Option<String>,
     pub(crate) auth: Option<bool>,
+    /// `auth.sessionTtl` (ms), from an `auth` object.
+    pub(crate) session_ttl_ms: Option<u64>,
     pub(crate) admin_secret: Option<String>,
     pub(crate) rules: Option<bool>,
     pub(crate) audit: Option<bool>,
@@ -91,7 +93,24 @@ pub(crate) fn parse(text: &str) -> Result<FileConfig, Vec<String>> {
             "persistence" => f.persistence = c.string(k, v),
             "dataDir" => f.data_dir = c.string(k, v),
             "db" => f.db = c.string(k, v),
-            "auth" => f.auth = c.bool(k, v),
+            "auth" => match v {
+                // As the real CLI, whose check is the value's truthiness: an object turns
+                // auth on. Its `sessionTtl` is the server's `auth.sessionTtl`.
+                Value::Object(_) => {
+                    if let Some(o) = c.object(k, v, &["sessionTtl"]) {
+                        f.auth = Some(true);
+                        f.session_ttl_ms = o
+                            .get("sessionTtl")
+                            .and_then(|t| c.milliseconds("auth.sessionTtl", t));
+                    }
+                }
+                Value::Bool(b) => f.auth = Some(*b),
+                _ => c.error(format!(
+                    "\"auth\" must be a boolean or an object such as {{\"sessionTtl\": \
+                     3600000}} (got {})",
+                    crate::check::describe(v)
+                )),
+            },
             "adminSecret" => f.admin_secret = c.string(k, v),
             "rules" => f.rules = c.bool(k, v),
             "audit" => f.audit = c.bool(k, v),
@@ -276,7 +295,10 @@ pub(crate) fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Resolved, C
     }
 
     let auth = match (auth, admin_secret) {
-        (true, Some(admin_secret)) => Auth::BuiltIn { admin_secret },
+        (true, Some(admin_secret)) => Auth::BuiltIn {
+            admin_secret,
+            session_ttl_ms: file.session_ttl_ms,
+        },
         _ => Auth::None,
     };
     let settings = ServerSettings {
@@ -417,7 +439,10 @@ mod tests {
             (json!({"persistence": true}), "\"persistence\" must be a string (got boolean true)"),
             (json!({"dataDir": null}), "\"dataDir\" must be a string (got null)"),
             (json!({"db": []}), "\"db\" must be a string (got an array of 0 items)"),
-            (json!({"auth": "yes"}), "\"auth\" must be a boolean (got a string of 3 characters)"),
+            (json!({"auth": "yes"}), "\"auth\" must be a boolean or an object such as {\"sessionTtl\": 3600000} (got a string of 3 characters)"),
+            (json!({"auth": {"sessionTtl": 0}}), "\"auth.sessionTtl\" must be a positive integer of milliseconds (got number 0)"),
+            (json!({"auth": {"sessionTtl": "1h"}}), "\"auth.sessionTtl\" must be a positive integer of milliseconds (got a string of 2 characters)"),
+            (json!({"auth": {"ttl": 1}}), "unknown key \"auth.ttl\" (known keys of \"auth\": sessionTtl)"),
             (json!({"adminSecret": 5}), "\"adminSecret\" must be a string (got number 5)"),
             (json!({"rules": 1}), "\"rules\" must be a boolean (got number 1)"),
             (json!({"audit": {}}), "\"audit\" must be a boolean (got an object)"),
@@ -530,10 +555,31 @@ mod tests {
         assert_eq!(
             s.auth,
             Auth::BuiltIn {
-                admin_secret: "file-secret".into()
+                admin_secret: "file-secret".into(),
+                session_ttl_ms: None,
             }
         );
         assert_eq!(s.heartbeat.map(|h| h.interval_ms), Some(100));
+    }
+
+    #[test]
+    fn an_auth_object_turns_auth_on_with_its_session_ttl() {
+        let file = parse_v(json!({"auth": {"sessionTtl": 1500}, "adminSecret": "s"})).unwrap();
+        assert_eq!((file.auth, file.session_ttl_ms), (Some(true), Some(1500)));
+        let s = resolve(&args(&[]), &file).unwrap().settings;
+        assert_eq!(
+            s.auth,
+            Auth::BuiltIn {
+                admin_secret: "s".into(),
+                session_ttl_ms: Some(1500),
+            }
+        );
+        let file = parse_v(json!({"auth": {}})).unwrap();
+        assert_eq!((file.auth, file.session_ttl_ms), (Some(true), None));
+        assert_eq!(
+            invalid(&[], file),
+            vec!["--admin-secret is required when --auth is enabled"]
+        );
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub(crate) enum Command {
     Shutdown(Duration),
     /// `system`/`session_revoked` and close 4002 for every client.
     Revoke(String),
+    /// Every session expires now: logged-in clients' next request answers
+    /// `UNAUTHORIZED` `Session expired`.
+    ExpireSessions,
     /// Restart on the same port, keeping or resetting the data.
     Restart { keep_data: bool },
     /// Send a raw text frame to every client.
@@ -51,7 +54,8 @@ pub(crate) enum Command {
 /// reply stays one line).
 pub(crate) const HELP: &str = "commands: drop-all | close CODE [REASON] | stall [DURATION] | \
 resume | delay DURATION | handshake stall|reset|normal|delay DURATION | shutdown [GRACE] | \
-revoke [REASON] | restart [keep|reset] | send-text TEXT | status | stop | help";
+revoke [REASON] | expire-sessions | restart [keep|reset] | send-text TEXT | status | stop | \
+help";
 
 fn close_code(s: &str) -> Result<u16, String> {
     let code: u16 = s
@@ -144,6 +148,7 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
             }
         }
         "revoke" => Ok(Command::Revoke(rest.to_string())),
+        "expire-sessions" => no_args(Command::ExpireSessions),
         "restart" => match rest.to_ascii_lowercase().as_str() {
             "" | "keep" => Ok(Command::Restart { keep_data: true }),
             "reset" => Ok(Command::Restart { keep_data: false }),
@@ -217,6 +222,7 @@ pub(crate) async fn execute(ctx: &Ctx, cmd: Command) -> String {
         Command::Handshake(f) => server.set_handshake_fault(f),
         Command::Shutdown(grace) => server.send_shutdown(ms(grace)),
         Command::Revoke(reason) => server.revoke_sessions(&reason),
+        Command::ExpireSessions => server.expire_sessions(),
         Command::Restart { keep_data } => {
             let s = server.clone();
             let r = tokio::task::spawn_blocking(move || s.try_restart(keep_data)).await;
@@ -493,6 +499,8 @@ mod tests {
         );
         assert_eq!(ok("revoke"), Command::Revoke(String::new()));
         assert_eq!(ok("revoke bye"), Command::Revoke("bye".into()));
+        assert_eq!(ok("expire-sessions"), Command::ExpireSessions);
+        assert_eq!(ok("EXPIRE-SESSIONS"), Command::ExpireSessions);
         assert_eq!(ok("restart"), Command::Restart { keep_data: true });
         assert_eq!(ok("restart keep"), Command::Restart { keep_data: true });
         assert_eq!(ok("restart reset"), Command::Restart { keep_data: false });
@@ -531,6 +539,10 @@ mod tests {
         assert_eq!(err("send-text"), "usage: send-text TEXT");
         assert_eq!(err("drop-all now"), "\"drop-all\" takes no arguments");
         assert_eq!(err("status x"), "\"status\" takes no arguments");
+        assert_eq!(
+            err("expire-sessions now"),
+            "\"expire-sessions\" takes no arguments"
+        );
     }
 
     #[tokio::test]
@@ -574,6 +586,7 @@ mod tests {
             "handshake normal",
             "shutdown",
             "revoke",
+            "expire-sessions",
             "send-text hi",
             "restart",
             "help",

@@ -12,7 +12,8 @@
 //! - `audit: {tiers?}` (present = on);
 //! - `port` (0 or absent: any free port); the host is always 127.0.0.1.
 //!
-//! Extensions (not read by the launcher): bucket `indexes`, `ttl`, `maxSize`.
+//! Extensions (not read by the launcher): bucket `indexes`, `ttl`, `maxSize`; built-in
+//! `auth.sessionTtl` (ms, as the real server's config names it).
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
@@ -289,6 +290,7 @@ fn auth(c: &mut Checker, v: &Value) -> Auth {
     let known = [
         "builtIn",
         "adminSecret",
+        "sessionTtl",
         "sessions",
         "required",
         "permissions",
@@ -306,6 +308,9 @@ fn auth(c: &mut Checker, v: &Value) -> Auth {
             .and_then(|s| c.string("auth.adminSecret", s))
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| DEFAULT_ADMIN_SECRET.into());
+        let session_ttl_ms = o
+            .get("sessionTtl")
+            .and_then(|t| c.milliseconds("auth.sessionTtl", t));
         for k in ["sessions", "required", "permissions"] {
             if o.contains_key(k) {
                 c.error(format!(
@@ -313,11 +318,18 @@ fn auth(c: &mut Checker, v: &Value) -> Auth {
                 ));
             }
         }
-        return Auth::BuiltIn { admin_secret };
+        return Auth::BuiltIn {
+            admin_secret,
+            session_ttl_ms,
+        };
     }
     if let Some(s) = o.get("adminSecret") {
         c.string("auth.adminSecret", s);
         c.error("\"auth.adminSecret\" needs \"auth.builtIn\": true".into());
+    }
+    if let Some(t) = o.get("sessionTtl") {
+        c.milliseconds("auth.sessionTtl", t);
+        c.error("\"auth.sessionTtl\" needs \"auth.builtIn\": true".into());
     }
     let Some(sessions_v) = o.get("sessions") else {
         // The launcher configures no auth at all without builtIn or sessions.
@@ -499,21 +511,32 @@ mod tests {
         assert_eq!(
             s.auth,
             Auth::BuiltIn {
-                admin_secret: "sec".into()
+                admin_secret: "sec".into(),
+                session_ttl_ms: None,
+            }
+        );
+        let s = ok(json!({"auth": {"builtIn": true, "sessionTtl": 1500}}));
+        assert_eq!(
+            s.auth,
+            Auth::BuiltIn {
+                admin_secret: "test-secret".into(),
+                session_ttl_ms: Some(1500),
             }
         );
         let s = ok(json!({"auth": {"builtIn": true}}));
         assert_eq!(
             s.auth,
             Auth::BuiltIn {
-                admin_secret: "test-secret".into()
+                admin_secret: "test-secret".into(),
+                session_ttl_ms: None,
             }
         );
         let s = ok(json!({"auth": {"builtIn": true, "adminSecret": ""}}));
         assert_eq!(
             s.auth,
             Auth::BuiltIn {
-                admin_secret: "test-secret".into()
+                admin_secret: "test-secret".into(),
+                session_ttl_ms: None,
             }
         );
     }
@@ -581,6 +604,9 @@ mod tests {
             (json!({"auth": {"builtIn": "yes"}}), "\"auth.builtIn\" must be a boolean (got a string of 3 characters)"),
             (json!({"auth": {"builtIn": true, "sessions": {}}}), "\"auth.sessions\" cannot be used with \"auth.builtIn\": true"),
             (json!({"auth": {"adminSecret": "s"}}), "\"auth.adminSecret\" needs \"auth.builtIn\": true"),
+            (json!({"auth": {"sessionTtl": 1000}}), "\"auth.sessionTtl\" needs \"auth.builtIn\": true"),
+            (json!({"auth": {"builtIn": true, "sessionTtl": 0}}), "\"auth.sessionTtl\" must be a positive integer of milliseconds (got number 0)"),
+            (json!({"auth": {"builtIn": true, "sessionTtl": "1h"}}), "\"auth.sessionTtl\" must be a positive integer of milliseconds (got a string of 2 characters)"),
             (json!({"auth": {"required": false}}), "\"auth.required\" needs \"auth.sessions\""),
             (json!({"auth": {"sessions": []}}), "\"auth.sessions\" must be an object (got an array of 0 items)"),
             (json!({"auth": {"sessions": {"tok": 1}}}), "\"auth.sessions[#1]\" must be an object (got number 1)"),

@@ -279,6 +279,7 @@ mod tests {
         let s = ServerSettings {
             auth: Auth::BuiltIn {
                 admin_secret: "x".into(),
+                session_ttl_ms: None,
             },
             rules: false,
             audit: Some(Audit::default()),

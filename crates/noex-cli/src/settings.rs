@@ -95,7 +95,12 @@ pub(crate) enum Auth {
     #[default]
     None,
     /// Built-in identity management with this admin secret.
-    BuiltIn { admin_secret: String },
+    BuiltIn {
+        admin_secret: String,
+        /// `auth.sessionTtl`: how long a session lives, in ms (`None`: the server's
+        /// default, 24 hours).
+        session_ttl_ms: Option<u64>,
+    },
     /// A token validator with fixed sessions.
     Sessions {
         sessions: Vec<Session>,
@@ -111,9 +116,10 @@ impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Auth::None => f.write_str("None"),
-            Auth::BuiltIn { .. } => f
+            Auth::BuiltIn { session_ttl_ms, .. } => f
                 .debug_struct("BuiltIn")
                 .field("admin_secret", &"<redacted>")
+                .field("session_ttl_ms", session_ttl_ms)
                 .finish(),
             Auth::Sessions {
                 sessions,

@@ -338,6 +338,46 @@ async fn stdin_commands_inject_faults_and_eof_stops() {
     assert!(noex.wait(WAIT).success());
 }
 
+/// Send `req` on `ws`; the answer.
+async fn ask(ws: &mut Ws, req: &str) -> Value {
+    ws.send(Message::text(req.to_string())).await.unwrap();
+    next_json(ws).await
+}
+
+#[tokio::test]
+async fn fixture_session_ttl_and_the_expire_sessions_command() {
+    let fixture = r#"{"auth": {"builtIn": true, "adminSecret": "s3cret", "sessionTtl": 3600000}}"#;
+    let mut noex = Noex::start(&["serve", "--fixture", fixture, "--control-stdin"]);
+    let url = noex.line();
+    let (mut ws, welcome) = connect(&url).await;
+    let login = ask(
+        &mut ws,
+        r#"{"id": 1, "type": "identity.loginWithSecret", "secret": "s3cret"}"#,
+    )
+    .await;
+    let ttl = login["data"]["expiresAt"].as_i64().expect("expiresAt")
+        - welcome["serverTime"].as_i64().expect("serverTime");
+    assert!((3_600_000..3_610_000).contains(&ttl), "{login}");
+    let buckets = r#"{"id": 2, "type": "store.buckets"}"#;
+    assert_eq!(ask(&mut ws, buckets).await["type"], "result");
+
+    assert_eq!(noex.send("expire-sessions"), "ok");
+    let answer = ask(&mut ws, buckets).await;
+    assert_eq!(
+        (answer["code"].as_str(), answer["message"].as_str()),
+        (Some("UNAUTHORIZED"), Some("Session expired")),
+        "{answer}"
+    );
+    let token = login["data"]["token"].as_str().expect("token");
+    let (mut again, _) = connect(&url).await;
+    let answer = ask(
+        &mut again,
+        &format!(r#"{{"id": 1, "type": "auth.login", "token": "{token}"}}"#),
+    )
+    .await;
+    assert_eq!(answer["message"], "Invalid token", "{answer}");
+}
+
 /// A minimal HTTP request; the response body.
 fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut sock = std::net::TcpStream::connect(addr).unwrap();
@@ -375,6 +415,8 @@ async fn http_control_port() {
     let (code, body) = http(&addr, "POST", "/command", "close 4003 too_many_connections");
     assert_eq!((code, body.as_str()), (200, "ok\n"));
     assert_eq!(close_code(&mut ws).await, Some(4003));
+    let (code, body) = http(&addr, "POST", "/command", "expire-sessions");
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
     let (code, body) = http(&addr, "POST", "/command", "close 1005");
     assert_eq!(code, 400);
     assert!(body.starts_with("error: close code 1005 cannot be sent"));

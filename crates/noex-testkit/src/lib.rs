@@ -32,7 +32,9 @@
 //!
 //! For deterministic harnesses there is also an in-memory server without sockets or
 //! threads, on time the caller drives: [`memory::MemoryServer`]
-//! ([`TestServerBuilder::start_in_memory`]), with the same request handling.
+//! ([`TestServerBuilder::start_in_memory`]), with the same request handling. Every
+//! timestamp the server writes and every expiry it checks reads the server's own clock:
+//! the OS clock for [`TestServer`], the caller's time in memory.
 //!
 //! # What is implemented
 //!
@@ -108,15 +110,27 @@
 //! - **Auth**: static tokens ([`AuthMode::Tokens`]) with the real tier check
 //!   (`reader` < `writer` < `admin`), optional auth (`auth.required: false`,
 //!   [`TestServerBuilder::auth_required`]), permission checks ([`Permissions`]: declarative
-//!   rules with buckets/topics and a default, or `checkRoles`), session expiry
-//!   ([`TokenSession::expires_at`], [`TokenSession::expires_in`]: `Session expired` once,
-//!   then the session is gone), revocation ([`TestServer::revoke_session`]: close 4002 and
-//!   `SESSION_REVOKED` at the next login for an hour), and built-in identity
-//!   ([`AuthMode::Identity`]):
+//!   rules with buckets/topics and a default, or `checkRoles`), revocation
+//!   ([`TestServer::revoke_session`]: close 4002 and `SESSION_REVOKED` at the next login
+//!   for an hour), and built-in identity ([`AuthMode::Identity`]):
 //!   login, loginWithSecret, logout, whoami, refreshSession, users, roles, role
 //!   assignment, ACL grant/revoke/getAcl/myAccess, ownership, permission checks with the
 //!   system roles, and identity session tokens accepted by `auth.login` on a new
 //!   connection. No login rate limiting.
+//! - **Session lifetimes**, where the real server checks them: a static token's session
+//!   ([`TokenSession::expires_at`], [`TokenSession::expires_in`]) or a built-in identity
+//!   session (lifetime [`TestServerBuilder::session_ttl`], `auth.sessionTtl`, default 24
+//!   hours; `expiresAt < now` means expired) is refused by the check before every request
+//!   but `auth.*`, `identity.login` and `identity.loginWithSecret`: `UNAUTHORIZED`
+//!   `Session expired` once (the session is dropped), then `Authentication required`.
+//!   `auth.login` answers `Token has expired` for a static token past its `expiresAt` and
+//!   `Invalid token` for an expired identity token (validation deletes it);
+//!   `auth.whoami` drops an expired session and answers `{authenticated: false}`;
+//!   `identity.refreshSession` deletes the old session and makes a new one (new token
+//!   and expiry), answers `No active session to refresh` unless the connection logged in
+//!   through `identity.login`/`loginWithSecret` (not `auth.login`), and `Invalid or
+//!   expired session` when the stored session is gone. [`TestServer::expire_sessions`]
+//!   (and the same on the in-memory server) makes every session expire at once.
 //! - **Audit** (when on): entries for the operations of the audited tiers (default `admin`
 //!   and `write`, see [`TestServerBuilder::audit_tiers`]; the real server's default is
 //!   `admin`), `maxEntries`, `audit.query` filters (`userId`, `operation`, `result`,
@@ -136,15 +150,16 @@
 //!   (a handshake with another `Origin` gets `403 Forbidden`), host and port binding, and
 //!   graceful shutdown ([`TestServer::shutdown`]: `system`/`shutdown` notice with
 //!   `gracePeriodMs`, wait, close 1000 `server_shutdown`). Not implemented: `path`,
-//!   `backpressure`, session revocation config, the built-in identity's options
-//!   (`sessionTtl`, `passwordMinLength`, `maxSessionsPerUser`, `loginRateLimit`).
+//!   `backpressure`, session revocation config, the built-in identity's options other
+//!   than `sessionTtl` (`passwordMinLength`, `maxSessionsPerUser`, `loginRateLimit`).
 //!
 //! # Configuration for a command-line server
 //!
 //! Every key of the real server's config file that applies in memory has a builder
 //! method: `port` → [`TestServerBuilder::port`], `host` → [`TestServerBuilder::host`],
 //! `name` → [`TestServerBuilder::name`], `auth` + `adminSecret` →
-//! [`TestServerBuilder::auth`] with [`AuthMode::identity`], `rules` →
+//! [`TestServerBuilder::auth`] with [`AuthMode::identity`], `auth.sessionTtl` →
+//! [`TestServerBuilder::session_ttl`], `rules` →
 //! [`TestServerBuilder::rules`], `audit` → [`TestServerBuilder::audit`], `rateLimit` →
 //! [`TestServerBuilder::rate_limit`] ([`RateLimit`]), `heartbeat` →
 //! [`TestServerBuilder::heartbeat_config`] ([`HeartbeatConfig`]), `connectionLimits` →
@@ -164,7 +179,7 @@
 //! reset WebSocket handshake, see [`HandshakeFault`]), [`TestServer::send_raw_text`],
 //! [`TestServer::send_raw_binary`], [`TestServer::send_shutdown`],
 //! [`TestServer::revoke_sessions`], [`TestServer::revoke_session`],
-//! [`TestServer::restart`]; and for assertions
+//! [`TestServer::expire_sessions`], [`TestServer::restart`]; and for assertions
 //! [`TestServer::received_frames`], [`TestServer::connection_count`],
 //! [`TestServer::subscription_count`], [`TestServer::open_sockets`] (TCP sockets held,
 //! whatever their state: counts the sockets a client leaks) and

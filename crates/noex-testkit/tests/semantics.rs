@@ -266,7 +266,14 @@ async fn subscriptions_push_whole_results_on_change_only() {
         let s = d.ok(json!({"type": "store.subscribe", "query": "user-count"})).await;
         assert_eq!(s["subscriptionId"], "sub-5");
         drop(d);
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The server notices the closed socket: wait until its own state shows it.
+        tokio::time::timeout(common::STEP, async {
+            while server.connection_count() > 1 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await
+        .expect("the server notices the closed connection");
         let stats = c.ok(json!({"type": "server.stats"})).await;
         assert_eq!(stats["connections"]["totalStoreSubscriptions"], 3);
     })
