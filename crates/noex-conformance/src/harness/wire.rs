@@ -1,7 +1,21 @@
 //! The harness network's vocabulary: directions, frames, fates, verdicts, faults, and
 //! what it records about links and connection attempts.
 
+use noex_client::Payload;
+use std::fmt;
 use std::time::Duration;
+
+/// A frame's text for `Debug`: bounded, secrets redacted.
+struct Redacted<'a>(&'a str);
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Payload::from_json(self.0) {
+            Ok(payload) => payload.fmt(f),
+            Err(_) => write!(f, "<{} bytes, not JSON>", self.0.len()),
+        }
+    }
+}
 
 /// Which way a frame goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -12,8 +26,9 @@ pub enum Direction {
     ToClient,
 }
 
-/// A frame on a simulated link.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A frame on a simulated link. `Debug` shows a text frame as the client shows a payload:
+/// bounded, its secrets (passwords, tokens) redacted.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Wire {
     /// A text frame.
     Text(String),
@@ -26,6 +41,32 @@ pub enum Wire {
     },
     /// The connection ended without a close frame (a socket closed or reset).
     End,
+}
+
+impl fmt::Debug for Wire {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Wire::Text(text) => f.debug_tuple("Text").field(&Redacted(text)).finish(),
+            Wire::Close { code, reason } => f
+                .debug_struct("Close")
+                .field("code", code)
+                .field("reason", reason)
+                .finish(),
+            Wire::End => f.write_str("End"),
+        }
+    }
+}
+
+impl fmt::Debug for FrameEvent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrameEvent")
+            .field("conn", &self.conn)
+            .field("direction", &self.direction)
+            .field("text", &Redacted(self.text))
+            .field("index", &self.index)
+            .field("at", &self.at)
+            .finish()
+    }
 }
 
 /// What became of a frame.
@@ -53,8 +94,8 @@ pub struct Transfer {
 }
 
 /// A text frame about to cross the network, as the filter sees it
-/// ([`SimNetwork::set_filter`]).
-#[derive(Debug, Clone, Copy)]
+/// ([`SimNetwork::set_filter`]). `Debug` redacts its secrets, as [`Wire`]'s does.
+#[derive(Clone, Copy)]
 pub struct FrameEvent<'a> {
     /// The server's number of the connection.
     pub conn: u64,
