@@ -528,7 +528,8 @@ fn week(seed: u64) -> Report {
     let real = std::time::Instant::now();
     let rt = SimRuntime::with_limits(Limits {
         virtual_time: secs(DAYS * 86_400 + 86_400),
-        steps: 50_000_000,
+        // About 110 000 polls are needed: a spinning task fails within seconds.
+        steps: 5_000_000,
     });
     let net = SimNetwork::start(&rt, week_server()).expect("server");
     net.set_recording(false);
@@ -759,7 +760,11 @@ fn resident_bytes() -> Option<u64> {
 
 #[test]
 fn ten_thousand_reconnects_leave_nothing_behind() {
-    let rt = SimRuntime::new();
+    let rt = SimRuntime::with_limits(Limits {
+        virtual_time: secs(86_400),
+        // About 116 000 polls are needed.
+        steps: 5_000_000,
+    });
     let builder = TestServer::builder()
         .heartbeat(HEARTBEAT)
         .bucket(BucketDef::new("items").field("n", json!({"type": "number"})))
