@@ -6,19 +6,20 @@ mod common;
 use common::options;
 use futures::StreamExt;
 use noex_client::Error;
+use noex_conformance::Eventually;
 use noex_testkit::{BucketDef, QueryDef, TestServer};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
 
 /// Polls `done` every few milliseconds until it holds, for at most [`WAIT`].
-async fn until(mut done: impl FnMut() -> bool, what: &str) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+async fn until(done: impl FnMut() -> bool, what: &str) {
+    Eventually::new(tokio::time::sleep)
+        .every(Duration::from_millis(5))
+        .within(WAIT)
+        .until(what, done)
+        .await
 }
 
 #[tokio::test]
@@ -53,14 +54,13 @@ async fn initial_data_that_is_not_json_is_an_error_then_the_subscription_carries
     let subscribing =
         tokio::spawn(async move { store.subscribe::<Value>("all-items", None).await });
     // Once the subscribe has left the core, its answer finds it waiting.
-    let start = Instant::now();
-    while client.counters().await.expect("counters").frames_out == sent {
-        assert!(
-            start.elapsed() < WAIT,
-            "timed out waiting for the subscribe"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    Eventually::new(tokio::time::sleep)
+        .every(Duration::from_millis(1))
+        .within(WAIT)
+        .until_async("the subscribe", || async {
+            client.counters().await.expect("counters").frames_out != sent
+        })
+        .await;
     server.send_raw_text(&format!(
         r#"{{"id":{id},"type":"result","data":{{"subscriptionId":"sub-1","data":[{{"n":1}}}}}}"#
     ));

@@ -7,13 +7,22 @@
 //! a fresh embedded test server, and also against a real noex-server when the environment
 //! variable `NOEX_URL` names one (no auth, rules enabled): they create their own buckets and
 //! queries under unique names through the admin operations.
+//!
+//! [`harness`] runs the client on virtual time against an in-memory server with network
+//! faults, deterministically: the cases that depend on exact timing and the long runs
+//! (`tests/virtual_time.rs`, `tests/long_run.rs`) use it. [`Eventually`] is the one
+//! poll-until helper of every test crate.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cases;
 pub mod chaos;
+pub mod harness;
 pub mod noex_bin;
 pub mod tls_proxy;
+mod wait;
+
+pub use wait::Eventually;
 
 use futures::future::{self, BoxFuture, Either};
 use noex_client::runtime::Backend;
@@ -77,20 +86,16 @@ impl Ctx {
     }
 
     /// Polls `check` every 20 ms until it is true; panics after `within`.
-    pub async fn eventually<F, Fut>(&self, within: Duration, what: &str, mut check: F)
+    pub async fn eventually<F, Fut>(&self, within: Duration, what: &str, check: F)
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = bool>,
     {
-        let mut waited = Duration::ZERO;
-        while !check().await {
-            assert!(
-                waited < within,
-                "timed out after {within:?} waiting for {what}"
-            );
-            self.sleep(Duration::from_millis(20)).await;
-            waited += Duration::from_millis(20);
-        }
+        Eventually::new(|d| self.sleep(d))
+            .every(Duration::from_millis(20))
+            .within(within)
+            .until_async(what, check)
+            .await
     }
 
     /// Runs `fut` with a deadline; `None` when it did not finish in time.
@@ -205,7 +210,7 @@ macro_rules! conformance_suite {
             credentials_login_across_reconnects, identity_api, auth_and_audit, pending_rejected_on_loss,
             retry_safe_read_survives_drop, request_timeout, connect_timeout, bad_frames_leave_client_working,
             dropped_request_future_is_withdrawn, slow_consumer_keeps_latest_only, subscription_limit,
-            wss_with_custom_root, stalled_writes_not_sent_are_absent, stall_resume_drop_outcomes,
+            wss_with_custom_root, stall_resume_drop_outcomes,
             events_stream_and_state, queue_while_disconnected, dropping_last_handle_closes, session_revoked_stops,
             handshake_stall_holds_at_most_one_socket, handshake_delay_and_reset_hold_at_most_one_socket,
             disconnect_releases_the_socket, dropped_subscribe_futures_leave_nothing_on_the_server,

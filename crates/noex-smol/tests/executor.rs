@@ -1,20 +1,14 @@
 //! The client on an executor of the caller's own: it runs there, and after `disconnect()` no
 //! task of the client is left on it and no socket is open.
 
+use noex_conformance::Eventually;
 use noex_smol::{Client, ClientOptions, Smol};
 use noex_testkit::TestServer;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Polls `check` every 10 ms, for at most 5 s.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if check() {
-            return;
-        }
-        smol::Timer::after(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
+async fn eventually(what: &str, check: impl FnMut() -> bool) {
+    Eventually::new(smol::Timer::after).until(what, check).await
 }
 
 #[test]

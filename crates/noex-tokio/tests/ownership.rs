@@ -2,6 +2,7 @@
 //! task of the client is alive and no socket is open; the whole client follows tokio's
 //! clock, so it runs under paused (virtual) time.
 
+use noex_conformance::Eventually;
 use noex_testkit::{HandshakeFault, TestServer};
 use noex_tokio::{Backoff, Client, ClientOptions, Error};
 use std::time::Duration;
@@ -15,14 +16,8 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Polls `check` every 10 ms, for at most 5 s.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
+async fn eventually(what: &str, check: impl FnMut() -> bool) {
+    Eventually::new(tokio::time::sleep).until(what, check).await
 }
 
 fn alive_tasks() -> usize {

@@ -4,7 +4,7 @@ pub use super::auth::{
     auth_and_audit, credentials_login_across_reconnects, identity_api, session_revoked_stops,
     token_login_across_reconnects,
 };
-pub use super::outcomes::{stall_resume_drop_outcomes, stalled_writes_not_sent_are_absent};
+pub use super::outcomes::stall_resume_drop_outcomes;
 pub use super::resources::{
     counters_add_up, disconnect_ends_streams_quietly, disconnect_releases_the_socket,
     dropped_futures_while_reconnecting_are_never_sent,

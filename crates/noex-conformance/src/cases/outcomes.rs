@@ -1,8 +1,9 @@
 //! "Not sent" versus "outcome unknown", checked against the server's data.
 
-use crate::{fast_options, Ctx};
-use noex_client::runtime::Backend;
-use noex_client::{Delivery, Error, Record};
+use crate::harness::{SimNetwork, SimRuntime, URL};
+use crate::{fast_options, Ctx, Eventually};
+use noex_client::runtime::{Backend, Runtime};
+use noex_client::{Client, Delivery, Error, Record};
 use noex_testkit::TestServer;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -40,11 +41,15 @@ fn classify(result: Result<Record, Error>) -> Outcome {
     }
 }
 
-/// Writes issued into a stalled link: the watchdog drops it; writes that never left are
-/// reported "not sent", and after the server resumes and applies what it had received,
-/// none of the "not sent" writes is in the data.
-pub async fn stalled_writes_not_sent_are_absent(backend: Backend) {
-    let ctx = Ctx::with_server(&backend, counter_server());
+/// Writes issued into a stalled server, on virtual time (the harness, so the pacing of
+/// the writes against the watchdog is exact): the watchdog drops the link; writes that
+/// never left are reported "not sent" and, after the server resumes and applies what it
+/// had received, none of them is in the data; writes that had left are "outcome
+/// unknown" and, having reached the server's socket before the link went, are applied.
+pub fn stalled_writes_not_sent_are_absent() {
+    let rt = SimRuntime::new();
+    let net = SimNetwork::start(&rt, counter_server()).expect("in-memory server");
+    let client = Client::new(net.backend());
     let options = fast_options()
         .liveness_timeout(Duration::from_millis(500))
         .backoff(noex_client::Backoff {
@@ -52,53 +57,53 @@ pub async fn stalled_writes_not_sent_are_absent(backend: Backend) {
             jitter: Duration::ZERO,
             ..Default::default()
         });
-    let client = ctx.connect(options).await;
+    rt.block_on(client.connect(URL, options)).expect("connects");
     let bucket = client.store().bucket("writes");
-    ctx.server().stall();
-    let mut results = Vec::new();
+    net.stall();
     let writes = (0..40u64).map(|n| {
         let bucket = bucket.clone();
-        let ctx = ctx.clone();
+        let rt = rt.clone();
         async move {
             // Spread the writes over the stall, the watchdog's cut and the reconnect wait.
-            ctx.sleep(Duration::from_millis(n * 25)).await;
+            rt.sleep(Duration::from_millis(n * 25)).await;
             (n, bucket.insert(&json!({"n": n})).await)
         }
     });
-    for (n, result) in futures::future::join_all(writes).await {
-        results.push((n, classify(result)));
-    }
-    ctx.server().resume();
-    ctx.eventually(Duration::from_secs(10), "reconnected", || async {
-        client.is_connected()
-    })
-    .await;
-    ctx.sleep(Duration::from_millis(300)).await;
-    let data = stored(&ctx);
-    let not_sent: Vec<u64> = results
-        .iter()
-        .filter(|(_, o)| matches!(o, Outcome::NotSent))
-        .map(|(n, _)| *n)
+    let results: Vec<(u64, Outcome)> = rt
+        .block_on(futures::future::join_all(writes))
+        .into_iter()
+        .map(|(n, result)| (n, classify(result)))
         .collect();
-    let unknown = results
+    net.resume();
+    let wait = Eventually::new(|d| rt.sleep(d)).within(Duration::from_secs(10));
+    rt.block_on(wait.until("reconnected", || client.is_connected()));
+    rt.advance(Duration::from_millis(300));
+    let data: BTreeSet<u64> = net
+        .server(|s| s.records("writes"))
         .iter()
-        .filter(|(_, o)| matches!(o, Outcome::Unknown))
-        .count();
+        .filter_map(|r| r["n"].as_u64())
+        .collect();
+    let count = |kind: fn(&Outcome) -> bool| results.iter().filter(|(_, o)| kind(o)).count();
     assert!(
-        !not_sent.is_empty() && unknown > 0,
+        count(|o| matches!(o, Outcome::NotSent)) > 0
+            && count(|o| matches!(o, Outcome::Unknown)) > 0,
         "both kinds occur: {results:?}"
     );
-    for n in &not_sent {
-        assert!(
-            !data.contains(n),
-            "write {n} was reported not sent but is stored"
-        );
-    }
     for (n, outcome) in &results {
-        if matches!(outcome, Outcome::Ok) {
-            assert!(data.contains(n), "write {n} succeeded but is missing");
+        match outcome {
+            Outcome::NotSent => assert!(
+                !data.contains(n),
+                "write {n} was reported not sent but is stored"
+            ),
+            Outcome::Ok => assert!(data.contains(n), "write {n} succeeded but is missing"),
+            Outcome::Unknown => assert!(
+                data.contains(n),
+                "write {n} had reached the server but is missing"
+            ),
         }
     }
+    rt.block_on(client.disconnect());
+    rt.shutdown();
 }
 
 /// stall → resume → drop: every write either succeeded (and is stored), or is reported

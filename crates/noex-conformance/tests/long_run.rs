@@ -1,0 +1,872 @@
+//! The client over days of virtual time on the deterministic harness: a week of
+//! heartbeats, session expiries, silent links at every phase of a link, server restarts
+//! and requests throughout; and a soak of 10 000 reconnects. Both run in seconds.
+//!
+//! The week's checks are split in two: [`Report::assert_core`] holds on the current
+//! client and runs in CI (`seven_days_of_faults`); [`Report::assert_pending`] needs
+//! client work under way — renewing the session before it expires, noticing a link that
+//! falls silent before its first ping, starting a rules gap at the link's last frame —
+//! and runs in `seven_days_all_checks`, ignored until the client does all three.
+
+use futures::StreamExt;
+use noex_client::runtime::Runtime;
+use noex_client::{
+    Backoff, Client, ClientOptions, DisconnectReason, Error, ErrorCode, LifecycleEvent, RuleMessage,
+};
+use noex_conformance::harness::{
+    Direction, FrameEvent, Limits, LinkInfo, SimNetwork, SimRuntime, Verdict, URL,
+};
+use noex_conformance::Eventually;
+use noex_testkit::memory::MemoryOutput;
+use noex_testkit::{AuthMode, BucketDef, QueryDef, TestServer};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+const HEARTBEAT: Duration = Duration::from_secs(30);
+const SESSION_TTL: Duration = Duration::from_secs(3600);
+const DAYS: u64 = 7;
+const ADMIN_SECRET: &str = "admin-secret-for-the-week";
+const PASSWORD: &str = "alice-pass-for-the-week";
+/// Records the writes cycle through (each push carries them all).
+const KEYS: u64 = 40;
+/// A silent link not noticed after this long is dropped by the test (and reported), so
+/// that one missed silence does not stop the rest of the week.
+const RESCUE_AFTER: Duration = Duration::from_secs(600);
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// SplitMix64: a seeded generator, enough to pick faults.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
+        let span = (hi - lo).as_millis() as u64;
+        lo + Duration::from_millis(self.below(span.max(1)))
+    }
+}
+
+/// What the network does to one link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Nothing (the link lives until a restart).
+    Healthy,
+    /// Silent from the welcome on.
+    AtWelcome,
+    /// Silent from the login request on (`identity.login` or the session's `auth.login`).
+    AtLogin,
+    /// Silent from the first subscribe of the link (mid-restore) on.
+    AtRestore,
+    /// Silent from the first ping on: the client has seen no ping on this link.
+    BeforeFirstPing,
+    /// Silent from the n-th ping on.
+    AtPing(u32),
+}
+
+fn pick_plan(rng: &mut Rng) -> Plan {
+    match rng.below(100) {
+        0..=9 => Plan::Healthy,
+        10..=19 => Plan::AtWelcome,
+        20..=29 => Plan::AtLogin,
+        30..=39 => Plan::AtRestore,
+        40..=49 => Plan::BeforeFirstPing,
+        // Up to three hours: some links outlive the session.
+        _ => Plan::AtPing(2 + rng.below(360) as u32),
+    }
+}
+
+/// The frame's `type`, read without parsing (the client and server write it first or
+/// after the id).
+fn frame_type(text: &str) -> &str {
+    let Some(at) = text.find(r#""type":""#) else {
+        return "";
+    };
+    let rest = &text[at + 8..];
+    &rest[..rest.find('"').unwrap_or(0)]
+}
+
+/// The filter's state: each link's plan, chosen when its first frame passes.
+#[derive(Default)]
+struct Saboteur {
+    on: bool,
+    plans: BTreeMap<u64, (Plan, u32)>,
+}
+
+fn saboteur(
+    seed: u64,
+    state: Arc<Mutex<Saboteur>>,
+) -> impl FnMut(&FrameEvent<'_>) -> Verdict + Send {
+    let mut rng = Rng(seed);
+    move |e| {
+        let mut s = lock(&state);
+        if !s.on {
+            return Verdict::Pass;
+        }
+        let (plan, pings) = s
+            .plans
+            .entry(e.conn)
+            .or_insert_with(|| (pick_plan(&mut rng), 0));
+        let ty = frame_type(e.text);
+        let silence = match (*plan, e.direction, ty) {
+            (Plan::AtWelcome, Direction::ToClient, "welcome") => true,
+            (Plan::AtLogin, Direction::ToServer, "identity.login" | "auth.login") => true,
+            (Plan::AtRestore, Direction::ToServer, "store.subscribe" | "rules.subscribe") => true,
+            (Plan::BeforeFirstPing, Direction::ToClient, "ping") => true,
+            (Plan::AtPing(n), Direction::ToClient, "ping") => {
+                *pings += 1;
+                *pings >= n
+            }
+            _ => false,
+        };
+        if silence {
+            Verdict::Silence
+        } else {
+            Verdict::Pass
+        }
+    }
+}
+
+/// A connection of the test's own to the server, to emit rules events as another
+/// producer would: logged in with the admin secret before each emit (its session expires
+/// too), opened again after a restart.
+struct Admin {
+    net: SimNetwork,
+    conn: Option<u64>,
+    next_id: u64,
+}
+
+impl Admin {
+    fn ask(&mut self, request: Value) -> Value {
+        for _ in 0..2 {
+            let conn = match self.conn {
+                Some(conn) => conn,
+                None => {
+                    let conn = self.net.raw_open();
+                    self.net.raw_take(conn);
+                    self.conn = Some(conn);
+                    conn
+                }
+            };
+            self.next_id += 1;
+            let mut request = request.clone();
+            request["id"] = self.next_id.into();
+            self.net.raw_send(conn, &request.to_string());
+            let outputs = self.net.raw_take(conn);
+            let mut answer = None;
+            for out in outputs {
+                match out {
+                    MemoryOutput::Text(text) => {
+                        let frame: Value = serde_json::from_str(&text).expect("JSON");
+                        if frame["id"] == self.next_id {
+                            answer = Some(frame);
+                        }
+                    }
+                    _ => self.conn = None,
+                }
+            }
+            match answer {
+                Some(answer) if self.conn.is_some() => return answer,
+                // Dropped by a restart: open again.
+                _ => self.conn = None,
+            }
+        }
+        panic!("the admin connection gets no answer to {request}");
+    }
+
+    fn ok(&mut self, request: Value) -> Value {
+        let answer = self.ask(request);
+        assert_eq!(answer["type"], "result", "{answer}");
+        answer["data"].clone()
+    }
+
+    /// Emits an event; its id and time (virtual).
+    fn emit(&mut self, seq: u64) -> (String, i64) {
+        self.ok(json!({"type": "identity.loginWithSecret", "secret": ADMIN_SECRET}));
+        let event =
+            self.ok(json!({"type": "rules.emit", "topic": "events.tick", "data": {"seq": seq}}));
+        let id = event["id"].as_str().expect("event id").to_owned();
+        (id, event["timestamp"].as_i64().expect("event time"))
+    }
+}
+
+/// What the application saw.
+#[derive(Default)]
+struct Seen {
+    requests_issued: u64,
+    requests_ended: u64,
+    /// Request errors by kind (`Debug` of the error without details).
+    request_errors: BTreeMap<String, u64>,
+    unauthorized: Vec<String>,
+    items: Option<Vec<Value>>,
+    items_values: u64,
+    items_errors: Vec<String>,
+    items_ended: bool,
+    events: BTreeSet<String>,
+    /// Gaps as virtual time since the start.
+    gaps: Vec<(Duration, Duration)>,
+    rules_errors: Vec<String>,
+    rules_ended: bool,
+    disconnects: BTreeMap<String, u64>,
+}
+
+fn error_kind(e: &Error) -> String {
+    match e {
+        Error::Server { code, message, .. } => format!("server {code}: {message}"),
+        Error::Timeout { delivery } => format!("timeout {delivery:?}"),
+        Error::Disconnected { delivery } => format!("disconnected {delivery:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn reason_kind(reason: &DisconnectReason) -> String {
+    let text = format!("{reason:?}");
+    text.split(['(', ' ', '{'])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A gap's bounds as virtual time: the client gives them on the wall clock, `wall` and
+/// `now` being the wall clock and the virtual time when it was read.
+fn gap_bounds(
+    now: Duration,
+    wall: SystemTime,
+    from: SystemTime,
+    to: SystemTime,
+) -> (Duration, Duration) {
+    let back = |t: SystemTime| now.saturating_sub(wall.duration_since(t).unwrap_or_default());
+    (back(from), back(to))
+}
+
+/// The gauges, sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Gauges {
+    requests_pending: u64,
+    subscriptions_live: u64,
+    tasks: usize,
+    timers: usize,
+    open_links: usize,
+    server_subscriptions: usize,
+}
+
+impl Gauges {
+    fn max(self, o: Gauges) -> Gauges {
+        Gauges {
+            requests_pending: self.requests_pending.max(o.requests_pending),
+            subscriptions_live: self.subscriptions_live.max(o.subscriptions_live),
+            tasks: self.tasks.max(o.tasks),
+            timers: self.timers.max(o.timers),
+            open_links: self.open_links.max(o.open_links),
+            server_subscriptions: self.server_subscriptions.max(o.server_subscriptions),
+        }
+    }
+}
+
+/// Everything the week found out; the assertions are separate.
+#[derive(Default)]
+struct Report {
+    real_time: Duration,
+    steps: u64,
+    links: Vec<LinkInfo>,
+    plans: BTreeMap<u64, Plan>,
+    rescued: Vec<u64>,
+    restarts: u64,
+    emitted: Vec<(String, Duration)>,
+    seen: Seen,
+    server_items: Vec<Value>,
+    first_day: Gauges,
+    later_days: Gauges,
+    end: Gauges,
+    counters_end: Option<noex_client::Counters>,
+}
+
+impl Report {
+    /// Silent links the client noticed late or never: `(conn, plan, last frame, noticed)`
+    /// (`None`: never; the test dropped the link).
+    fn late_silences(&self) -> Vec<(u64, Option<Plan>, Duration, Option<Duration>)> {
+        self.links
+            .iter()
+            .filter(|l| l.silenced_at.is_some())
+            .filter_map(|l| {
+                let last = l.last_to_client.unwrap_or(l.opened_at);
+                // A link the test had to drop was never noticed.
+                let noticed = l.client_gone.filter(|_| !self.rescued.contains(&l.conn));
+                let late = match noticed {
+                    Some(gone) => gone.saturating_sub(last) > HEARTBEAT * 5 / 2,
+                    None => true,
+                };
+                late.then(|| (l.conn, self.plans.get(&l.conn).copied(), last, noticed))
+            })
+            .collect()
+    }
+
+    /// Events neither delivered nor inside a reported gap (1 s of slack for the
+    /// wall-clock conversion).
+    fn unexplained_misses(&self) -> Vec<(String, Duration)> {
+        let slack = secs(1);
+        self.emitted
+            .iter()
+            .filter(|(id, _)| !self.seen.events.contains(id))
+            .filter(|(_, at)| {
+                !self
+                    .seen
+                    .gaps
+                    .iter()
+                    .any(|(from, to)| from.saturating_sub(slack) <= *at && *at <= *to + slack)
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn summary(&self) -> String {
+        let mut plans: BTreeMap<String, u64> = BTreeMap::new();
+        for plan in self.plans.values() {
+            let name = format!("{plan:?}");
+            *plans
+                .entry(name.split('(').next().unwrap_or_default().to_owned())
+                .or_default() += 1;
+        }
+        format!(
+            "{} links ({} silenced, {} rescued), plans {plans:?}, {} restarts, {} requests \
+             ({:?}), {} events emitted / {} delivered, {} gaps, disconnects {:?}, {} polls, \
+             {:?} real time",
+            self.links.len(),
+            self.links
+                .iter()
+                .filter(|l| l.silenced_at.is_some())
+                .count(),
+            self.rescued.len(),
+            self.restarts,
+            self.seen.requests_issued,
+            self.seen.request_errors,
+            self.emitted.len(),
+            self.seen.events.len(),
+            self.seen.gaps.len(),
+            self.seen.disconnects,
+            self.steps,
+            self.real_time,
+        )
+    }
+
+    /// What holds on the current client.
+    fn assert_core(&self) {
+        let seen = &self.seen;
+        assert_eq!(
+            seen.requests_ended, seen.requests_issued,
+            "every request ends"
+        );
+        let counters = self.counters_end.as_ref().expect("counters");
+        assert_eq!(counters.requests_pending, 0, "{counters:?}");
+        assert_eq!(
+            counters.requests_issued,
+            counters.requests_ended(),
+            "{counters:?}"
+        );
+        assert!(
+            !seen.items_ended && !seen.rules_ended,
+            "both subscriptions live to the end: items {:?}, rules {:?}",
+            seen.items_errors,
+            seen.rules_errors
+        );
+        assert_eq!(
+            seen.items.as_ref().map(|v| by_id(v)),
+            Some(by_id(&self.server_items)),
+            "the subscription's last value is the server's data"
+        );
+        assert!(seen.items_errors.is_empty(), "{:?}", seen.items_errors);
+        assert!(
+            seen.rules_errors.iter().all(|e| e.starts_with("Gap")),
+            "{:?}",
+            seen.rules_errors
+        );
+        // Flat: after the first day nothing grows past what the first day reached.
+        let (first, later) = (self.first_day, self.later_days);
+        assert!(
+            later.requests_pending <= first.requests_pending.max(8)
+                && later.subscriptions_live <= 2
+                && later.tasks <= first.tasks + 8
+                && later.timers <= first.timers + 8
+                && later.open_links <= first.open_links.max(4)
+                && later.server_subscriptions <= first.server_subscriptions.max(4),
+            "gauges grew: first day {first:?}, later {later:?}"
+        );
+        assert_eq!(self.end.subscriptions_live, 2, "{:?}", self.end);
+        assert_eq!(self.end.server_subscriptions, 2, "{:?}", self.end);
+        assert_eq!(self.end.requests_pending, 0, "{:?}", self.end);
+        assert!(self.end.open_links <= 2, "{:?}", self.end);
+    }
+
+    /// PENDING CLIENT WORK — fails on the current client:
+    /// - no `UNAUTHORIZED` reaches the application while the credentials are valid (the
+    ///   session must be renewed before it expires: today a link outliving the session
+    ///   answers every request `Session expired`, then `Authentication required`);
+    /// - every silent link is noticed within 2.5 heartbeat intervals of its last frame,
+    ///   whatever its phase (today a link silent before its first ping never arms the
+    ///   watchdog);
+    /// - every rules event emitted and not delivered lies inside a reported gap (today a
+    ///   gap starts when the loss is noticed, not at the link's last frame, so events
+    ///   swallowed by a silent link before that are missed without a gap).
+    fn assert_pending(&self) {
+        let mut failures = Vec::new();
+        if !self.seen.unauthorized.is_empty() {
+            failures.push(format!(
+                "UNAUTHORIZED reached the application {} times while the credentials were \
+                 valid, first {:?}",
+                self.seen.unauthorized.len(),
+                self.seen.unauthorized.first()
+            ));
+        }
+        let late = self.late_silences();
+        if !late.is_empty() {
+            let mut by_plan: BTreeMap<String, u64> = BTreeMap::new();
+            for (_, plan, _, _) in &late {
+                let name = format!("{plan:?}");
+                *by_plan.entry(name).or_default() += 1;
+            }
+            failures.push(format!(
+                "{} silent links were not noticed within 2.5 heartbeat intervals of their \
+                 last frame (by plan: {by_plan:?}; conn, plan, last frame, noticed: {:?})",
+                late.len(),
+                &late[..late.len().min(3)]
+            ));
+        }
+        let misses = self.unexplained_misses();
+        if !misses.is_empty() {
+            // Most fall between a link's silence and the client noticing it: the gap
+            // starts when the client noticed, not at the link's last frame.
+            let unnoticed = |at: Duration| {
+                self.links.iter().any(|l| {
+                    l.silenced_at.is_some_and(|s| s <= at)
+                        && l.client_gone.is_none_or(|gone| at < gone)
+                })
+            };
+            let in_silence = misses.iter().filter(|(_, at)| unnoticed(*at)).count();
+            failures.push(format!(
+                "{} events were neither delivered nor inside a reported gap ({in_silence} of \
+                 them emitted while a silent link was not yet noticed), e.g. {:?}",
+                misses.len(),
+                &misses[..misses.len().min(3)]
+            ));
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}
+
+/// `(id, n)` of each record, sorted.
+fn by_id(records: &[Value]) -> Vec<(String, Value)> {
+    let mut v: Vec<(String, Value)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap_or_default().to_owned(),
+                r["n"].clone(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn week_server() -> noex_testkit::TestServerBuilder {
+    TestServer::builder()
+        .auth(AuthMode::identity(ADMIN_SECRET))
+        .session_ttl(SESSION_TTL)
+        .heartbeat(HEARTBEAT)
+        .bucket(BucketDef::new("items").field("n", json!({"type": "number"})))
+        .query("all-items", QueryDef::all("items"))
+}
+
+fn week_options() -> ClientOptions {
+    ClientOptions::new()
+        .credentials("alice", PASSWORD)
+        .backoff(Backoff {
+            initial: secs(1),
+            multiplier: 2.0,
+            max: secs(30),
+            jitter: Duration::from_millis(500),
+            max_retries: None,
+        })
+        .request_timeout(secs(10))
+        .connect_timeout(secs(10))
+        .seed(11)
+}
+
+async fn sample(client: &Client, rt: &SimRuntime, net: &SimNetwork) -> Gauges {
+    let counters = client.counters().await.expect("counters");
+    Gauges {
+        requests_pending: counters.requests_pending,
+        subscriptions_live: counters.subscriptions_live,
+        tasks: rt.live_tasks(),
+        timers: rt.pending_timers(),
+        open_links: net.open_links().len(),
+        server_subscriptions: net.server(|s| s.subscription_count()),
+    }
+}
+
+/// A week on virtual time; what happened.
+fn week(seed: u64) -> Report {
+    let real = std::time::Instant::now();
+    let rt = SimRuntime::with_limits(Limits {
+        virtual_time: secs(DAYS * 86_400 + 86_400),
+        // About 110 000 polls are needed: a spinning task fails within seconds.
+        steps: 5_000_000,
+    });
+    let net = SimNetwork::start(&rt, week_server()).expect("server");
+    net.set_recording(false);
+    let mut admin = Admin {
+        net: net.clone(),
+        conn: None,
+        next_id: 0,
+    };
+    admin.ok(json!({"type": "identity.loginWithSecret", "secret": ADMIN_SECRET}));
+    let user =
+        admin.ok(json!({"type": "identity.createUser", "username": "alice", "password": PASSWORD}));
+    admin.ok(json!({"type": "identity.assignRole", "userId": user["id"], "roleName": "writer"}));
+
+    let sabotage = Arc::new(Mutex::new(Saboteur::default()));
+    net.set_filter(Some(saboteur(seed ^ 0x5ab0, sabotage.clone())));
+    let mut rng = Rng(seed);
+
+    let client = Client::new(net.backend());
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let _events = {
+        let seen = seen.clone();
+        client.on(move |event| {
+            let mut seen = lock(&seen);
+            match event {
+                LifecycleEvent::Disconnected(reason) => {
+                    *seen.disconnects.entry(reason_kind(reason)).or_default() += 1;
+                    if let DisconnectReason::AuthRejected { code, message } = reason {
+                        if *code == ErrorCode::Unauthorized {
+                            seen.unauthorized.push(format!("login refused: {message}"));
+                        }
+                    }
+                }
+                LifecycleEvent::Error(error) => {
+                    let text = format!("{error:?}");
+                    if text.contains("UNAUTHORIZED") || text.contains("Unauthorized") {
+                        seen.unauthorized.push(format!("lifecycle error: {text}"));
+                    }
+                }
+                _ => {}
+            }
+        })
+    };
+    rt.block_on(client.connect(URL, week_options().retry_initial_connect(true)))
+        .expect("connects");
+    let store = client.store();
+    let mut items = rt
+        .block_on(store.subscribe::<Vec<Value>>("all-items", None))
+        .expect("subscribes to the store");
+    let mut ticks = rt
+        .block_on(client.rules().subscribe("events.*"))
+        .expect("subscribes to rules events");
+    {
+        let seen = seen.clone();
+        rt.spawn(Box::pin(async move {
+            while let Some(item) = items.next().await {
+                let mut seen = lock(&seen);
+                match item {
+                    Ok(value) => {
+                        seen.items = Some(value);
+                        seen.items_values += 1;
+                    }
+                    Err(e) => {
+                        if e.is(&ErrorCode::Unauthorized) {
+                            seen.unauthorized.push(format!("store subscription: {e:?}"));
+                        }
+                        seen.items_errors.push(error_kind(&e));
+                    }
+                }
+            }
+            lock(&seen).items_ended = true;
+        }));
+    }
+    {
+        let seen = seen.clone();
+        let rt2 = rt.clone();
+        rt.spawn(Box::pin(async move {
+            while let Some(item) = ticks.next().await {
+                let mut seen = lock(&seen);
+                match item {
+                    Ok(RuleMessage { event, .. }) => {
+                        seen.events.insert(event.id);
+                    }
+                    Err(Error::Gap { from, to }) => {
+                        let gap = gap_bounds(rt2.elapsed(), SystemTime::now(), from, to);
+                        seen.gaps.push(gap);
+                        seen.rules_errors.push("Gap".into());
+                    }
+                    Err(e) => {
+                        if e.is(&ErrorCode::Unauthorized) {
+                            seen.unauthorized.push(format!("rules subscription: {e:?}"));
+                        }
+                        seen.rules_errors.push(error_kind(&e));
+                    }
+                }
+            }
+            lock(&seen).rules_ended = true;
+        }));
+    }
+    lock(&sabotage).on = true;
+
+    let mut report = Report::default();
+    let mut next_key = 0u64;
+    let mut seq = 0u64;
+    let end = secs(DAYS * 86_400);
+    let mut next_sample = secs(3600);
+    while rt.elapsed() < end {
+        rt.advance(rng.between(secs(20), secs(600)));
+        // Requests throughout: a write or a read, each on its own task.
+        for _ in 0..=rng.below(3) {
+            lock(&seen).requests_issued += 1;
+            let bucket = client.store().bucket("items");
+            let seen = seen.clone();
+            let write = rng.below(2) == 0;
+            next_key += 1;
+            let key = format!("k{:02}", next_key % KEYS);
+            let n = rng.below(1000);
+            rt.spawn(Box::pin(async move {
+                let result = if write {
+                    bucket.insert(json!({"id": key, "n": n})).await.map(drop)
+                } else {
+                    bucket.all().await.map(drop)
+                };
+                let mut seen = lock(&seen);
+                seen.requests_ended += 1;
+                if let Err(e) = result {
+                    if e.is(&ErrorCode::Unauthorized) {
+                        seen.unauthorized.push(format!("request: {e:?}"));
+                    }
+                    *seen.request_errors.entry(error_kind(&e)).or_default() += 1;
+                }
+            }));
+        }
+        // Another writer, straight on the server.
+        if rng.below(3) == 0 {
+            next_key += 1;
+            let key = format!("k{:02}", next_key % KEYS);
+            let n = rng.below(1000);
+            let _ = net.server(|s| s.insert("items", json!({"id": key, "n": n})));
+        }
+        // Another producer of rules events.
+        seq += 1;
+        let (id, at_ms) = admin.emit(seq);
+        report.emitted.push((id, net.virtual_at(at_ms)));
+        // A restart now and then (data kept).
+        if rng.below(100) < 3 {
+            report.restarts += 1;
+            net.restart(true);
+            admin.conn = None;
+        }
+        // A silent link the client has not noticed in ten minutes: let it go.
+        let now = rt.elapsed();
+        for link in net.links() {
+            let stuck = link.client_gone.is_none()
+                && link
+                    .silenced_at
+                    .is_some_and(|at| now.saturating_sub(at) > RESCUE_AFTER);
+            if stuck {
+                report.rescued.push(link.conn);
+                net.drop_link(link.conn);
+            }
+        }
+        if rt.elapsed() >= next_sample {
+            next_sample += secs(3600);
+            let gauges = rt.block_on(sample(&client, &rt, &net));
+            if rt.elapsed() <= secs(86_400) {
+                report.first_day = report.first_day.max(gauges);
+            } else {
+                report.later_days = report.later_days.max(gauges);
+            }
+        }
+    }
+
+    // The network heals: the client reconnects, every request ends, pushes arrive.
+    lock(&sabotage).on = false;
+    for link in net.links() {
+        if link.silenced_at.is_some() && link.client_gone.is_none() {
+            report.rescued.push(link.conn);
+            net.drop_link(link.conn);
+        }
+    }
+    let wait = Eventually::new(|d| rt.sleep(d))
+        .every(secs(1))
+        .within(secs(600));
+    rt.block_on(wait.until("connected at the end", || client.is_connected()));
+    rt.advance(secs(60));
+    report.end = rt.block_on(sample(&client, &rt, &net));
+    report.counters_end = Some(rt.block_on(client.counters()).expect("counters"));
+    report.server_items = net.server(|s| s.records("items"));
+    report.links = net.links();
+    report.plans = lock(&sabotage)
+        .plans
+        .iter()
+        .map(|(conn, (plan, _))| (*conn, *plan))
+        .collect();
+    report.steps = rt.steps();
+    report.seen = std::mem::take(&mut *lock(&seen));
+    rt.block_on(client.disconnect());
+    rt.shutdown();
+    report.real_time = real.elapsed();
+    report
+}
+
+#[test]
+fn seven_days_of_faults() {
+    let report = week(2026);
+    eprintln!("{}", report.summary());
+    report.assert_core();
+}
+
+/// The whole week's checks, including those the current client fails (see
+/// [`Report::assert_pending`]).
+#[test]
+#[ignore = "fails until the client renews sessions, watches links before their first ping \
+            and starts gaps at the last frame"]
+fn seven_days_all_checks() {
+    let report = week(2026);
+    eprintln!("{}", report.summary());
+    report.assert_core();
+    report.assert_pending();
+}
+
+/// Resident memory in bytes, where `/proc` tells it.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+#[test]
+fn ten_thousand_reconnects_leave_nothing_behind() {
+    let rt = SimRuntime::with_limits(Limits {
+        virtual_time: secs(86_400),
+        // About 116 000 polls are needed.
+        steps: 5_000_000,
+    });
+    let builder = TestServer::builder()
+        .heartbeat(HEARTBEAT)
+        .bucket(BucketDef::new("items").field("n", json!({"type": "number"})))
+        .query("all-items", QueryDef::all("items"));
+    let net = SimNetwork::start(&rt, builder).expect("server");
+    net.set_recording(false);
+    let client = Client::new(net.backend());
+    let options = ClientOptions::new()
+        .backoff(Backoff {
+            initial: Duration::from_millis(10),
+            multiplier: 1.0,
+            max: Duration::from_millis(10),
+            jitter: Duration::ZERO,
+            max_retries: None,
+        })
+        .seed(3);
+    rt.block_on(client.connect(URL, options)).expect("connects");
+    let store = client.store();
+    let mut items = rt
+        .block_on(store.subscribe::<Vec<Value>>("all-items", None))
+        .expect("store subscription");
+    let mut ticks = rt
+        .block_on(client.rules().subscribe("events.*"))
+        .expect("rules subscription");
+    let values = Arc::new(Mutex::new((0u64, 0u64)));
+    {
+        let values = values.clone();
+        rt.spawn(Box::pin(async move {
+            while let Some(item) = items.next().await {
+                item.expect("a value");
+                lock(&values).0 += 1;
+            }
+        }));
+    }
+    {
+        let values = values.clone();
+        rt.spawn(Box::pin(async move {
+            while let Some(item) = ticks.next().await {
+                assert!(matches!(item, Err(Error::Gap { .. })), "{item:?}");
+                lock(&values).1 += 1;
+            }
+        }));
+    }
+    let bucket = client.store().bucket("items");
+    let snapshot = |rt: &SimRuntime| {
+        let gauges = rt.block_on(sample(&client, rt, &net));
+        (gauges, resident_bytes())
+    };
+    let mut at_hundred = None;
+    for round in 1..=10_000u64 {
+        net.drop_all();
+        let wait = Eventually::new(|d| rt.sleep(d))
+            .every(Duration::from_millis(5))
+            .within(secs(5));
+        rt.block_on(wait.until("reconnected and restored", || {
+            client.is_connected() && net.server(|s| s.subscription_count()) == 2
+        }));
+        if round % 10 == 0 {
+            rt.block_on(bucket.insert(json!({"id": format!("k{}", round % 50), "n": round})))
+                .expect("a write between reconnects");
+        }
+        net.take_finished();
+        if round == 100 {
+            at_hundred = Some(snapshot(&rt));
+        }
+    }
+    rt.advance(secs(1));
+    let (first, rss_first) = at_hundred.expect("sampled");
+    let (last, rss_last) = snapshot(&rt);
+    let counters = rt.block_on(client.counters()).expect("counters");
+    assert_eq!(counters.reconnects, 10_000, "{counters:?}");
+    assert_eq!(last, first, "gauges after 100 and after 10 000 reconnects");
+    assert_eq!(
+        (
+            last.requests_pending,
+            last.subscriptions_live,
+            last.server_subscriptions
+        ),
+        (0, 2, 2)
+    );
+    let (restored, gaps) = *lock(&values);
+    assert!(
+        restored > 10_000,
+        "a fresh value after every restore: {restored}"
+    );
+    assert_eq!(
+        gaps, 10_000,
+        "a gap after every restore of the rules subscription"
+    );
+    eprintln!(
+        "10 000 reconnects: {counters:?}; resident memory after 100: {rss_first:?} bytes, \
+         after 10 000: {rss_last:?} bytes; {} polls",
+        rt.steps()
+    );
+    if let (Some(a), Some(b)) = (rss_first, rss_last) {
+        // A generous bound (other tests run in this process too): no per-reconnect leak
+        // of even a few kilobytes.
+        assert!(
+            b.saturating_sub(a) < 64 << 20,
+            "resident memory grew from {a} to {b} bytes"
+        );
+    }
+    rt.block_on(client.disconnect());
+    rt.shutdown();
+}
