@@ -49,18 +49,21 @@ pub enum Error {
     /// The client gave up on the connection for good: a permanent close code (1003, 4002,
     /// 4003: [`DisconnectReason::Closed`] with the code and the server's reason; see
     /// [`Error::close_code`]), the session revoked, the credentials refused
-    /// ([`DisconnectReason::AuthRejected`] with the server's code: [`Error::code`]), or
+    /// ([`DisconnectReason::AuthRejected`] with the server's code: [`Error::code`]), a
+    /// configured token whose session expired ([`DisconnectReason::SessionExpired`]), or
     /// reconnect attempts exhausted. [`crate::Client::connect`] fails with this when the
     /// first connection ends that way, and a live subscription ends with it (then `None`).
     #[error("gave up on the connection: {0}")]
     GaveUp(DisconnectReason),
     /// Not a failure: a rules subscription was made again after a reconnect, and events
-    /// emitted between `from` (the connection was lost) and `to` (the subscription was
-    /// registered again) were not delivered. The stream carries on; reconcile what the
-    /// events would have told you (re-read facts or records). See [`crate::Subscription`].
+    /// emitted between `from` (the last frame that arrived on the lost connection) and
+    /// `to` (the subscription was registered again) were not delivered; every event that
+    /// was not delivered lies inside `[from, to]`, also those sent while the loss was not
+    /// yet noticed. The stream carries on; reconcile what the events would have told you
+    /// (re-read facts or records). See [`crate::Subscription`].
     #[error("events between the disconnect and the restore may have been missed")]
     Gap {
-        /// When the connection was lost.
+        /// When the last frame arrived on the lost connection.
         from: SystemTime,
         /// When the subscription was registered again.
         to: SystemTime,

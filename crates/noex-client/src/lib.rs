@@ -55,8 +55,14 @@
 //!   every subscription again in one pipelined burst; each subscription then yields fresh
 //!   data. Pending requests fail with [`Error::Disconnected`], except reads marked
 //!   retry-safe, which are sent again. Writes are never sent twice.
-//! - A silent server (no pings, no frames) is noticed by a watchdog and the connection is
-//!   replaced.
+//! - A silent server (no pings, no frames) is noticed by a watchdog, from the connection's
+//!   first frame on, and the connection is replaced.
+//! - Logged-in sessions stay logged in: with [`ClientOptions::credentials`] (or the
+//!   caller's own `identity().login`) the session is renewed before it expires, and a
+//!   request the server refused because it expired anyway is sent again after a new login
+//!   (the server checks the session before running anything, so the refused copy was not
+//!   executed); [`ClientOptions::token_provider`] does the same with tokens from the
+//!   application.
 //! - A request made while the client waits for a connection waits for it (within its
 //!   deadline); at most [`ClientOptions::max_in_flight`] requests are in flight, and a
 //!   caller past it waits for a slot.

@@ -83,16 +83,20 @@ fn a_new_link_is_watched_from_its_first_frame_with_the_interval_learned_before()
 fn links_given_up_before_their_first_ping_double_the_interval_assumed_next() {
     // The server was reconfigured from 400 ms to 5 s pings: each new link is given up
     // before its first ping, the next one waits twice as long, until a ping is seen.
-    let config = Harness::config().backoff(noex_proto::Backoff {
-        initial: ms(10),
-        jitter: Duration::ZERO,
-        ..Default::default()
-    });
+    let config = Harness::config()
+        .backoff(noex_proto::Backoff {
+            initial: ms(10),
+            jitter: Duration::ZERO,
+            ..Default::default()
+        })
+        .liveness(Liveness::Auto {
+            min_margin: ms(100),
+            initial_interval: ms(8_000),
+        });
     let mut h = Harness::connected(config);
     h.advance(ms(400));
     h.ping(1);
-    let mut silences = Vec::new();
-    for _ in 0..4 {
+    let silence = |h: &mut Harness| {
         h.server_close(None, "");
         h.reopen(false);
         let start = h.now();
@@ -100,21 +104,19 @@ fn links_given_up_before_their_first_ping_double_the_interval_assumed_next() {
         while h.closes.iter().all(|c| c.0 != conn) {
             assert!(h.step());
         }
-        silences.push(h.now() - start);
-    }
-    assert_eq!(silences, vec![ms(900), ms(1_800), ms(3_600), ms(7_200)]);
-    // The fourth link assumes 6.4 s: the server's 5 s ping arrives in time and resets it.
+        h.now() - start
+    };
+    let silences: Vec<Duration> = (0..6).map(|_| silence(&mut h)).collect();
+    // Doubled each time, never beyond the initial interval (8 s): 2.25 × 8 s at most.
+    assert_eq!(
+        silences,
+        vec![ms(900), ms(1_800), ms(3_600), ms(7_200), ms(14_400), ms(18_000)]
+    );
+    // With 8 s assumed, the server's 5 s ping arrives in time and is learned.
     h.reopen(false);
     h.advance(ms(5_000));
     h.ping(2);
-    h.server_close(None, "");
-    h.reopen(false);
-    let start = h.now();
-    let conn = h.conn();
-    while h.closes.iter().all(|c| c.0 != conn) {
-        assert!(h.step());
-    }
-    assert_eq!(h.now() - start, ms(11_250), "2.25 × the 5 s measured");
+    assert_eq!(silence(&mut h), ms(11_250), "2.25 × the 5 s measured");
 }
 
 #[test]

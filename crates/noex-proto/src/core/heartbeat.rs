@@ -9,7 +9,10 @@
 //! whose interval grew (it was reconfigured) would make a learned interval too short, and
 //! every new link would be given up before its first ping: so a link that had its
 //! `welcome` and is given up before its first ping doubles the interval assumed for the
-//! next one, until a ping is seen again.
+//! next one, until a ping is seen again, up to the larger of the learned and the initial
+//! interval. (The cap keeps links that keep dying before their first ping from being
+//! watched ever more loosely; a server that pings less often than 2.25 initial intervals
+//! needs the initial interval raised.)
 
 use super::{ClientCore, Link, Timer};
 use crate::config::Liveness;
@@ -75,7 +78,8 @@ impl ClientCore {
             return interval;
         }
         let base = self.heartbeat.learned.unwrap_or(initial);
-        base.saturating_mul(1u32 << self.heartbeat.silent_starts.min(16))
+        let doubled = base.saturating_mul(1u32 << self.heartbeat.silent_starts.min(16));
+        doubled.min(base.max(initial))
     }
 
     /// When the liveness watchdog fires for `link`, if it is armed.
