@@ -91,6 +91,7 @@ pub mod runtime;
 mod shared;
 mod slot;
 mod subscription;
+mod sync;
 pub mod transport;
 mod transport_error;
 pub mod ws_connector;

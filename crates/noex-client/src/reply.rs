@@ -8,9 +8,9 @@
 //! needs no table from tickets to ids.
 
 use crate::error::Error;
+// Through the facade, so the loom models can build this file against loom's types.
+use crate::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering};
 use noex_proto::{IdTable, Payload, RequestId, SubscriptionId};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 /// What the driver answers: `T`, or why not (boxed: the cell stays small).

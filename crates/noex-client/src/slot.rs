@@ -5,9 +5,9 @@
 //! previous one, so nothing of value is lost), `Queue(n)` keeps at most `n` items and drops
 //! the oldest beyond that, counting what it dropped so the consumer is told.
 
-use futures::task::AtomicWaker;
+// Through the facade, so the loom models can build this file against loom's types.
+use crate::sync::{Arc, AtomicWaker, Mutex, MutexGuard};
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 /// How much a slow consumer's buffer may hold.
