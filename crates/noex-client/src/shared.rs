@@ -120,7 +120,11 @@ impl Shared {
 
     pub(crate) fn add_stream(&self, capacity: usize) -> SlotReceiver<LifecycleEvent> {
         let (tx, rx) = slot(BufferPolicy::Queue(capacity));
-        lock(&self.listeners).streams.push(tx);
+        let mut listeners = lock(&self.listeners);
+        // Streams dropped since the last event go now: an app that opens and drops event
+        // streams while nothing happens holds only the live ones.
+        listeners.streams.retain(|s| !s.is_orphaned());
+        listeners.streams.push(tx);
         rx
     }
 
