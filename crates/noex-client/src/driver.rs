@@ -572,7 +572,7 @@ impl Driver {
             }
             SubscriptionEvent::Update { id, data } => {
                 if let Some(entry) = self.subs.get(&id) {
-                    entry.sink.push(SubItem::Data(data.into()));
+                    entry.sink.push(SubItem::Data(data));
                 }
             }
             SubscriptionEvent::Failed { id, error } => {

@@ -154,8 +154,9 @@ pub enum SubscriptionEvent {
     Update {
         /// Which subscription.
         id: SubscriptionId,
-        /// The pushed data.
-        data: Payload,
+        /// The pushed data, checked by whatever reads it (a push laid out as the server
+        /// writes it is read once, by the caller; see [`SubscriptionData`]).
+        data: SubscriptionData,
     },
     /// The subscription could not be made (or made again) and is removed.
     Failed {

@@ -304,6 +304,14 @@ pub(crate) enum Decoded<'a> {
         /// The answer, its data borrowed from the frame.
         answer: SubscribeAnswer<'a>,
     },
+    /// A `push` on channel `subscription` or `event` laid out as the server writes it,
+    /// its data handed on unread.
+    Pushed {
+        /// The server's subscription id.
+        subscription_id: &'a str,
+        /// The data, not read through: checked by whatever reads it.
+        data: &'a str,
+    },
 }
 
 /// What the caller of [`decode_expecting`] expects of a `result` for a request id.
@@ -339,6 +347,12 @@ pub(crate) fn decode_expecting(
     text: &str,
     expect: impl FnOnce(u64) -> Expect,
 ) -> Result<Decoded<'_>, FrameError> {
+    if let Some((subscription_id, data)) = push_layout(text) {
+        return Ok(Decoded::Pushed {
+            subscription_id,
+            data,
+        });
+    }
     let Some(id) = result_id_hint(text) else {
         return decode(text).map(Decoded::Frame);
     };
@@ -389,6 +403,28 @@ fn answer_layout(text: &str, id: u64) -> Option<(&str, &str)> {
         .strip_prefix(r#"","data":"#)?
         .trim_end_matches(JSON_WHITESPACE)
         .strip_suffix("}}")?;
+    (!data.trim_matches(JSON_WHITESPACE).is_empty()).then_some((subscription_id, data))
+}
+
+/// The subscription id `S` and the data `V` (unread) of a frame laid out exactly
+/// `{"type":"push","channel":"C","subscriptionId":"S","data":V}` as noex-server writes a
+/// push (`C` `subscription` or `event`, `S` free of escapes and control characters; JSON
+/// whitespace may follow). When `V` is one JSON value the frame is exactly that push, which
+/// is what [`decode`] reads; when it is not, whoever reads `V` gets the error. `None` for
+/// any other layout, which is decoded as [`decode`] does.
+fn push_layout(text: &str) -> Option<(&str, &str)> {
+    let rest = text.strip_prefix(r#"{"type":"push","channel":""#)?;
+    let rest = rest
+        .strip_prefix(r#"subscription","subscriptionId":""#)
+        .or_else(|| rest.strip_prefix(r#"event","subscriptionId":""#))?;
+    let (subscription_id, rest) = rest.split_at(rest.find('"')?);
+    if subscription_id.bytes().any(|b| b == b'\\' || b < 0x20) {
+        return None;
+    }
+    let data = rest
+        .strip_prefix(r#"","data":"#)?
+        .trim_end_matches(JSON_WHITESPACE)
+        .strip_suffix('}')?;
     (!data.trim_matches(JSON_WHITESPACE).is_empty()).then_some((subscription_id, data))
 }
 
@@ -597,9 +633,78 @@ mod tests {
                     Some(format!("{}|{data}", answer.subscription_id)),
                 )
             }
+            Ok(Decoded::Pushed {
+                subscription_id,
+                data,
+            }) => match serde_json::from_str::<&RawValue>(data) {
+                Ok(raw) => {
+                    let frame = decode(text).expect("a push is a frame");
+                    assert!(
+                        matches!(&frame, ServerFrame::Push { subscription_id: s, data: d, .. }
+                        if s == subscription_id && d.json() == raw.get())
+                    );
+                    (Some(Ok(frame)), None)
+                }
+                Err(_) => (None, Some(subscription_id.to_owned())),
+            },
             Ok(Decoded::Frame(frame)) => (Some(Ok(frame)), None),
             Err(e) => (Some(Err(e)), None),
         }
+    }
+
+    #[test]
+    fn a_push_as_the_server_writes_it_hands_its_data_on_unread() {
+        let cases = [
+            (
+                r#"{"type":"push","channel":"subscription","subscriptionId":"sub-1","data":[{"a":1}]}"#,
+                "sub-1",
+                r#"[{"a":1}]"#,
+            ),
+            (
+                r#"{"type":"push","channel":"event","subscriptionId":"sub-2","data":{"topic":"t"}}"#,
+                "sub-2",
+                r#"{"topic":"t"}"#,
+            ),
+            (
+                "{\"type\":\"push\",\"channel\":\"subscription\",\"subscriptionId\":\"s\",\"data\":3}\n",
+                "s",
+                "3",
+            ),
+        ];
+        for (text, sub, data) in cases {
+            match decode_expecting(text, |_| Expect::Frame) {
+                Ok(Decoded::Pushed {
+                    subscription_id,
+                    data: unread,
+                }) => assert_eq!((subscription_id, unread), (sub, data), "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+            assert_eq!(expecting(text, 0).0, decode(text), "{text}");
+        }
+        // Any other layout is read through, as `decode` reads it.
+        let others = [
+            r#"{"type":"push","channel":"other","subscriptionId":"s","data":1}"#,
+            r#"{"type":"push","channel":"subscription","subscriptionId":"s\u0031","data":1}"#,
+            r#"{"channel":"subscription","type":"push","subscriptionId":"s","data":1}"#,
+            r#"{"type":"push","channel":"subscription","subscriptionId":"s","data":}"#,
+            r#"{"type":"push","channel":"subscription","subscriptionId":"s"}"#,
+            r#"{"type": "push","channel":"subscription","subscriptionId":"s","data":1}"#,
+        ];
+        for text in others {
+            assert!(
+                !matches!(
+                    decode_expecting(text, |_| Expect::Frame),
+                    Ok(Decoded::Pushed { .. })
+                ),
+                "{text}"
+            );
+        }
+        // Data that is not one JSON value is an error for whoever reads it.
+        let broken = r#"{"type":"push","channel":"subscription","subscriptionId":"s","data":[1}"#;
+        assert_eq!(
+            expecting_as(broken, 0, Expect::Frame),
+            (None, Some("s".to_owned()))
+        );
     }
 
     /// [`expecting_as`] for a subscribe whose data is dropped (read through).

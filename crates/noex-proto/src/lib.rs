@@ -47,6 +47,7 @@ mod error_code;
 mod event;
 mod frame;
 mod id_table;
+pub mod live;
 pub mod ops;
 mod payload;
 mod secret;

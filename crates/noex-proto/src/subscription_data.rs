@@ -41,6 +41,11 @@ impl SubscriptionData {
         SubscriptionData(Data::Unchecked(json.into()))
     }
 
+    /// The JSON text as it came, not checked yet when it is unchecked data.
+    pub(crate) fn json_text(&self) -> &str {
+        self.text()
+    }
+
     fn text(&self) -> &str {
         match &self.0 {
             Data::Checked(payload) => payload.json(),

@@ -110,7 +110,14 @@ fn links_given_up_before_their_first_ping_double_the_interval_assumed_next() {
     // Doubled each time, never beyond the initial interval (8 s): 2.25 × 8 s at most.
     assert_eq!(
         silences,
-        vec![ms(900), ms(1_800), ms(3_600), ms(7_200), ms(14_400), ms(18_000)]
+        vec![
+            ms(900),
+            ms(1_800),
+            ms(3_600),
+            ms(7_200),
+            ms(14_400),
+            ms(18_000)
+        ]
     );
     // With 8 s assumed, the server's 5 s ping arrives in time and is learned.
     h.reopen(false);

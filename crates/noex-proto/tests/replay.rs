@@ -229,6 +229,7 @@ fn replay(name: &str) -> Replay {
                             id: sub,
                             data: noex_proto::Payload::from_json(&frame["data"].to_string())
                                 .unwrap()
+                                .into()
                         }],
                         "{name}: push for {server_id}"
                     );

@@ -238,7 +238,9 @@ fn a_push_overtaking_its_subscribe_answer_is_held_then_delivered_after_it() {
             SubscriptionEvent::Ready { data, .. } => {
                 format!("ready {}", value(data.as_ref().unwrap()))
             }
-            SubscriptionEvent::Update { data, .. } => format!("update {}", data.json()),
+            SubscriptionEvent::Update { data, .. } => {
+                format!("update {}", data.to_value().unwrap())
+            }
             other => format!("{other:?}"),
         })
         .collect();

@@ -7,6 +7,7 @@ use crate::event::{
     ConnectionId, ConnectionState, CoreError, DisconnectReason, Input, LifecycleEvent, Output,
 };
 use crate::frame::{self, Decoded, FrameError, ServerFrame, SystemEvent};
+use crate::subscription_data::SubscriptionData;
 use rand::RngExt;
 use std::time::{Duration, Instant};
 use tracing::{debug, field, info, info_span, trace, warn};
@@ -131,6 +132,13 @@ impl ClientCore {
                     Ok(Decoded::Subscribed { id, answer }) => {
                         self.handle_subscribe_answer(now, id, answer)
                     }
+                    Ok(Decoded::Pushed {
+                        subscription_id,
+                        data,
+                    }) => self.handle_push(
+                        subscription_id.to_owned(),
+                        SubscriptionData::unchecked(data),
+                    ),
                     Err(error) => self.protocol_error(error),
                 }
             }
@@ -156,7 +164,7 @@ impl ClientCore {
                 subscription_id,
                 data,
                 ..
-            } => self.handle_push(subscription_id, data),
+            } => self.handle_push(subscription_id, data.into()),
             ServerFrame::Ping { timestamp } => self.handle_ping(now, &timestamp),
             ServerFrame::Welcome(info) => {
                 let Some(link) = self

@@ -11,6 +11,7 @@ use crate::event::{CoreError, Event, Gap, LifecycleEvent, SubscriptionEvent, Sub
 use crate::frame::SubscribeAnswer;
 use crate::payload::Payload;
 use crate::subscription::SubscriptionSpec;
+use crate::subscription_data::SubscriptionData;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 use tracing::debug;
@@ -65,7 +66,7 @@ pub(super) struct Subscriptions {
     /// [`crate::Config::max_in_flight`], the oldest forgotten first.
     late: BTreeMap<u64, SubscriptionSpec>,
     /// Pushes for server ids not yet registered, while subscribes are in flight.
-    held: VecDeque<(String, Payload)>,
+    held: VecDeque<(String, SubscriptionData)>,
     in_flight: usize,
     restores_outstanding: usize,
 }
@@ -155,7 +156,7 @@ impl Subscriptions {
 
     /// Holds a push for a subscribe in flight, within `max`; returns the server id of
     /// a push dropped to make room (or of this one, when nothing may be held).
-    fn hold(&mut self, server_id: String, data: Payload, max: usize) -> Option<String> {
+    fn hold(&mut self, server_id: String, data: SubscriptionData, max: usize) -> Option<String> {
         let mut dropped = None;
         if self.held.len() >= max {
             dropped = self.held.pop_front().map(|(id, _)| id);
@@ -169,7 +170,7 @@ impl Subscriptions {
     }
 
     /// Takes the held pushes for `server_id`, in arrival order.
-    fn take_held(&mut self, server_id: &str) -> Vec<Payload> {
+    fn take_held(&mut self, server_id: &str) -> Vec<SubscriptionData> {
         let mut taken = Vec::new();
         let mut kept = VecDeque::with_capacity(self.held.len());
         for (id, data) in self.held.drain(..) {
@@ -449,7 +450,7 @@ impl ClientCore {
     }
 
     /// A `push` frame.
-    pub(super) fn handle_push(&mut self, server_id: String, data: Payload) {
+    pub(super) fn handle_push(&mut self, server_id: String, data: SubscriptionData) {
         match self.subs.target(&server_id) {
             PushTarget::Live(sub) => {
                 self.counters.pushes_delivered += 1;

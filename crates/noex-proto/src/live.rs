@@ -1,0 +1,401 @@
+//! Live views: what changed between two results of a store query, decided on the raw
+//! records by key and version, without the caller's type.
+//!
+//! noex-server pushes a query's whole result on every change. [`LiveKeys`] remembers, for
+//! the last result it saw, each record's key and `_version` (16 bytes a record: a hash of
+//! the key's JSON text and the version), and [`LiveKeys::apply`] tells, for the next result,
+//! which records are new, which changed (a new `_version`), which are unchanged and which
+//! are gone. It reads each record's key and version and nothing else: the caller reads
+//! only the records that are new or changed, once, into its own type.
+//!
+//! Whatever lies between two results the caller reads (several pushes, or a reconnect's
+//! fresh result after a time away) comes out as one set of changes: the difference between
+//! the two.
+//!
+//! ```
+//! use noex_proto::live::{LiveKeys, Origin};
+//! use noex_proto::SubscriptionData;
+//! use noex_proto::Payload;
+//!
+//! let data = |json: &str| SubscriptionData::from(Payload::from_json(json).unwrap());
+//! let mut keys = LiveKeys::new("id");
+//! let first = data(r#"[{"id":"a","_version":1},{"id":"b","_version":1}]"#);
+//! let changes = keys.apply(&first).unwrap();
+//! assert_eq!(changes.added(), 2);
+//!
+//! let next = data(r#"[{"id":"b","_version":2},{"id":"c","_version":1}]"#);
+//! let changes = keys.apply(&next).unwrap();
+//! assert!(matches!(changes.records[0], Origin::Updated { previous: 1, .. }));
+//! assert!(matches!(changes.records[1], Origin::Added { .. }));
+//! assert_eq!(changes.removed, vec![0]);
+//! ```
+
+use crate::subscription_data::SubscriptionData;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserializer;
+use serde_json::value::RawValue;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
+
+/// Why a result cannot be read as a list of keyed records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LiveError {
+    /// The result is not a JSON array (a count, a scalar, an object): the query does not
+    /// give records.
+    #[error("the query's result is not a list of records")]
+    NotAList,
+    /// An element of the result is not a JSON object.
+    #[error("element {index} of the result is not a record")]
+    NotARecord {
+        /// Its position.
+        index: usize,
+    },
+    /// A record has no key field.
+    #[error("record {index} has no `{field}` field")]
+    MissingKey {
+        /// Its position.
+        index: usize,
+        /// The key field looked for.
+        field: String,
+    },
+    /// Two records of one result have the same key.
+    #[error("records of one result share a key (record {index})")]
+    DuplicateKey {
+        /// The position of the second.
+        index: usize,
+    },
+    /// The result is not valid JSON.
+    #[error("the result is not valid JSON: {0}")]
+    Malformed(String),
+}
+
+/// Where a record of the new result comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// The record at `previous` in the last result, unchanged (same key, same version).
+    Kept {
+        /// Its position in the last result.
+        previous: usize,
+    },
+    /// The record at `previous` in the last result, with a new version: `record` is the
+    /// new one.
+    Updated {
+        /// Its position in the last result.
+        previous: usize,
+        /// The new record's JSON.
+        record: &'a RawValue,
+    },
+    /// A record the last result did not have.
+    Added {
+        /// Its JSON.
+        record: &'a RawValue,
+    },
+}
+
+/// The difference between the last result and the new one.
+#[derive(Debug, Clone)]
+pub struct RawChanges<'a> {
+    /// For each record of the new result, in the server's order: where it comes from.
+    pub records: Vec<Origin<'a>>,
+    /// The positions in the last result of the records no longer there, in order.
+    pub removed: Vec<usize>,
+}
+
+impl RawChanges<'_> {
+    /// Records that are new.
+    pub fn added(&self) -> usize {
+        self.records
+            .iter()
+            .filter(|o| matches!(o, Origin::Added { .. }))
+            .count()
+    }
+
+    /// Records with a new version.
+    pub fn updated(&self) -> usize {
+        self.records
+            .iter()
+            .filter(|o| matches!(o, Origin::Updated { .. }))
+            .count()
+    }
+
+    /// Whether nothing changed: the same records, same versions, same order.
+    pub fn is_unchanged(&self) -> bool {
+        self.removed.is_empty()
+            && self
+                .records
+                .iter()
+                .enumerate()
+                .all(|(i, o)| matches!(o, Origin::Kept { previous } if *previous == i))
+    }
+}
+
+/// One record's identity in a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    key: u64,
+    version: u64,
+}
+
+/// The keys and versions of the last result a live view read (see the module docs).
+#[derive(Debug, Clone)]
+pub struct LiveKeys {
+    key_field: Box<str>,
+    entries: Vec<Entry>,
+}
+
+/// A map keyed by hashes already: no hashing again.
+type ByHash<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
+
+/// Hands a `u64` key through unchanged (the keys are hashes already).
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl LiveKeys {
+    /// A view of records keyed by `key_field` (`id` for buckets with a generated key),
+    /// before any result.
+    pub fn new(key_field: &str) -> LiveKeys {
+        LiveKeys {
+            key_field: key_field.into(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// The key field.
+    pub fn key_field(&self) -> &str {
+        &self.key_field
+    }
+
+    /// Records in the last result read.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the last result read had no record (or none was read yet).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Reads the new result `data` and tells how it differs from the last one; the new
+    /// result becomes the last one. On an error nothing changes.
+    ///
+    /// Records are matched by their key (compared by a 64-bit hash of its JSON text:
+    /// two different keys of one pair of results would have to share a hash to be
+    /// confused) and changed when their `_version` differs (a record without one is
+    /// version 0).
+    pub fn apply<'a>(&mut self, data: &'a SubscriptionData) -> Result<RawChanges<'a>, LiveError> {
+        let text = data.json_text();
+        if !text.trim_start().starts_with('[') {
+            // One JSON value that is not an array, or not JSON at all.
+            return Err(match serde_json::from_str::<IgnoredAny>(text) {
+                Ok(_) => LiveError::NotAList,
+                Err(e) => LiveError::Malformed(e.to_string()),
+            });
+        }
+        let records: Vec<&'a RawValue> =
+            serde_json::from_str(text).map_err(|e| LiveError::Malformed(e.to_string()))?;
+        let mut entries = Vec::with_capacity(records.len());
+        let mut seen: HashSet<u64, BuildHasherDefault<IdentityHasher>> =
+            HashSet::with_capacity_and_hasher(records.len(), Default::default());
+        for (index, record) in records.iter().enumerate() {
+            let entry = read_entry(record, &self.key_field, index)?;
+            if !seen.insert(entry.key) {
+                return Err(LiveError::DuplicateKey { index });
+            }
+            entries.push(entry);
+        }
+        let mut previous: ByHash<usize> =
+            ByHash::with_capacity_and_hasher(self.entries.len(), Default::default());
+        for (i, entry) in self.entries.iter().enumerate() {
+            previous.insert(entry.key, i);
+        }
+        let mut kept = vec![false; self.entries.len()];
+        let origins = entries
+            .iter()
+            .zip(&records)
+            .map(|(entry, record)| match previous.get(&entry.key) {
+                Some(&i) => {
+                    kept[i] = true;
+                    if self.entries[i].version == entry.version {
+                        Origin::Kept { previous: i }
+                    } else {
+                        Origin::Updated {
+                            previous: i,
+                            record,
+                        }
+                    }
+                }
+                None => Origin::Added { record },
+            })
+            .collect();
+        let removed = (0..kept.len()).filter(|&i| !kept[i]).collect();
+        self.entries = entries;
+        Ok(RawChanges {
+            records: origins,
+            removed,
+        })
+    }
+}
+
+/// Reads a record's key (hashed) and version, and nothing else of it.
+fn read_entry(record: &RawValue, key_field: &str, index: usize) -> Result<Entry, LiveError> {
+    let mut de = serde_json::Deserializer::from_str(record.get());
+    let found = (&mut de)
+        .deserialize_map(EntryVisitor { key_field })
+        .map_err(|_| LiveError::NotARecord { index })?;
+    match found {
+        (Some(key), version) => Ok(Entry { key, version }),
+        (None, _) => Err(LiveError::MissingKey {
+            index,
+            field: key_field.to_owned(),
+        }),
+    }
+}
+
+/// A key's hash: of the string for a string key (however it was escaped), of the JSON
+/// text for any other.
+fn key_hash(raw: &RawValue) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    match serde_json::from_str::<FieldName<'_>>(raw.get()) {
+        Ok(text) => {
+            0u8.hash(&mut hasher);
+            text.0.hash(&mut hasher);
+        }
+        Err(_) => {
+            1u8.hash(&mut hasher);
+            raw.get().hash(&mut hasher);
+        }
+    }
+    hasher.finish()
+}
+
+/// A record's key hash and version.
+struct EntryVisitor<'k> {
+    key_field: &'k str,
+}
+
+impl<'de> Visitor<'de> for EntryVisitor<'_> {
+    type Value = (Option<u64>, u64);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a record")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut key, mut version) = (None, 0u64);
+        while let Some(name) = map.next_key::<FieldName<'de>>()? {
+            if name.0 == self.key_field {
+                let raw: &'de RawValue = map.next_value()?;
+                key = Some(key_hash(raw));
+            } else if name.0 == "_version" {
+                version = map.next_value::<VersionNumber>()?.0;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok((key, version))
+    }
+}
+
+/// A field name, borrowed when it has no escapes.
+struct FieldName<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for FieldName<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl<'de> Visitor<'de> for Name {
+            type Value = FieldName<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(FieldName(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FieldName(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Name)
+    }
+}
+
+/// `_version`: a non-negative integer (a float is truncated); anything else counts as 0.
+struct VersionNumber(u64);
+
+impl<'de> de::Deserialize<'de> for VersionNumber {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Number;
+        impl<'de> Visitor<'de> for Number {
+            type Value = VersionNumber;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a version")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(VersionNumber(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(VersionNumber(v.max(0) as u64))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(VersionNumber(if v.is_finite() && v > 0.0 {
+                    v as u64
+                } else {
+                    0
+                }))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(VersionNumber(0))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(VersionNumber(0))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(VersionNumber(0))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(VersionNumber(0))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(VersionNumber(0))
+            }
+        }
+        deserializer.deserialize_any(Number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_that_is_not_json_is_malformed_and_changes_nothing() {
+        let mut keys = LiveKeys::new("id");
+        keys.apply(&SubscriptionData::unchecked(r#"[{"id":"a"}]"#))
+            .unwrap();
+        for bad in [r#"[{"id":"a"}"#, r#"{"id":1"#, "", "[1,]"] {
+            let data = SubscriptionData::unchecked(bad);
+            assert!(
+                matches!(keys.apply(&data), Err(LiveError::Malformed(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(keys.len(), 1);
+    }
+}
