@@ -615,6 +615,16 @@ impl RawSubscription {
         self.rx.buffered()
     }
 
+    /// Unsubscribes now, without waiting (what dropping it does).
+    pub(crate) fn end(&mut self) {
+        if let Some(commands) = self.commands.take() {
+            let _ = commands.unbounded_send(Command::Unsubscribe {
+                id: self.id,
+                ack: None,
+            });
+        }
+    }
+
     /// Reports a lifecycle event through the driver (to every listener, in order).
     pub(crate) fn report(&self, event: LifecycleEvent) {
         if let Some(commands) = &self.commands {
@@ -625,12 +635,7 @@ impl RawSubscription {
 
 impl Drop for RawSubscription {
     fn drop(&mut self) {
-        if let Some(commands) = self.commands.take() {
-            let _ = commands.unbounded_send(Command::Unsubscribe {
-                id: self.id,
-                ack: None,
-            });
-        }
+        self.end();
     }
 }
 

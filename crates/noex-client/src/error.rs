@@ -2,6 +2,7 @@
 
 use crate::transport_error::BoxedSource;
 use crate::TransportError;
+use noex_proto::live::LiveError;
 use noex_proto::{Delivery, DisconnectReason, ErrorCode, Payload, RequestError, ServerError};
 use std::fmt;
 use std::sync::Arc;
@@ -86,6 +87,18 @@ pub enum Error {
     Lagged {
         /// How many events were dropped.
         missed: u64,
+    },
+    /// A live query's result is not a list of keyed records (see
+    /// [`crate::LiveQuery`]): a count or a scalar ([`LiveError::NotAList`], on the first
+    /// item, after which the stream ends: use [`crate::Store::subscribe`] for such
+    /// queries), or a result with a record without its key field, or two records with one
+    /// key (the view stays as it was, and the stream carries on).
+    #[error("live query {query:?}: {error}")]
+    Live {
+        /// The query.
+        query: String,
+        /// What is wrong with its result.
+        error: LiveError,
     },
     /// Configuration or argument problem.
     #[error("invalid argument: {0}")]

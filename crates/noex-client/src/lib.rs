@@ -85,6 +85,7 @@ mod client;
 mod driver;
 mod error;
 mod kinded;
+mod live;
 mod options;
 mod reply;
 pub mod runtime;
@@ -123,11 +124,13 @@ pub mod surface {
     };
     pub use crate::client::{Client, EventStream};
     pub use crate::error::{Error, ProtocolError, ProtocolErrorKind, Result, SerdeError};
+    pub use crate::live::{Changes, LiveBuilder, LiveQuery};
     pub use crate::options::{ClientOptions, TlsOptions, TokenRequest};
     pub use crate::shared::ListenerGuard;
     pub use crate::slot::BufferPolicy;
     pub use crate::subscription::{CallbackHandle, Subscription};
     pub use crate::transport_error::{TransportError, TransportErrorKind};
+    pub use noex_proto::live::LiveError;
     pub use noex_proto::ops::identity::Grant;
     pub use noex_proto::ops::{Field, Filter};
     pub use noex_proto::{

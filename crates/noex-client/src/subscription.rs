@@ -170,6 +170,10 @@ pub struct CallbackHandle {
 }
 
 impl CallbackHandle {
+    pub(crate) fn new(abort: AbortHandle) -> CallbackHandle {
+        CallbackHandle { abort }
+    }
+
     /// Stops the callback now (same as dropping the handle).
     pub fn stop(self) {}
 }

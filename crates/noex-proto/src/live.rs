@@ -101,6 +101,8 @@ pub struct RawChanges<'a> {
     pub records: Vec<Origin<'a>>,
     /// The positions in the last result of the records no longer there, in order.
     pub removed: Vec<usize>,
+    /// The new result's keys and versions, for [`LiveKeys::accept`].
+    next: Vec<Entry>,
 }
 
 impl RawChanges<'_> {
@@ -191,14 +193,29 @@ impl LiveKeys {
         self.entries.is_empty()
     }
 
-    /// Reads the new result `data` and tells how it differs from the last one; the new
-    /// result becomes the last one. On an error nothing changes.
-    ///
-    /// Records are matched by their key (compared by a 64-bit hash of its JSON text:
-    /// two different keys of one pair of results would have to share a hash to be
-    /// confused) and changed when their `_version` differs (a record without one is
-    /// version 0).
+    /// [`LiveKeys::diff`], then [`LiveKeys::accept`]: the new result becomes the last
+    /// one. On an error nothing changes.
     pub fn apply<'a>(&mut self, data: &'a SubscriptionData) -> Result<RawChanges<'a>, LiveError> {
+        let mut changes = self.diff(data)?;
+        self.accept(&mut changes);
+        Ok(changes)
+    }
+
+    /// Makes the result [`LiveKeys::diff`] read the last one (once the caller has read
+    /// the records it needed: when that fails, it does not accept, and the next result is
+    /// told against the same last one).
+    pub fn accept(&mut self, changes: &mut RawChanges<'_>) {
+        self.entries = std::mem::take(&mut changes.next);
+    }
+
+    /// Reads the new result `data` and tells how it differs from the last one, changing
+    /// nothing.
+    ///
+    /// Records are matched by their key (a string key by its text however it was
+    /// escaped, any other by its JSON text, both through a 64-bit hash: two different keys
+    /// of one pair of results would have to share a hash to be confused) and changed when
+    /// their `_version` differs (a record without one is version 0).
+    pub fn diff<'a>(&self, data: &'a SubscriptionData) -> Result<RawChanges<'a>, LiveError> {
         let text = data.json_text();
         if !text.trim_start().starts_with('[') {
             // One JSON value that is not an array, or not JSON at all.
@@ -244,10 +261,10 @@ impl LiveKeys {
             })
             .collect();
         let removed = (0..kept.len()).filter(|&i| !kept[i]).collect();
-        self.entries = entries;
         Ok(RawChanges {
             records: origins,
             removed,
+            next: entries,
         })
     }
 }

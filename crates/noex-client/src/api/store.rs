@@ -5,6 +5,7 @@ use super::checked;
 use super::record::Record;
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::live::LiveBuilder;
 use crate::slot::BufferPolicy;
 use crate::subscription::Subscription;
 use noex_proto::ops::{self, store::TxOp, Filter};
@@ -362,6 +363,29 @@ impl Store {
             .subscribe_raw(SubscriptionSpec::query(query, params), BufferPolicy::Latest)
             .await?;
         Ok(Subscription::new(raw, self.client.clone()))
+    }
+
+    /// A live view of a defined query whose result is a list of records: what changed
+    /// (added, updated, removed, keyed), including what was missed while away, and the
+    /// current result. See [`crate::LiveQuery`]. `.params(..)` and `.key_field(..)` (default
+    /// `id`) before `.await`.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> noex_client::Result<()> {
+    /// # use serde_json::json;
+    /// let admins = client
+    ///     .store()
+    ///     .live::<serde_json::Value>("users-by-role")
+    ///     .params(json!({"role": "admin"}))
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn live<T: DeserializeOwned + Clone + Send + 'static>(
+        &self,
+        query: &str,
+    ) -> LiveBuilder<T> {
+        LiveBuilder::new(self.client.clone(), query)
     }
 
     /// Ends a subscription by its client-side handle ([`Subscription::id`]), as dropping
