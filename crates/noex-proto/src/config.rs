@@ -87,9 +87,8 @@ pub enum Liveness {
     /// never less than `min_margin`, which keeps very short intervals from turning
     /// scheduling noise into reconnects. A link that had its `welcome` and is given up
     /// before its first ping doubles the interval assumed for the next one (the server
-    /// may have been reconfigured to ping less often), until a ping is seen again, but
-    /// never beyond the larger of the learned interval and `initial_interval`: a server
-    /// that pings less often than 2.25 `initial_interval`s needs a larger one.
+    /// may have been reconfigured to ping less often), until a ping is seen again, at
+    /// most three times in a row (eight times the interval).
     Auto {
         /// The least slack on top of two ping intervals. Default 100 ms.
         min_margin: Duration,

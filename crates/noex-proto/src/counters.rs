@@ -32,7 +32,9 @@ pub struct Counters {
     pub requests_cancelled: u64,
     /// Requests refused at once because too many were queued or in flight.
     pub requests_rejected: u64,
-    /// Retry-safe reads actually sent again after a reconnect.
+    /// Requests actually sent again: retry-safe reads after a reconnect, and requests the
+    /// server's session check refused, after a new login (those are also counted in
+    /// `requests_reauthorized`).
     pub requests_resent: u64,
     /// Pushes delivered to a subscription.
     pub pushes_delivered: u64,

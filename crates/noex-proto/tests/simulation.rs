@@ -65,11 +65,9 @@
 //!   server sent the frame the gap starts at and before the registration the gap ends at
 //!   (events are ordered by the server's own sequence, so ties cannot blur the check).
 //!
-//! What the simulation found in the core is shown by the ignored tests at the end
-//! (`core bug: …`). Until it is mended, the simulation steps around it: a server-side
-//! subscription whose unsubscribe the session check refused is counted, not failed; a
-//! provider's tokens live at least 10 s (longer than the longest stall); links the watchdog
-//! gave up early because a stall bunched their pings are counted.
+//! What the simulation found in the core is kept as tests at the end: an unsubscribe the
+//! session check refused, a provider's token that expired on its way, a renewal answered
+//! while a new login waited for its token, pings a stall bunched.
 //!
 //! The workload also withdraws things at random moments: some requests are cancelled a
 //! little after they are made (before the frame is written, while in flight, or after the
@@ -209,15 +207,6 @@ impl Profile {
                 5..=7 => log_uniform(&mut rng, secs(20), secs(300)),
                 _ => log_uniform(&mut rng, secs(300), secs(7_200)),
             }
-        };
-        // A provider's fresh token that expires on the way (a stall longer than its life)
-        // makes the core give up for good: a known core bug
-        // (`provider_token_expired_in_flight_stops_reconnecting`). Provider tokens outlive
-        // the longest stall until it is fixed.
-        let ttl = if auth == AuthMode::Provider {
-            ttl.max(secs(10))
-        } else {
-            ttl
         };
         let epoch_ms = rng.random_range(1_000_000_000_000..2_000_000_000_000i64);
         let drift_ppm = if rng.random_bool(0.3) {
@@ -365,6 +354,10 @@ struct LinkRec {
     /// it was sent.
     last_rx: Option<(Instant, u64)>,
     last_ping: Option<Instant>,
+    /// The last ping's `timestamp` (the server's clock, ms).
+    last_ping_stamp: Option<f64>,
+    /// The welcome's `serverTime`.
+    welcome_stamp: Option<f64>,
     /// The ping interval measured on the link (as the core measures it).
     interval: Option<Duration>,
     /// Since when it is silent, and at what point of its life it went silent.
@@ -376,10 +369,11 @@ struct LinkRec {
 }
 
 /// The liveness rule, as documented: the interval a link is assumed to have is the one
-/// measured on it (between its last two pings, or its open and first ping); before its
-/// first ping, the one measured last on any link (`initial_interval` before any), doubled
-/// for every link in a row that the watchdog gave up after its `welcome` and before its
-/// first ping (a ping resets the count). The watchdog fires 2 × I + max(I / 4,
+/// measured on it (between its last two pings, the larger of their arrivals' distance and
+/// their timestamps', or its open and first ping); before its first ping, the one
+/// measured last on any link (`initial_interval` before any), doubled for every link in a
+/// row (at most three) that the watchdog gave up after its `welcome` and before its first
+/// ping (a ping resets the count). The watchdog fires 2 × I + max(I / 4,
 /// `min_margin`) after the last frame.
 #[derive(Debug, Default)]
 struct Heartbeat {
@@ -391,7 +385,7 @@ impl Heartbeat {
     fn assumed_before_ping(&self) -> Duration {
         self.learned
             .unwrap_or(INITIAL_INTERVAL)
-            .saturating_mul(1u32 << self.silent_starts.min(16))
+            .saturating_mul(1u32 << self.silent_starts.min(3))
     }
 
     fn assumed(&self, link: &LinkRec) -> Duration {
@@ -690,6 +684,8 @@ impl Sim {
                 welcomed: false,
                 last_rx: None,
                 last_ping: None,
+                last_ping_stamp: None,
+                welcome_stamp: None,
                 interval: None,
                 silent_since: None,
                 delayed: false,
@@ -812,15 +808,12 @@ impl Sim {
                 ));
             }
             // Given up although the server pings and has been quiet for less than two of
-            // its intervals: a stall bunched pings and the interval measured between two
-            // of them was too short (a known core weakness,
-            // `pings_bunched_by_a_stall_make_the_watchdog_give_up_a_live_link`). Counted.
+            // its intervals (pings a stall bunched must not shorten the interval).
             let quiet = link.last_rx.map(|(at, _)| now - at);
             if let (Some(every), Some(quiet)) = (server_pings, quiet) {
                 if link.last_ping.is_some() && quiet < every.saturating_mul(2) {
-                    self.stats.early_liveness += 1;
-                    self.trace.push(format!(
-                        "sim: {id:?} given up {quiet:?} after its last frame, pinged every {every:?}"
+                    broken.push(format!(
+                        "{id:?}: given up {quiet:?} after its last frame, pinged every {every:?}"
                     ));
                 }
             }
@@ -1498,16 +1491,34 @@ impl Sim {
                 if let Some(link) = self.links.get_mut(&id) {
                     link.last_rx = Some((now, seq));
                     if text.starts_with(r#"{"type":"ping""#) {
+                        // The core takes the larger of the time between arrivals and
+                        // the time between the server's timestamps (between pings).
+                        let stamp = serde_json::from_str::<Value>(&text)
+                            .ok()
+                            .and_then(|v| v["timestamp"].as_f64());
+                        let sent_before = link.last_ping_stamp.or(link.welcome_stamp);
+                        let by_server = match (sent_before, stamp) {
+                            (Some(before), Some(after)) => Some(after - before)
+                                .filter(|d| (1.0..=3_600_000.0).contains(d))
+                                .map(|d| Duration::from_micros((d * 1000.0) as u64)),
+                            _ => None,
+                        };
                         if let Some(previous) = link.last_ping.or(link.opened) {
-                            if now > previous {
-                                link.interval = Some(now - previous);
+                            let arrived = now.saturating_duration_since(previous);
+                            let interval = by_server.map_or(arrived, |sent| sent.max(arrived));
+                            if !interval.is_zero() {
+                                link.interval = Some(interval);
                                 self.hb.learned = link.interval;
                             }
                         }
                         link.last_ping = Some(now);
+                        link.last_ping_stamp = stamp;
                         self.hb.silent_starts = 0;
                     } else if text.contains(r#""type":"welcome""#) {
                         link.welcomed = true;
+                        link.welcome_stamp = serde_json::from_str::<Value>(&text)
+                            .ok()
+                            .and_then(|v| v["serverTime"].as_f64());
                     }
                 }
                 self.core.handle_input(now, id, Input::Frame(&text));
@@ -2214,20 +2225,15 @@ fn run_tallied(seed: u64, tally: &mut Tally) -> Vec<String> {
             ),
         );
     }
-    // A subscription whose unsubscribe the session check refused stays on the server: the
-    // core does not send a refused unsubscribe again (a known core bug,
-    // `unsubscribe_refused_by_the_session_check_is_not_sent_again`). Counted, not failed.
+    // Every server-side subscription has a live handle (an unsubscribe the session check
+    // refused is sent again after the new login).
     let mut on_server = Vec::new();
-    for (cid, conn) in &sim.conns {
+    for conn in sim.conns.values() {
         if !conn.server_open || conn.dead {
             continue;
         }
-        for (sid, sub) in &conn.subs {
-            if sim.unsubscribes_refused.contains(&(*cid, sid.clone())) {
-                sim.stats.unsubscribes_refused += 1;
-            } else {
-                on_server.push(sub.key());
-            }
+        for sub in conn.subs.values() {
+            on_server.push(sub.key());
         }
     }
     on_server.sort_unstable();
@@ -2518,8 +2524,9 @@ impl Bare {
             .collect()
     }
 
-    fn ping(&mut self) {
-        self.frame(json!({"type": "ping", "timestamp": 1}));
+    /// A ping the server sent at `sent_ms` on its clock (ms after the bare start).
+    fn ping_sent_at(&mut self, sent_ms: i64) {
+        self.frame(json!({"type": "ping", "timestamp": BARE_SERVER_MS + sent_ms}));
     }
 }
 
@@ -2529,12 +2536,11 @@ fn identity_login_answer(token: &str, expires_at: i64) -> Value {
 }
 
 /// Found by the simulation (a short session TTL and an unsubscribe sent as it expired):
-/// noex-server's session check refuses an `unsubscribe` like any request, and the core
-/// does not send it again after its new login, so the subscription stays on the server for
-/// the rest of the connection (its pushes then arrive for a subscription nobody knows).
+/// noex-server's session check refuses an `unsubscribe` like any request; the core sends
+/// it again after its new login, or the subscription would stay on the server for the
+/// rest of the connection.
 #[test]
-#[ignore = "core bug: an unsubscribe refused by the session check is not sent again after the new login"]
-fn unsubscribe_refused_by_the_session_check_is_not_sent_again() {
+fn an_unsubscribe_refused_by_the_session_check_is_sent_again_after_the_new_login() {
     let config = Config::new("ws://bare").auth(Auth::Credentials {
         username: USERNAME.into(),
         password: Secret::new(PASSWORD),
@@ -2557,23 +2563,23 @@ fn unsubscribe_refused_by_the_session_check_is_not_sent_again() {
     bare.drain();
     let unsubscribe = bare.last_sent("store.unsubscribe");
     bare.unauthorized(unsubscribe, "Session expired");
-    // The next request is refused too: the core logs in again and sends it again.
+    let relogin = bare.last_sent("identity.login");
+    assert_ne!(relogin, login, "a new login");
+    // A request made meanwhile waits for the new login.
     let get = bare
         .core
         .request(bare.now, ops::store::get("items", json!(1)))
         .expect("accepted");
     bare.drain();
-    bare.unauthorized(get.0, "Authentication required");
-    let relogin = bare.last_sent("identity.login");
-    assert_ne!(relogin, login, "a new login");
+    assert!(bare.sent("store.get").is_empty());
     bare.result(
         relogin,
         identity_login_answer("s2", BARE_SERVER_MS + 120_000),
     );
     assert_eq!(
         bare.sent("store.get"),
-        vec![get.0, get.0],
-        "the get went out again"
+        vec![get.0],
+        "sent after the new login"
     );
     assert_eq!(
         bare.sent_containing(r#""subscriptionId":"sub-1""#),
@@ -2584,11 +2590,10 @@ fn unsubscribe_refused_by_the_session_check_is_not_sent_again() {
 
 /// Found by the simulation (a token provider whose tokens live 2 s, and a stall of a few
 /// seconds): a fresh token that expires on its way to the server is refused with "Token
-/// has expired", and the core then stops for good (`DisconnectReason::SessionExpired`, no
-/// reconnect, every subscription failed), although its provider can give another token.
+/// has expired"; the core must not stop for good (its provider can give another token),
+/// but log in again on a new connection.
 #[test]
-#[ignore = "core bug: a provider's fresh token refused as expired stops the client for good"]
-fn provider_token_expired_in_flight_stops_reconnecting() {
+fn a_provider_token_expired_on_its_way_is_followed_by_another() {
     let config = Config::new("ws://bare").auth(Auth::Provider);
     let mut bare = Bare::welcomed(config, true);
     let (first, _) = bare.fetches()[0];
@@ -2620,14 +2625,12 @@ fn provider_token_expired_in_flight_stops_reconnecting() {
 }
 
 /// Found by the simulation (a token provider whose tokens live a few seconds, and a
-/// stall): a renewal in flight when a request is refused because the session expired
-/// answers first; it ends the core's new login as if it were that login, without sending
-/// the refused request or subscribe again, and the next renewal takes the place of the
-/// token the new login was waiting for. The held subscribe is then never made again and
-/// never fails: its handle never becomes `Ready`.
+/// stall): a renewal in flight when a subscribe is refused because the session expired
+/// answers first, while the core's new login waits for its token. The session is fresh
+/// then: the held subscribe must go out (it was stranded: never made again, never failed),
+/// and the next renewal must not take the place of a token another login waits for.
 #[test]
-#[ignore = "core bug: a renewal answered while a new login waits for its token strands the held subscribes"]
-fn renewal_answered_while_a_new_login_waits_strands_a_held_subscribe() {
+fn a_renewal_answered_while_a_new_login_waits_sends_the_held_subscribe() {
     let config = Config::new("ws://bare").auth(Auth::Provider);
     let mut bare = Bare::welcomed(config, true);
     let (first, _) = bare.fetches()[0];
@@ -2683,12 +2686,11 @@ fn renewal_answered_while_a_new_login_waits_strands_a_held_subscribe() {
 }
 
 /// Found by the simulation (a stall, then regular pings every second): two pings that a
-/// stall held back arrive a few ms apart, the interval measured between them is a few ms,
-/// and the watchdog gives the link up 2 × that + `min_margin` later, long before the
-/// server's next ping. The link was live: the server had been quiet for 265 ms.
+/// stall held back arrive a few ms apart; measured by their arrivals the interval is a few
+/// ms, and the watchdog would give the link up long before the server's next ping. Their
+/// timestamps say they were sent a second apart.
 #[test]
-#[ignore = "core bug: pings bunched by a stall make the watchdog give up a live link"]
-fn pings_bunched_by_a_stall_make_the_watchdog_give_up_a_live_link() {
+fn pings_bunched_by_a_stall_keep_the_interval_their_timestamps_tell() {
     let config = Config::new("ws://bare").liveness(Liveness::Auto {
         min_margin: MIN_MARGIN,
         initial_interval: INITIAL_INTERVAL,
@@ -2697,14 +2699,14 @@ fn pings_bunched_by_a_stall_make_the_watchdog_give_up_a_live_link() {
     assert!(bare.core.is_connected());
     // The server pings every second.
     bare.advance(secs(1));
-    bare.ping();
+    bare.ping_sent_at(1_000);
     bare.advance(secs(1));
-    bare.ping();
+    bare.ping_sent_at(2_000);
     // The pings of 3 s and 4 s are held back by a stall and arrive together at 4 s.
     bare.advance(secs(2));
-    bare.ping();
+    bare.ping_sent_at(3_000);
     bare.advance(millis(5));
-    bare.ping();
+    bare.ping_sent_at(4_000);
     // The next ping is due at 5 s.
     bare.advance(millis(995));
     assert!(

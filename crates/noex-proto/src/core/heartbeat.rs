@@ -9,16 +9,31 @@
 //! whose interval grew (it was reconfigured) would make a learned interval too short, and
 //! every new link would be given up before its first ping: so a link that had its
 //! `welcome` and is given up before its first ping doubles the interval assumed for the
-//! next one, until a ping is seen again, up to the larger of the learned and the initial
-//! interval. (The cap keeps links that keep dying before their first ping from being
-//! watched ever more loosely; a server that pings less often than 2.25 initial intervals
-//! needs the initial interval raised.)
+//! next one, until a ping is seen again, at most three times (eight times the learned or
+//! initial interval: a server pinging up to 18 times less often than it did is learned
+//! again, and links that keep dying before their first ping are watched at most eight
+//! times more loosely).
 
 use super::{ClientCore, Link, Timer};
 use crate::config::Liveness;
 use crate::frame;
 use crate::payload::Payload;
 use std::time::{Duration, Instant};
+
+/// How many times in a row the assumed interval doubles, at most.
+const MAX_DOUBLINGS: u32 = 3;
+
+/// The longest interval read from two pings' timestamps (an hour): beyond it (or below a
+/// millisecond), the timestamps are not trusted and the arrival times tell the interval.
+const MAX_STAMPED_INTERVAL_MS: f64 = 3_600_000.0;
+
+/// A ping's `timestamp` (the server's clock, in ms), when it is a number.
+fn server_millis(timestamp: &Payload) -> Option<f64> {
+    timestamp
+        .deserialize::<f64>()
+        .ok()
+        .filter(|ms| ms.is_finite())
+}
 
 /// Frames waiting for the socket beyond which pongs are coalesced.
 const PONG_BACKLOG: u64 = 64;
@@ -34,17 +49,34 @@ pub(super) struct Heartbeat {
 
 impl ClientCore {
     pub(super) fn handle_ping(&mut self, now: Instant, timestamp: &Payload) {
+        let stamp = server_millis(timestamp);
         if let Some(link) = self.link_mut() {
             let previous = link.last_ping.or(link.opened_at);
             let mut measured = None;
+            // The time between arrivals tells the interval, or the time since the open
+            // before the first ping. Frames a stall held back and let through together
+            // arrive close but were sent an interval apart: the server's own times say
+            // so (a ping's timestamp, and before the first ping the welcome's
+            // `serverTime`), and the larger of the two is taken.
+            let sent_before = link
+                .last_ping_stamp
+                .or(link.server_clock.map(|(_, ms)| ms as f64));
+            let by_server = match (sent_before, stamp) {
+                (Some(before), Some(now_stamp)) => Some(now_stamp - before)
+                    .filter(|d| (1.0..=MAX_STAMPED_INTERVAL_MS).contains(d))
+                    .map(|d| Duration::from_micros((d * 1000.0) as u64)),
+                _ => None,
+            };
             if let Some(previous) = previous {
-                let interval = now.saturating_duration_since(previous);
+                let arrived = now.saturating_duration_since(previous);
+                let interval = by_server.map_or(arrived, |sent| sent.max(arrived));
                 if !interval.is_zero() {
                     link.ping_interval = Some(interval);
                     measured = Some(interval);
                 }
             }
             link.last_ping = Some(now);
+            link.last_ping_stamp = stamp;
             if let Some(interval) = measured {
                 self.heartbeat.learned = Some(interval);
             }
@@ -78,8 +110,7 @@ impl ClientCore {
             return interval;
         }
         let base = self.heartbeat.learned.unwrap_or(initial);
-        let doubled = base.saturating_mul(1u32 << self.heartbeat.silent_starts.min(16));
-        doubled.min(base.max(initial))
+        base.saturating_mul(1u32 << self.heartbeat.silent_starts.min(MAX_DOUBLINGS))
     }
 
     /// When the liveness watchdog fires for `link`, if it is armed.

@@ -102,6 +102,8 @@ pub(super) struct Link {
     /// When the last frame arrived (or the link opened).
     pub(super) last_rx: Instant,
     pub(super) last_ping: Option<Instant>,
+    /// The last ping's `timestamp`, in the server's milliseconds.
+    pub(super) last_ping_stamp: Option<f64>,
     /// The interval between the last two pings (or the open and the first ping).
     pub(super) ping_interval: Option<Duration>,
     /// The sequence number of its first frame: frames of earlier links have lower ones.
@@ -137,6 +139,7 @@ impl Link {
             opened_at: None,
             last_rx: now,
             last_ping: None,
+            last_ping_stamp: None,
             ping_interval: None,
             first_seq,
             written_upto: None,

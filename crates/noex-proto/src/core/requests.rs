@@ -360,8 +360,12 @@ impl ClientCore {
     pub(super) fn send_internal(&mut self, now: Instant, op: Operation, purpose: Purpose) -> u64 {
         let kind = op.kind();
         let deadline = super::later(now, self.config.request_timeout);
-        // A login keeps its operation until answered: what it presented is remembered.
-        let id = if op.is_login() {
+        // A login keeps its operation until answered: what it presented is remembered; so
+        // does an unsubscribe while a new login may be needed (the session check may
+        // refuse it, and it must reach the server).
+        let keep =
+            op.is_login() || (purpose == Purpose::Unsubscribe && self.session.can_login_again());
+        let id = if keep {
             let id = self.insert_pending(kind, purpose, (deadline, true), false, op);
             self.transmit(id);
             return id;
@@ -456,7 +460,10 @@ impl ClientCore {
         let Some(entry) = self.requests.take(id) else {
             trace!(id, "answer for a request that already ended");
             self.counters.late_answers += 1;
-            self.late_subscribe_answered(now, id, result);
+            match self.subs.take_late_unsubscribe(id) {
+                Some((server_id, op)) => self.late_unsubscribe_answered(now, server_id, op, result),
+                None => self.late_subscribe_answered(now, id, result),
+            }
             return;
         };
         match entry.purpose {
@@ -478,7 +485,18 @@ impl ClientCore {
             Purpose::Subscribe { sub, restore } => {
                 self.subscribe_answered(now, sub, restore, result)
             }
-            Purpose::Unsubscribe => self.subs.unsubscribe_ended(id),
+            Purpose::Unsubscribe => match result {
+                Err(RequestError::Server(error))
+                    if self.unsubscribe_refused(now, id, &entry, &error) => {}
+                _ => self.subs.unsubscribe_ended(id),
+            },
+        }
+    }
+
+    /// Marks a request as sent again after a new login (it is not held twice).
+    pub(super) fn mark_reauthorized(&mut self, id: u64) {
+        if let Some(entry) = self.requests.get_mut(id) {
+            entry.reauthorized = true;
         }
     }
 
@@ -565,7 +583,10 @@ impl ClientCore {
                     }
                     self.subscribe_answered(now, sub, restore, Err(error))
                 }
-                Purpose::Unsubscribe => self.subs.unsubscribe_ended(id),
+                Purpose::Unsubscribe => {
+                    let max = self.config.max_in_flight;
+                    self.subs.unsubscribe_timed_out(id, entry.op, max)
+                }
             }
         }
     }

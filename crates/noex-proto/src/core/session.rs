@@ -107,6 +107,9 @@ pub(super) struct Session {
     refusal: Option<ServerError>,
     /// Subscribes the session check refused, to make again after the new login.
     refused_subscribes: Vec<SubscriptionId>,
+    /// Unsubscribes the session check refused (the server id and the operation), to send
+    /// again after the new login.
+    refused_unsubscribes: Vec<(String, Box<Operation>)>,
     /// A token asked of the provider and not yet given.
     fetch: Option<Fetch>,
     next_fetch: u64,
@@ -128,6 +131,7 @@ impl Session {
             renewal: None,
             refusal: None,
             refused_subscribes: Vec::new(),
+            refused_unsubscribes: Vec::new(),
             fetch: None,
             next_fetch: 1,
         }
@@ -158,6 +162,7 @@ impl Session {
         self.logged_out = false;
         self.refusal = None;
         self.refused_subscribes.clear();
+        self.refused_unsubscribes.clear();
     }
 }
 
@@ -322,6 +327,10 @@ impl ClientCore {
                     LoginMode::Renew | LoginMode::Relogin => {
                         self.session.renewal = None;
                         self.session.refusal = None;
+                        // A fresh session: a token asked for another login is not needed.
+                        if self.session.fetch.take().is_some() {
+                            self.timers.stop(Timer::TokenFetch);
+                        }
                         self.counters.sessions_renewed += 1;
                         let expires_in = self
                             .session
@@ -329,16 +338,79 @@ impl ClientCore {
                             .map(|at| at.saturating_duration_since(now));
                         debug!(?mode, "session renewed");
                         self.lifecycle(LifecycleEvent::SessionRenewed { expires_in });
-                        if mode == LoginMode::Relogin {
-                            self.resend_refused();
-                            for sub in std::mem::take(&mut self.session.refused_subscribes) {
-                                self.send_subscribe(now, sub, false);
-                            }
-                        }
+                        // What a new login was started for goes out now, whichever login
+                        // answered first (a renewal may have, while the new login waited).
+                        self.send_held_after_login(now);
                     }
                 }
             }
             Err(error) => self.login_refused(now, step, mode, error),
+        }
+    }
+
+    /// Sends what waited for a new session: refused requests, subscribes and
+    /// unsubscribes.
+    fn send_held_after_login(&mut self, now: Instant) {
+        self.resend_refused();
+        for sub in std::mem::take(&mut self.session.refused_subscribes) {
+            self.send_subscribe(now, sub, false);
+        }
+        for (server_id, op) in std::mem::take(&mut self.session.refused_unsubscribes) {
+            let request = self.send_internal(now, *op, Purpose::Unsubscribe);
+            self.mark_reauthorized(request);
+            self.subs.unsubscribing(request, server_id);
+        }
+    }
+
+    /// An unsubscribe the server refused with `error`: when the session check refused it
+    /// and the core can log in again, it is sent again after the new login (`true`), so
+    /// the subscription does not stay on the server.
+    pub(super) fn unsubscribe_refused(
+        &mut self,
+        now: Instant,
+        request: u64,
+        entry: &Pending,
+        error: &ServerError,
+    ) -> bool {
+        let held = refused_by_session_check(entry.kind, error)
+            && !self.session.logged_out
+            && self.session.can_login_again()
+            && !entry.reauthorized;
+        let (true, Some(op)) = (held, entry.op.clone()) else {
+            return false;
+        };
+        let Some(server_id) = self.subs.take_unsubscribing(request) else {
+            return false;
+        };
+        self.session.refused_unsubscribes.push((server_id, op));
+        if !self.session.relogging() {
+            self.start_relogin(now);
+        }
+        true
+    }
+
+    /// The late answer to an unsubscribe that timed out: when the session check refused
+    /// it, it is sent again after a new login; otherwise it is over.
+    pub(super) fn late_unsubscribe_answered(
+        &mut self,
+        now: Instant,
+        server_id: String,
+        op: Box<Operation>,
+        result: Result<Payload, RequestError>,
+    ) {
+        let refused = match &result {
+            Err(RequestError::Server(error)) => {
+                refused_by_session_check(op.kind(), error) && !self.session.logged_out
+            }
+            _ => false,
+        };
+        if !refused || !self.session.can_login_again() {
+            self.subs.unsubscribed_done(&server_id);
+            return;
+        }
+        self.session.refused_unsubscribes.push((server_id, op));
+        if !self.session.relogging() {
+            self.start_relogin(now);
         }
     }
 
@@ -393,7 +465,13 @@ impl ClientCore {
             }
             (LoginMode::Connect | LoginMode::Relogin, _) => {
                 self.lifecycle(LifecycleEvent::Error(CoreError::Login(error)));
+                let provider = matches!(self.session.source, Some(Source::Provider));
                 match refusal {
+                    // A provider's token that expired on its way: the provider gives
+                    // another on the next connection, and what waited goes out then.
+                    Some(refusal) if provider && refusal.message == TOKEN_EXPIRED => {
+                        self.abort_link(now, DisconnectReason::LoginFailed, "login_failed")
+                    }
                     Some(refusal) => {
                         if mode == LoginMode::Relogin {
                             let held = self.session.refusal.take().unwrap_or(refusal.clone());
@@ -479,7 +557,7 @@ impl ClientCore {
     /// The renewal timer fired: renew on the live connection (a connection being made
     /// logs in anyway and plans the next renewal from its answer).
     pub(super) fn renew_session(&mut self, now: Instant) {
-        if !self.link_usable() || self.session.renewal.is_some() {
+        if !self.link_usable() || self.session.renewal.is_some() || self.session.fetch.is_some() {
             return;
         }
         self.session.renewal = Some(LoginMode::Renew);

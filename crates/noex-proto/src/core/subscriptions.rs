@@ -65,6 +65,11 @@ pub(super) struct Subscriptions {
     /// answer may still register them on the server, to undo then. At most
     /// [`crate::Config::max_in_flight`], the oldest forgotten first.
     late: BTreeMap<u64, SubscriptionSpec>,
+    /// Unsubscribes that timed out while a new login may be needed (their operation
+    /// kept), by request id: a late answer may say the session check refused it, to send
+    /// it again then. Their server ids stay in `unsubscribed`. At most
+    /// [`crate::Config::max_in_flight`], the oldest forgotten first.
+    late_unsubscribes: BTreeMap<u64, (String, Box<crate::ops::Operation>)>,
     /// Pushes for server ids not yet registered, while subscribes are in flight.
     held: VecDeque<(String, SubscriptionData)>,
     in_flight: usize,
@@ -81,6 +86,7 @@ impl Default for Subscriptions {
             unsubscribing: HashMap::new(),
             abandoned: BTreeMap::new(),
             late: BTreeMap::new(),
+            late_unsubscribes: BTreeMap::new(),
             held: VecDeque::new(),
             in_flight: 0,
             restores_outstanding: 0,
@@ -111,7 +117,7 @@ impl Subscriptions {
             self.by_server_id.len(),
             self.unsubscribed.len(),
             self.abandoned.len(),
-            self.late.len(),
+            self.late.len() + self.late_unsubscribes.len(),
             self.held.len(),
         ]
     }
@@ -184,8 +190,14 @@ impl Subscriptions {
         taken
     }
 
+    /// The server id request `request` unsubscribes, forgotten as that request's (it is
+    /// still being unsubscribed: its pushes are still dropped quietly).
+    pub(super) fn take_unsubscribing(&mut self, request: u64) -> Option<String> {
+        self.unsubscribing.remove(&request)
+    }
+
     /// Remembers that request `request` unsubscribes `server_id`.
-    fn unsubscribing(&mut self, request: u64, server_id: String) {
+    pub(super) fn unsubscribing(&mut self, request: u64, server_id: String) {
         self.unsubscribed.insert(server_id.clone());
         self.unsubscribing.insert(request, server_id);
     }
@@ -209,6 +221,42 @@ impl Subscriptions {
         }
     }
 
+    /// An unsubscribe that timed out: with its operation kept, its answer is still
+    /// awaited (see `late_unsubscribes`); without, it is over.
+    pub(super) fn unsubscribe_timed_out(
+        &mut self,
+        request: u64,
+        op: Option<Box<crate::ops::Operation>>,
+        max: usize,
+    ) {
+        let Some(server_id) = self.unsubscribing.remove(&request) else {
+            return;
+        };
+        let Some(op) = op else {
+            self.unsubscribed.remove(&server_id);
+            return;
+        };
+        self.late_unsubscribes.insert(request, (server_id, op));
+        while self.late_unsubscribes.len() > max {
+            if let Some((_, (forgotten, _))) = self.late_unsubscribes.pop_first() {
+                self.unsubscribed.remove(&forgotten);
+            }
+        }
+    }
+
+    /// The late unsubscribe `request`, if it is awaited: its server id and operation.
+    pub(super) fn take_late_unsubscribe(
+        &mut self,
+        request: u64,
+    ) -> Option<(String, Box<crate::ops::Operation>)> {
+        self.late_unsubscribes.remove(&request)
+    }
+
+    /// A server id is not being unsubscribed any more.
+    pub(super) fn unsubscribed_done(&mut self, server_id: &str) {
+        self.unsubscribed.remove(server_id);
+    }
+
     /// The connection the registered subscriptions were on is gone; `last_rx` is when its
     /// last frame arrived, the start of their gap (the server may have sent pushes that
     /// never arrived from then on).
@@ -228,6 +276,7 @@ impl Subscriptions {
         self.unsubscribing.clear();
         self.abandoned.clear();
         self.late.clear();
+        self.late_unsubscribes.clear();
         for sub in self.live.values_mut() {
             sub.server_id = None;
         }
