@@ -219,6 +219,11 @@ macro_rules! conformance_suite {
             giving_up_ends_streams_with_the_reason, revoked_or_exhausted_ends_streams,
             state_is_set_before_its_event, requests_wait_for_the_connection_by_default,
             in_flight_cap_makes_callers_wait, counters_add_up,
+            session_stays_logged_in_for_four_lifetimes,
+            expired_session_is_made_again_and_refused_requests_resent,
+            token_provider_refreshes_expiring_tokens, static_token_expiry_gives_up_saying_expired,
+            listener_after_connect_hears_only_later_events, link_silent_before_first_ping_is_noticed,
+            rules_events_while_silently_dead_lie_in_a_gap,
         ]);
     };
     (@independent $block_on:path, $backend:expr, [$($case:ident),* $(,)?]) => {

@@ -23,18 +23,31 @@
 //! The fixture is `{"rules": true}`: the URL-mode cases need no auth and the rule engine,
 //! and define their own buckets and queries (under unique names) through the admin
 //! operations.
+//!
+//! A second process serves the session cases of `noex_conformance::cases::time`: built-in
+//! identity with sessions of 1.5 s (`auth: {builtIn, adminSecret, sessionTtl}`), faults
+//! through the control commands on its standard input (`--control-stdin`:
+//! `expire-sessions`, `delay`).
 #![cfg(unix)]
 
+use noex_conformance::cases::time::{self, ServerControl};
 use noex_conformance::{cases::independent as cases, Ctx};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The launcher fixture: rule engine on, no auth, nothing predefined.
 const FIXTURE: &str = r#"{"rules": true}"#;
+/// The session cases' fixture: built-in identity, sessions of 1.5 s
+/// ([`time::SESSION_TTL`]) and the admin secret [`time::ADMIN_SECRET`].
+const AUTH_FIXTURE: &str = r#"{"rules": true, "auth": {"builtIn": true,
+    "adminSecret": "time-admin-secret", "sessionTtl": 1500}}"#;
+/// How long a control command may take to answer.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `noex serve` may take to print its URL.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one case may take against it.
@@ -81,7 +94,7 @@ const CASES: &[(&str, Case)] = &[
 #[test]
 fn url_mode_cases_pass_against_noex_serve_process() {
     let bin = noex_binary();
-    let mut served = Served::start(&bin);
+    let mut served = Served::start(&bin, FIXTURE, false);
     let url = served.url.clone();
     let started = Instant::now();
 
@@ -147,6 +160,69 @@ fn url_mode_cases_pass_against_noex_serve_process() {
     }
 }
 
+/// The session cases against `noex serve` with the built-in identity and sessions of
+/// 1.5 s: a `.credentials(..)` client making requests for four lifetimes never sees an
+/// error (its session is renewed before it expires), and `expire-sessions` sent while
+/// requests are in flight fails none of them (the client logs in again and sends the
+/// refused ones again, each write stored once).
+#[test]
+fn sessions_stay_logged_in_against_noex_serve_process() {
+    let bin = noex_binary();
+    let mut served = Served::start(&bin, AUTH_FIXTURE, true);
+    let ctx = Ctx {
+        backend: noex_tokio::Tokio.into(),
+        url: served.url.clone(),
+        server: None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let control: &Served = &served;
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            let cases = async {
+                let started = Instant::now();
+                let user = time::store_user(&ctx, time::ADMIN_SECRET).await;
+                time::stays_logged_in(&ctx, &user, time::SESSION_TTL).await;
+                eprintln!(
+                    "conformance_serve: stays_logged_in: ok ({:?})",
+                    started.elapsed()
+                );
+                let started = Instant::now();
+                let user = time::store_user(&ctx, time::ADMIN_SECRET).await;
+                time::expired_session_made_again(&ctx, &user, control).await;
+                eprintln!(
+                    "conformance_serve: expired_session_made_again: ok ({:?})",
+                    started.elapsed()
+                );
+            };
+            tokio::time::timeout(CASE_TIMEOUT, cases).await
+        })
+    }));
+    drop(runtime);
+    let stop = served.stop();
+    let stderr = served.stderr();
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => panic!(
+            "the session cases did not finish within {CASE_TIMEOUT:?}; noex serve stderr:\n{stderr}"
+        ),
+        Err(panic) => panic!(
+            "{}\nnoex serve --fixture '{AUTH_FIXTURE}' stderr:\n{stderr}",
+            panic_message(panic)
+        ),
+    }
+    match stop {
+        Ok(status) => assert!(
+            status.success(),
+            "noex serve exited with {status} after SIGTERM; stderr:\n{stderr}"
+        ),
+        Err(why) => panic!("{why}; stderr:\n{stderr}"),
+    }
+}
+
 /// The list above is the suite's: a case added to `conformance_suite!`'s server-independent
 /// list must be added here too.
 #[test]
@@ -182,17 +258,28 @@ struct Served {
     child: Child,
     url: String,
     stderr: Arc<Mutex<String>>,
+    /// Its standard input, with `--control-stdin`.
+    control: Option<Mutex<ChildStdin>>,
+    /// Its standard output after the URL line: the control commands' replies.
+    replies: Mutex<mpsc::Receiver<std::io::Result<String>>>,
 }
 
 impl Served {
-    fn start(bin: &Path) -> Served {
-        let mut child = Command::new(bin)
-            .args(["serve", "--fixture", FIXTURE])
-            .stdin(Stdio::null())
+    /// `noex serve --fixture FIXTURE`, with `--control-stdin` when `control`.
+    fn start(bin: &Path, fixture: &str, control: bool) -> Served {
+        let mut command = Command::new(bin);
+        command.args(["serve", "--fixture", fixture]);
+        if control {
+            command.arg("--control-stdin").stdin(Stdio::piped());
+        } else {
+            command.stdin(Stdio::null());
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let control = child.stdin.take().map(Mutex::new);
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err_pipe = child.stderr.take().expect("stderr");
         let sink = stderr.clone();
@@ -209,29 +296,44 @@ impl Served {
         });
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        // Keeps draining so the server never blocks on a full pipe; the lines wait in the
+        // channel for `command` (and are dropped with it).
         std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            // Keep draining so the server never blocks on a full pipe.
-            for line in lines.map_while(Result::ok) {
-                eprintln!("conformance_serve: noex serve stdout: {line}");
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line).is_err() {
+                    break;
+                }
             }
         });
         let mut served = Served {
             child,
             url: String::new(),
             stderr,
+            control,
+            replies: Mutex::new(rx),
         };
-        let first = match rx.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(Some(Ok(line))) => line,
-            Ok(other) => {
+        let first = served
+            .replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .recv_timeout(STARTUP_TIMEOUT);
+        let first = match first {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => {
                 let status = served.wait_for_exit(Duration::from_secs(2));
                 panic!(
-                    "noex serve printed no URL line ({other:?}; exit: {status:?}); stderr:\n{}",
+                    "reading noex serve's stdout failed ({e}; exit: {status:?}); stderr:\n{}",
                     served.stderr()
                 )
             }
-            Err(_) => panic!(
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = served.wait_for_exit(Duration::from_secs(2));
+                panic!(
+                    "noex serve printed no URL line (exit: {status:?}); stderr:\n{}",
+                    served.stderr()
+                )
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!(
                 "noex serve printed no URL line within {STARTUP_TIMEOUT:?}; stderr:\n{}",
                 served.stderr()
             ),
@@ -244,6 +346,34 @@ impl Served {
         );
         served.url = url.to_string();
         served
+    }
+
+    /// Sends a control command (`--control-stdin`) and returns its reply line.
+    fn command(&self, command: &str) -> Result<String, String> {
+        let stdin = self
+            .control
+            .as_ref()
+            .ok_or("started without --control-stdin")?;
+        let replies = self.replies.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let mut stdin = stdin.lock().unwrap_or_else(|e| e.into_inner());
+            writeln!(stdin, "{command}")
+                .and_then(|()| stdin.flush())
+                .map_err(|e| format!("write {command:?}: {e}"))?;
+        }
+        match replies.recv_timeout(COMMAND_TIMEOUT) {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => Err(format!("read the reply to {command:?}: {e}")),
+            Err(e) => Err(format!("no reply to {command:?}: {e}")),
+        }
+    }
+
+    /// Sends `command` and panics unless the reply is `ok`.
+    fn must(&self, command: &str) {
+        match self.command(command) {
+            Ok(reply) if reply.trim() == "ok" => {}
+            other => panic!("control command {command:?}: {other:?}"),
+        }
     }
 
     /// Its exit status, if it has exited.
@@ -295,6 +425,15 @@ impl Drop for Served {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+impl ServerControl for Served {
+    fn expire_sessions(&self) {
+        self.must("expire-sessions");
+    }
+    fn set_delay(&self, delay: Duration) {
+        self.must(&format!("delay {}ms", delay.as_millis()));
     }
 }
 

@@ -14,6 +14,12 @@ pub use super::resources::{
     panicking_on_update_callback_is_isolated, requests_wait_for_the_connection_by_default,
     revoked_or_exhausted_ends_streams, state_is_set_before_its_event,
 };
+pub use super::time::{
+    expired_session_is_made_again_and_refused_requests_resent,
+    link_silent_before_first_ping_is_noticed, listener_after_connect_hears_only_later_events,
+    rules_events_while_silently_dead_lie_in_a_gap, session_stays_logged_in_for_four_lifetimes,
+    static_token_expiry_gives_up_saying_expired, token_provider_refreshes_expiring_tokens,
+};
 
 use super::users_server;
 use crate::{fast_options, Ctx, EventLog};

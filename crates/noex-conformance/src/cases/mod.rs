@@ -5,6 +5,7 @@ pub mod faults;
 pub mod independent;
 pub mod outcomes;
 pub mod resources;
+pub mod time;
 
 use noex_testkit::{QueryDef, TestServer, TestServerBuilder};
 use serde_json::json;
