@@ -78,7 +78,7 @@ pub enum Fate {
     Swallowed,
 }
 
-/// One frame's passage, for assertions ([`SimNetwork::take_log`]).
+/// One frame's passage, for assertions ([`SimNetwork::take_log`](super::SimNetwork::take_log)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
     /// When it was delivered or swallowed (virtual time since the start).
@@ -94,7 +94,7 @@ pub struct Transfer {
 }
 
 /// A text frame about to cross the network, as the filter sees it
-/// ([`SimNetwork::set_filter`]). `Debug` redacts its secrets, as [`Wire`]'s does.
+/// ([`SimNetwork::set_filter`](super::SimNetwork::set_filter)). `Debug` redacts its secrets, as [`Wire`]'s does.
 #[derive(Clone, Copy)]
 pub struct FrameEvent<'a> {
     /// The server's number of the connection.
@@ -126,13 +126,13 @@ pub enum Verdict {
 /// How a connection attempt fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectFault {
-    /// At once, with a [`TransportErrorKind::Connect`] error.
+    /// At once, with a [`TransportErrorKind::Connect`](noex_client::TransportErrorKind::Connect) error.
     Refuse,
     /// Never: the attempt stays pending (the client's connect timeout must end it).
     Hang,
 }
 
-/// One link's history ([`SimNetwork::links`]). Times are virtual time since the start.
+/// One link's history ([`SimNetwork::links`](super::SimNetwork::links)). Times are virtual time since the start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkInfo {
     /// The server's number of the connection.
@@ -143,13 +143,13 @@ pub struct LinkInfo {
     pub last_to_client: Option<Duration>,
     /// When the server last got a frame on it.
     pub last_to_server: Option<Duration>,
-    /// When it became a black hole ([`SimNetwork::silence`], [`Verdict::Silence`]).
+    /// When it became a black hole ([`SimNetwork::silence`](super::SimNetwork::silence), [`Verdict::Silence`]).
     pub silenced_at: Option<Duration>,
     /// When the client let it go (dropped its stream or sink, or sent a close frame).
     pub client_gone: Option<Duration>,
     /// When the server forgot it (closed or dropped it, or learnt the client left).
     pub server_gone: Option<Duration>,
-    /// When the network dropped it ([`SimNetwork::drop_link`], [`Verdict::Drop`]).
+    /// When the network dropped it ([`SimNetwork::drop_link`](super::SimNetwork::drop_link), [`Verdict::Drop`]).
     pub dropped_at: Option<Duration>,
     /// Text frames the client read.
     pub frames_to_client: u64,
@@ -157,7 +157,7 @@ pub struct LinkInfo {
     pub frames_to_server: u64,
 }
 
-/// Connection attempts so far ([`SimNetwork::stats`]).
+/// Connection attempts so far ([`SimNetwork::stats`](super::SimNetwork::stats)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetStats {
     /// Attempts made (`connect` futures polled).
