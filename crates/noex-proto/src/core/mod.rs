@@ -33,8 +33,8 @@ use crate::counters::Counters;
 use crate::event::{
     ConnectionId, ConnectionState, Event, LifecycleEvent, Output, RequestId, SubscriptionId,
 };
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use chacha20::ChaCha8Rng;
+use rand_core::SeedableRng;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,19 @@ fn later(at: Instant, duration: Duration) -> Instant {
     at.checked_add(duration)
         .or_else(|| at.checked_add(Duration::from_secs(100 * 365 * 86_400)))
         .unwrap_or(at)
+}
+
+/// The generator's 32-byte seed from the caller's `u64`: the seed's eight bytes (little
+/// endian), then each following eight bytes the previous ones times an odd constant. Fixed
+/// here, not left to a library's `seed_from_u64`, whose expansion may change.
+fn seed_bytes(seed: u64) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    let mut word = seed;
+    for chunk in bytes.chunks_exact_mut(8) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+        word = word.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
+    }
+    bytes
 }
 
 /// A request error's kind, for logs (never its message, which may echo what was sent).
@@ -80,7 +93,9 @@ fn millis(duration: Duration) -> u64 {
 #[derive(Debug)]
 pub struct ClientCore {
     config: Config,
-    rng: StdRng,
+    /// The backoff jitter's generator: ChaCha8 from the seed ([`seed_bytes`]), so a seed
+    /// gives the same jitter on every platform and after every upgrade.
+    rng: ChaCha8Rng,
     /// Where the connection is in its life; the current link lives in it.
     phase: Phase,
     /// Whether a connection ever became ready (so the next one is a reconnect).
@@ -104,7 +119,7 @@ impl ClientCore {
         let session = Session::new(config.auth.clone());
         ClientCore {
             config,
-            rng: StdRng::seed_from_u64(seed),
+            rng: ChaCha8Rng::from_seed(seed_bytes(seed)),
             phase: Phase::Idle,
             ever_connected: false,
             announced: ConnectionState::Disconnected,

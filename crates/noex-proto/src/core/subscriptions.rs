@@ -25,8 +25,8 @@ struct Subscription {
     /// When the last frame arrived on the connection it was registered on, once that
     /// connection was lost, until it is registered again: the start of its gap.
     lost_at: Option<Instant>,
-    /// Whether the session check refused its subscribe once since it was last
-    /// registered (a second refusal fails it: a new login did not help).
+    /// Whether the session check refused its subscribe once on this connection since it
+    /// was last registered (a second refusal fails it: a new login did not help).
     refused: bool,
 }
 
@@ -279,6 +279,7 @@ impl Subscriptions {
         self.late_unsubscribes.clear();
         for sub in self.live.values_mut() {
             sub.server_id = None;
+            sub.refused = false;
         }
         let dropped = self.held.len();
         self.held.clear();
