@@ -4,6 +4,9 @@
 //! cargo run --example quickstart_async_std
 //! ```
 
+// noex-async-std is deprecated in favour of noex-smol (as async-std is); it still works.
+#![allow(deprecated)]
+
 mod common;
 
 use futures::StreamExt;

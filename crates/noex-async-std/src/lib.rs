@@ -1,4 +1,5 @@
 //! [noex-server](https://github.com/hamicek/noex-server) client for the async-std runtime.
+//! **Deprecated: use [`noex-smol`](https://docs.rs/noex-smol)**, as async-std itself is.
 //!
 //! A thin adapter: it runs the runtime-agnostic [`noex_client`] driver on async-std (tasks
 //! and timers) and opens TCP connections with async-std; TLS (`wss://` through rustls) and
@@ -11,6 +12,7 @@
 //! smol's building blocks, async-io and async-executor, so moving is mostly renaming).
 //!
 //! ```
+//! # #![allow(deprecated)]
 //! use noex_async_std::ClientOptions;
 //! use serde_json::json;
 //!
@@ -40,9 +42,14 @@ use noex_client::ws_connector;
 use std::time::Duration;
 
 /// The async-std backend: pass it to [`Client::new`], or use [`connect`].
+#[deprecated(
+    since = "0.1.0",
+    note = "async-std is deprecated in favour of smol: use noex-smol (`noex_smol::Smol`), the same client API"
+)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AsyncStd;
 
+#[allow(deprecated)]
 impl Runtime for AsyncStd {
     fn spawn(&self, task: BoxFuture<'static, ()>) {
         async_std::task::spawn(task);
@@ -53,6 +60,7 @@ impl Runtime for AsyncStd {
     }
 }
 
+#[allow(deprecated)]
 impl Connector for AsyncStd {
     fn connect(
         &self,
@@ -67,6 +75,7 @@ impl Connector for AsyncStd {
     }
 }
 
+#[allow(deprecated)]
 impl From<AsyncStd> for Backend {
     fn from(runtime: AsyncStd) -> Backend {
         Backend::new(runtime)
@@ -74,6 +83,11 @@ impl From<AsyncStd> for Backend {
 }
 
 /// Connects to `url` and returns a connected client.
+#[deprecated(
+    since = "0.1.0",
+    note = "async-std is deprecated in favour of smol: use noex-smol (`noex_smol::connect`), the same client API"
+)]
+#[allow(deprecated)]
 pub async fn connect(url: &str, options: ClientOptions) -> Result<Client> {
     Client::connect_with(AsyncStd, url, options).await
 }

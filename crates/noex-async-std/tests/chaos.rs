@@ -6,6 +6,9 @@
 //! `CHAOS_FAULTS=5000 cargo test --release -p noex-async-std --test chaos -- --ignored --nocapture`.
 //! Replay a seed with `CHAOS_SEED=<seed>`.
 
+// noex-async-std is deprecated in favour of noex-smol (as async-std is); it still works.
+#![allow(deprecated)]
+
 use noex_conformance::chaos::{self, ChaosConfig};
 
 fn run(config: ChaosConfig) {

@@ -10,7 +10,8 @@
 use crate::error::Error;
 // Through the facade, so the loom models can build this file against loom's types.
 use crate::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering};
-use noex_proto::{IdTable, Payload, RequestId, SubscriptionId};
+use noex_proto::__private::IdTable;
+use noex_proto::{Payload, RequestId, SubscriptionId};
 use std::task::{Context, Poll, Waker};
 
 /// What the driver answers: `T`, or why not (boxed: the cell stays small).

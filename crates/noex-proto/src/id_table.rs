@@ -27,7 +27,7 @@ const SLACK: usize = 2 * BLOCK;
 /// request (a reply channel, a waker) in another, keyed by [`crate::RequestId`].
 ///
 /// ```
-/// use noex_proto::IdTable;
+/// use noex_proto::__private::IdTable;
 /// let mut table = IdTable::new();
 /// for id in 1..=5 {
 ///     table.insert(id, id * 10);

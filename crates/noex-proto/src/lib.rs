@@ -72,7 +72,13 @@ pub use crate::event::{
 pub use crate::frame::{
     FrameError, PushChannel, ServerError, ServerFrame, SystemEvent, WelcomeInfo,
 };
-pub use crate::id_table::IdTable;
+
+/// Not part of the API: what the client crates of this project share with the core.
+/// Nothing here is covered by semantic versioning.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::id_table::IdTable;
+}
 pub use crate::payload::Payload;
 pub use crate::secret::{RedactedUrl, Secret};
 pub use crate::subscription::SubscriptionSpec;
