@@ -210,13 +210,20 @@ pub(crate) struct WatchArgs {
 /// `noex watch` subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum WatchCommand {
-    /// A defined query's result, live (store.subscribe).
+    /// A defined query's result, live (a live view of its records: store.subscribe).
     Query {
         /// The query's name.
         name: String,
         /// The query's parameters: a JSON object, or `-` for stdin.
         #[arg(long)]
         params: Option<String>,
+        /// The records' key field (the bucket's key).
+        #[arg(long, value_name = "FIELD", default_value = "id")]
+        key: String,
+        /// One JSON line per record added, updated or removed (JSON lines even on a
+        /// terminal).
+        #[arg(long)]
+        changes: bool,
         #[command(flatten)]
         conn: ConnArgs,
         #[command(flatten)]

@@ -1,6 +1,7 @@
 //! The live view of `noex watch` on a terminal (ratatui on crossterm): the query's result
-//! as a table (or the events of a topic as a scrolling list) and a status line. The
-//! terminal is restored by a guard on every exit path, including a panic.
+//! as a table, its rows highlighted by the last change (or the events of a topic as a
+//! scrolling list), and a status line. The terminal is restored by a guard on every exit
+//! path, including a panic.
 
 use std::collections::{HashSet, VecDeque};
 use std::io::Stdout;
@@ -10,6 +11,7 @@ use crossterm::event::{Event, KeyCode, KeyEventKind, KeyModifiers};
 use crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
 };
+use noex_tokio::{Changes, Record};
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Modifier, Style};
@@ -21,7 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::exit::Failure;
 use crate::timefmt;
-use crate::updates::{state_name, Target, Update};
+use crate::updates::{record_json, state_name, Target, Update};
 
 /// How many events a topic view keeps.
 const MAX_EVENTS: usize = 500;
@@ -67,13 +69,32 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// What a query's part of the view shows.
+#[derive(Debug)]
+enum Shown {
+    /// Nothing yet.
+    Waiting,
+    /// A list of records (a live query's view) and its last change.
+    Records {
+        /// The current result, in the server's order.
+        records: Vec<Record<Value>>,
+        /// The keys (as JSON text) of the records the last change added or updated.
+        changed: HashSet<String>,
+        /// The records the last change removed, as last seen.
+        removed: Vec<Record<Value>>,
+    },
+    /// A whole result that is not a list of records.
+    Whole(Value),
+}
+
 /// Everything the view shows.
 #[derive(Debug)]
 struct View {
     title: String,
     topic: bool,
-    data: Option<Value>,
-    changed: HashSet<usize>,
+    /// The records' key field (its column comes first).
+    key: String,
+    shown: Shown,
     last_change: Option<SystemTime>,
     events: VecDeque<Line<'static>>,
     event_count: u64,
@@ -87,11 +108,16 @@ impl View {
     fn apply(&mut self, update: Update) -> Option<Failure> {
         let now = SystemTime::now();
         match update {
-            Update::Data(data) => {
-                self.changed = changed_rows(self.data.as_ref(), &data);
-                self.data = Some(data);
+            Update::Changes { changes, view } => {
+                self.apply_changes(changes, view.unwrap_or_default());
                 self.last_change = Some(now);
             }
+            Update::Data(data) => {
+                self.shown = Shown::Whole(data);
+                self.last_change = Some(now);
+            }
+            // The whole results that follow say it.
+            Update::Whole(_) => {}
             Update::Event { topic, event } => {
                 let data = event.get("data").cloned().unwrap_or(Value::Null);
                 self.push(Line::from(vec![
@@ -132,6 +158,29 @@ impl View {
         None
     }
 
+    /// A live query's change: the view is the new table; the records the change added or
+    /// updated are highlighted and those it removed shown struck through under it. The
+    /// first change (the initial result, all added) highlights nothing.
+    fn apply_changes(&mut self, changes: Changes<Value>, records: Vec<Record<Value>>) {
+        let first = !matches!(self.shown, Shown::Records { .. });
+        let (changed, removed) = if first {
+            (HashSet::new(), Vec::new())
+        } else {
+            let changed = changes
+                .added
+                .iter()
+                .chain(&changes.updated)
+                .map(|r| r.key.to_string())
+                .collect();
+            (changed, changes.removed)
+        };
+        self.shown = Shown::Records {
+            records,
+            changed,
+            removed,
+        };
+    }
+
     fn push(&mut self, line: Line<'static>) {
         if self.events.len() == MAX_EVENTS {
             self.events.pop_front();
@@ -152,10 +201,11 @@ impl View {
         let count = if self.topic {
             format!("{} events", self.event_count)
         } else {
-            match &self.data {
-                Some(Value::Array(items)) => format!("{} records", items.len()),
-                Some(_) => "1 value".to_string(),
-                None => "waiting for data".to_string(),
+            match &self.shown {
+                Shown::Records { records, .. } => format!("{} records", records.len()),
+                Shown::Whole(Value::Array(items)) => format!("{} records", items.len()),
+                Shown::Whole(_) => "1 value".to_string(),
+                Shown::Waiting => "waiting for data".to_string(),
             }
         };
         frame.render_widget(
@@ -175,15 +225,37 @@ impl View {
             let lines: Vec<Line<'_>> = self.events.iter().skip(skip).cloned().collect();
             frame.render_widget(Paragraph::new(lines).block(block), body);
         } else {
-            match &self.data {
-                Some(Value::Array(items)) => frame.render_widget(self.table(items, block), body),
-                Some(other) => frame.render_widget(
+            match &self.shown {
+                Shown::Records {
+                    records,
+                    changed,
+                    removed,
+                } => {
+                    let rows = records
+                        .iter()
+                        .map(|r| {
+                            let style = if changed.contains(&r.key.to_string()) {
+                                RowStyle::Changed
+                            } else {
+                                RowStyle::Plain
+                            };
+                            (record_json(r), style)
+                        })
+                        .chain(removed.iter().map(|r| (record_json(r), RowStyle::Removed)))
+                        .collect();
+                    frame.render_widget(self.table(rows, block), body);
+                }
+                Shown::Whole(Value::Array(items)) => {
+                    let rows = items.iter().map(|v| (v.clone(), RowStyle::Plain)).collect();
+                    frame.render_widget(self.table(rows, block), body);
+                }
+                Shown::Whole(other) => frame.render_widget(
                     Paragraph::new(serde_json::to_string_pretty(other).unwrap_or_default())
                         .wrap(Wrap { trim: false })
                         .block(block),
                     body,
                 ),
-                None => frame.render_widget(Paragraph::new("").block(block), body),
+                Shown::Waiting => frame.render_widget(Paragraph::new("").block(block), body),
             }
         }
         let state_style = match self.state {
@@ -217,36 +289,42 @@ impl View {
         );
     }
 
-    fn table<'a>(&self, items: &'a [Value], block: Block<'a>) -> Table<'a> {
-        let columns = columns(items);
+    fn table<'a>(&self, items: Vec<(Value, RowStyle)>, block: Block<'a>) -> Table<'a> {
+        let columns = columns(items.iter().map(|(v, _)| v), &self.key);
         let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
-        let rows: Vec<Vec<String>> = items
+        let rows: Vec<(Vec<String>, RowStyle)> = items
             .iter()
-            .map(|item| {
-                columns
+            .map(|(item, style)| {
+                let cells = columns
                     .iter()
                     .map(|c| match item {
                         Value::Object(m) => m.get(c).map(cell).unwrap_or_default(),
                         other => cell(other),
                     })
-                    .collect()
+                    .collect();
+                (cells, *style)
             })
             .collect();
-        for row in &rows {
+        for (row, _) in &rows {
             for (w, text) in widths.iter_mut().zip(row) {
                 *w = (*w).max(text.chars().count()).min(MAX_COLUMN);
             }
         }
-        let highlight = Style::default()
-            .fg(Color::Black)
-            .bg(Color::Yellow)
-            .add_modifier(Modifier::BOLD);
-        let rows = rows.into_iter().enumerate().map(|(i, row)| {
+        let rows = rows.into_iter().map(|(row, style)| {
             let r = Row::new(row.into_iter().map(Cell::from));
-            if self.changed.contains(&i) {
-                r.style(highlight)
-            } else {
-                r
+            match style {
+                RowStyle::Plain => r,
+                RowStyle::Changed => r.style(
+                    Style::default()
+                        .fg(Color::Black)
+                        .bg(Color::Yellow)
+                        .add_modifier(Modifier::BOLD),
+                ),
+                RowStyle::Removed => r.style(
+                    Style::default()
+                        .fg(Color::Red)
+                        .add_modifier(Modifier::CROSSED_OUT),
+                ),
             }
         });
         Table::new(rows, widths.iter().map(|w| Constraint::Length(*w as u16)))
@@ -259,9 +337,20 @@ impl View {
     }
 }
 
-/// The columns of a list of records: the fields in order of appearance, the key (`id`)
-/// first and the metadata (`_version`, ...) last; `value` for a list of non-objects.
-fn columns(items: &[Value]) -> Vec<String> {
+/// How a table row is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowStyle {
+    /// As it is.
+    Plain,
+    /// Added or updated by the last change: highlighted.
+    Changed,
+    /// Removed by the last change: struck through, under the others.
+    Removed,
+}
+
+/// The columns of a list of records: the fields in order of appearance, the key first and
+/// the metadata (`_version`, ...) last; `value` for a list of non-objects.
+fn columns<'a>(items: impl Iterator<Item = &'a Value>, key: &str) -> Vec<String> {
     let mut plain = Vec::new();
     let mut meta = Vec::new();
     let mut other = false;
@@ -282,7 +371,7 @@ fn columns(items: &[Value]) -> Vec<String> {
             _ => other = true,
         }
     }
-    if let Some(i) = plain.iter().position(|k| k == "id") {
+    if let Some(i) = plain.iter().position(|k| k == key) {
         let id = plain.remove(i);
         plain.insert(0, id);
     }
@@ -300,26 +389,6 @@ fn cell(v: &Value) -> String {
         Value::Null => String::new(),
         other => other.to_string(),
     }
-}
-
-/// The rows of `new` that are new or differ from the previous result (matched by `id`
-/// when the records have one, by position otherwise). Nothing on the first result.
-fn changed_rows(old: Option<&Value>, new: &Value) -> HashSet<usize> {
-    let (Some(Value::Array(old)), Value::Array(new)) = (old, new) else {
-        return HashSet::new();
-    };
-    let id = |v: &Value| v.get("id").cloned();
-    new.iter()
-        .enumerate()
-        .filter(|(i, item)| {
-            let before = match id(item) {
-                Some(key) => old.iter().find(|o| id(o).as_ref() == Some(&key)),
-                None => old.get(*i),
-            };
-            before != Some(*item)
-        })
-        .map(|(i, _)| i)
-        .collect()
 }
 
 /// Keys from a thread reading the terminal: `true` for quit, `false` for a redraw.
@@ -358,11 +427,15 @@ pub(crate) async fn run(
     let mut terminal: Terminal<CrosstermBackend<Stdout>> =
         Terminal::new(CrosstermBackend::new(std::io::stdout()))
             .map_err(|e| Failure::Other(format!("cannot use the terminal: {e}")))?;
+    let key = match target {
+        Target::Query { key, .. } => key.clone(),
+        Target::Topic(_) => String::new(),
+    };
     let mut view = View {
         title: target.title(),
         topic: matches!(target, Target::Topic(_)),
-        data: None,
-        changed: HashSet::new(),
+        key,
+        shown: Shown::Waiting,
         last_change: None,
         events: VecDeque::new(),
         event_count: 0,
@@ -403,20 +476,18 @@ mod tests {
 
     #[test]
     fn columns_put_the_key_first_and_metadata_last() {
-        let items = vec![
+        let items = [
             json!({"_version": 1, "name": "a", "id": "x"}),
             json!({"age": 3, "id": "y"}),
         ];
-        assert_eq!(columns(&items), ["id", "name", "age", "_version"]);
-        assert_eq!(columns(&[json!(1)]), ["value"]);
-    }
-
-    #[test]
-    fn changed_rows_by_id() {
-        let old = json!([{"id": "a", "n": 1}, {"id": "b", "n": 1}]);
-        let new = json!([{"id": "b", "n": 2}, {"id": "a", "n": 1}, {"id": "c"}]);
-        let changed = changed_rows(Some(&old), &new);
-        assert_eq!(changed, HashSet::from([0, 2]));
-        assert!(changed_rows(None, &new).is_empty());
+        assert_eq!(
+            columns(items.iter(), "id"),
+            ["id", "name", "age", "_version"]
+        );
+        assert_eq!(
+            columns(items.iter(), "name"),
+            ["name", "id", "age", "_version"]
+        );
+        assert_eq!(columns([json!(1)].iter(), "id"), ["value"]);
     }
 }
