@@ -6,8 +6,9 @@
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
+use crate::condition_operators::PROCEDURES;
 use crate::error::{OpError, OpResult};
-use crate::json::{js_cmp, obj, strict_eq};
+use crate::json::{obj, strict_eq};
 use crate::rules::{EventPush, Rules};
 use crate::store::Store;
 
@@ -173,19 +174,11 @@ fn validate_steps(steps: &[Value], prefix: &str, depth: usize, issues: &mut Vec<
                             issues.push(format!("{path}.condition.ref: expected non-empty string"));
                         }
                         let op = c.get("operator").and_then(Value::as_str).unwrap_or("");
-                        if ![
-                            "eq",
-                            "neq",
-                            "gt",
-                            "gte",
-                            "lt",
-                            "lte",
-                            "exists",
-                            "not_exists",
-                        ]
-                        .contains(&op)
-                        {
-                            issues.push(format!("{path}.condition.operator: expected one of: eq, neq, gt, gte, lt, lte, exists, not_exists"));
+                        if PROCEDURES.operator(op).is_none() {
+                            issues.push(format!(
+                                "{path}.condition.operator: expected one of: {}",
+                                PROCEDURES.names()
+                            ));
                         }
                     }
                     _ => issues.push(format!("{path}.condition: expected object")),
@@ -645,21 +638,8 @@ impl<'a> Exec<'a> {
                     .and_then(Value::as_str)
                     .and_then(|r| self.resolve_ref(r));
                 let expected = cond.get("value").map(|v| self.resolve(v));
-                let (a, e) = (actual.as_ref(), expected.as_ref());
-                let rel = |f: fn(std::cmp::Ordering) -> bool| match (a, e) {
-                    (Some(a), Some(e)) => js_cmp(a, e).is_some_and(f),
-                    _ => false,
-                };
-                let holds = match cond.get("operator").and_then(Value::as_str).unwrap_or("") {
-                    "eq" => strict_eq(a, e),
-                    "neq" => !strict_eq(a, e),
-                    "gt" => rel(|o| o.is_gt()),
-                    "gte" => rel(|o| o.is_ge()),
-                    "lt" => rel(|o| o.is_lt()),
-                    "lte" => rel(|o| o.is_le()),
-                    "exists" => !matches!(a, None | Some(Value::Null)),
-                    _ => matches!(a, None | Some(Value::Null)),
-                };
+                let operator = cond.get("operator").and_then(Value::as_str).unwrap_or("");
+                let holds = PROCEDURES.holds(operator, actual.as_ref(), expected.as_ref());
                 let branch = if holds { s.get("then") } else { s.get("else") };
                 if let Some(Value::Array(steps)) = branch {
                     let steps = steps.clone();
