@@ -193,9 +193,11 @@
 // handler) → `domains::*` (one handler module per domain) → `state` (the data and the
 // connection registry) and the engines (`store`, `rules`, `identity`, `procedures`,
 // `audit`, `limits`); `subscriptions` keeps the store's and the rule engine's
-// subscriptions, counted per connection.
+// subscriptions, counted per connection; `condition_operators` is the one list of
+// condition operators that rule conditions and procedure `if` steps evaluate.
 mod audit;
 mod clock;
+mod condition_operators;
 mod config;
 mod connection;
 mod connection_log;

@@ -15,7 +15,8 @@
 use serde_json::{Map, Value};
 
 use super::{EventPush, Rules, Timer, Trigger, MAX_TIMERS};
-use crate::json::{event_id, js_string, strict_eq};
+use crate::condition_operators::RULES;
+use crate::json::{event_id, js_string};
 
 /// What actions and conditions see.
 #[derive(Debug)]
@@ -252,46 +253,8 @@ impl Rules {
             _ => None,
         };
         let expected = self.compare_value(cond.get("value"), ctx)?;
-        let (a, e) = (actual.as_ref(), expected.as_ref());
-        let nums = || match (a, e) {
-            (Some(Value::Number(x)), Some(Value::Number(y))) => x.as_f64().zip(y.as_f64()),
-            _ => None,
-        };
-        let includes = |l: &[Value], x: Option<&Value>| l.iter().any(|i| strict_eq(Some(i), x));
-        Ok(
-            match cond.get("operator").and_then(Value::as_str).unwrap_or("") {
-                "eq" => strict_eq(a, e),
-                "neq" => !strict_eq(a, e),
-                "gt" => nums().is_some_and(|(x, y)| x > y),
-                "gte" => nums().is_some_and(|(x, y)| x >= y),
-                "lt" => nums().is_some_and(|(x, y)| x < y),
-                "lte" => nums().is_some_and(|(x, y)| x <= y),
-                "in" => e.and_then(Value::as_array).is_some_and(|l| includes(l, a)),
-                "not_in" => e.and_then(Value::as_array).is_some_and(|l| !includes(l, a)),
-                "contains" => match (a, e) {
-                    (Some(Value::String(s)), Some(Value::String(x))) => s.contains(x.as_str()),
-                    (Some(Value::Array(l)), x) => includes(l, x),
-                    _ => false,
-                },
-                "not_contains" => match (a, e) {
-                    (Some(Value::String(s)), Some(Value::String(x))) => !s.contains(x.as_str()),
-                    (Some(Value::Array(l)), x) => !includes(l, x),
-                    _ => true,
-                },
-                "matches" => match (a, e) {
-                    (Some(Value::String(s)), Some(Value::String(re))) => {
-                        regex::RegexBuilder::new(re)
-                            .size_limit(1 << 20)
-                            .build()
-                            .is_ok_and(|r| r.is_match(s))
-                    }
-                    _ => false,
-                },
-                "exists" => !matches!(a, None | Some(Value::Null)),
-                "not_exists" => matches!(a, None | Some(Value::Null)),
-                _ => false,
-            },
-        )
+        let operator = cond.get("operator").and_then(Value::as_str).unwrap_or("");
+        Ok(RULES.holds(operator, actual.as_ref(), expected.as_ref()))
     }
 
     /// `resolveCompareValue`.

@@ -4,24 +4,10 @@
 
 use serde_json::{Map, Value};
 
+use crate::condition_operators::{Operator, RULES};
 use crate::json::obj;
 
 const TRIGGER_TYPES: &[&str] = &["event", "fact", "timer", "temporal"];
-const OPERATORS: &[&str] = &[
-    "eq",
-    "neq",
-    "gt",
-    "gte",
-    "lt",
-    "lte",
-    "in",
-    "not_in",
-    "contains",
-    "not_contains",
-    "matches",
-    "exists",
-    "not_exists",
-];
 const SOURCE_TYPES: &[&str] = &["event", "fact", "context", "lookup", "baseline"];
 const ACTION_TYPES: &[&str] = &[
     "set_fact",
@@ -218,12 +204,9 @@ fn condition(v: &Value, path: &str, c: &mut Issues) {
             format!("{path}.operator"),
             "Condition must have an \"operator\" field",
         ),
-        Some(Value::String(op)) if !OPERATORS.contains(&op.as_str()) => c.error(
+        Some(Value::String(op)) if RULES.operator(op).is_none() => c.error(
             format!("{path}.operator"),
-            format!(
-                "Invalid operator: {op}. Valid operators: {}",
-                OPERATORS.join(", ")
-            ),
+            format!("Invalid operator: {op}. Valid operators: {}", RULES.names()),
         ),
         Some(Value::String(_)) => {}
         Some(_) => c.error(
@@ -232,7 +215,8 @@ fn condition(v: &Value, path: &str, c: &mut Issues) {
         ),
     }
     if let Some(Value::String(op)) = cond.get("operator") {
-        if op != "exists" && op != "not_exists" && !cond.contains_key("value") {
+        let presence = RULES.operator(op).is_some_and(Operator::tests_presence);
+        if !presence && !cond.contains_key("value") {
             c.error(
                 format!("{path}.value"),
                 "Condition must have a \"value\" field",
