@@ -203,6 +203,10 @@ macro_rules! conformance_suite {
             admin_store_ops, store_subscription_pushes, subscription_callback_and_drop,
             rules_events_and_facts, rules_admin, procedures, server_introspection,
             filter_builder_operators, unsubscribe_and_bare_emit,
+            live_insert_update_delete_are_one_keyed_change_each, live_params_on_a_sorted_where_query,
+            live_key_field_names_the_bucket_key, live_burst_between_reads_is_merged,
+            live_record_replaced_under_its_key_between_reads, live_unsubscribe_drop_and_on_change,
+            live_count_query_is_not_a_list,
         ]);
         $crate::conformance_suite!(@testkit $block_on, $backend, [
             count_and_param_queries, restore_after_drop, restore_after_stall, close_codes_that_reconnect,
@@ -224,6 +228,8 @@ macro_rules! conformance_suite {
             token_provider_refreshes_expiring_tokens, static_token_expiry_gives_up_saying_expired,
             listener_after_connect_hears_only_later_events, link_silent_before_first_ping_is_noticed,
             rules_events_while_silently_dead_lie_in_a_gap,
+            live_missed_while_the_link_was_silent, live_missed_across_a_server_restart,
+            live_missed_across_a_clean_close, live_gives_up_then_ends_and_ends_on_disconnect,
         ]);
     };
     (@independent $block_on:path, $backend:expr, [$($case:ident),* $(,)?]) => {

@@ -8,11 +8,16 @@
 //! a link silent at any phase is noticed within 2.5 intervals of its last frame, every
 //! lost rules event lies inside a reported gap). `seven_days_of_faults` runs both over
 //! two seeds.
+//!
+//! `live_views_over_a_week_of_faults` runs two live views through a week of writes,
+//! silences, drops and restarts, checking every item against the views around it and
+//! every settled view against the server.
 
 use futures::StreamExt;
 use noex_client::runtime::Runtime;
 use noex_client::{
-    Backoff, Client, ClientOptions, DisconnectReason, Error, ErrorCode, LifecycleEvent, RuleMessage,
+    Backoff, Changes, Client, ClientOptions, DisconnectReason, Error, ErrorCode, LifecycleEvent,
+    LiveQuery, Record, RuleMessage,
 };
 use noex_conformance::harness::{
     Direction, FrameEvent, Limits, LinkInfo, SimNetwork, SimRuntime, Verdict, URL,
@@ -22,6 +27,7 @@ use noex_testkit::memory::MemoryOutput;
 use noex_testkit::{AuthMode, BucketDef, QueryDef, TestServer};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::IntoFuture;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -863,4 +869,348 @@ fn ten_thousand_reconnects_leave_nothing_behind() {
     }
     rt.block_on(client.disconnect());
     rt.shutdown();
+}
+
+// ── A live view over a week ─────────────────────────────────────
+
+/// A record of `items` as the live views read it.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+struct Item {
+    n: i64,
+}
+
+/// `(key, version, n)` of each record, in order.
+type Snap = Vec<(String, u64, i64)>;
+
+fn snap(records: &[Record<Item>]) -> Snap {
+    records
+        .iter()
+        .map(|r| {
+            let key = r.key.as_str().unwrap_or_default().to_owned();
+            (key, r.version, r.data.n)
+        })
+        .collect()
+}
+
+fn server_snap(records: &[Value], low_only: bool) -> Snap {
+    records
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap_or_default().to_owned(),
+                r["_version"].as_u64().unwrap_or_default(),
+                r["n"].as_i64().unwrap_or_default(),
+            )
+        })
+        .filter(|(_, _, n)| !low_only || *n < LOW)
+        .collect()
+}
+
+/// The `low-items` query: records with `n` below this.
+const LOW: i64 = 500;
+
+/// Whether `changes` is exactly the difference between the views `before` and `after`
+/// (added: keys new in `after`, in its order; updated: keys in both with a new version, as
+/// in `after`, in its order; removed: keys gone, as in `before`, in its order), and
+/// `after` is `before` with the changes applied (a record in none has the data it had).
+fn check_item(before: &Snap, changes: &Changes<Item>, after: &Snap) -> Result<(), String> {
+    let old: BTreeMap<&str, (u64, i64)> = before
+        .iter()
+        .map(|(k, v, n)| (k.as_str(), (*v, *n)))
+        .collect();
+    let new: BTreeMap<&str, (u64, i64)> = after
+        .iter()
+        .map(|(k, v, n)| (k.as_str(), (*v, *n)))
+        .collect();
+    if new.len() != after.len() {
+        return Err(format!("the view has a key twice: {after:?}"));
+    }
+    let added: Snap = after
+        .iter()
+        .filter(|(k, _, _)| !old.contains_key(k.as_str()))
+        .cloned()
+        .collect();
+    let updated: Snap = after
+        .iter()
+        .filter(|(k, v, _)| old.get(k.as_str()).is_some_and(|(ov, _)| ov != v))
+        .cloned()
+        .collect();
+    let removed: Snap = before
+        .iter()
+        .filter(|(k, _, _)| !new.contains_key(k.as_str()))
+        .cloned()
+        .collect();
+    let got = (
+        snap(&changes.added),
+        snap(&changes.updated),
+        snap(&changes.removed),
+    );
+    if got != (added.clone(), updated.clone(), removed.clone()) {
+        return Err(format!(
+            "the changes (added, updated, removed) {got:?} are not the difference \
+             {:?} between {before:?} and {after:?}",
+            (added, updated, removed)
+        ));
+    }
+    // Applied: every record in none of the changes is as it was.
+    for (key, (version, n)) in &new {
+        let changed = changes
+            .added
+            .iter()
+            .chain(&changes.updated)
+            .any(|r| r.key.as_str() == Some(key));
+        if !changed && old.get(key) != Some(&(*version, *n)) {
+            return Err(format!(
+                "{key} is in none of the changes but differs: {:?} then {:?}",
+                old.get(key),
+                (version, n)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What one live view's reader saw.
+#[derive(Default)]
+struct LiveSeen {
+    items: u64,
+    /// Items with more than one change (merged writes, or what a loss missed).
+    merged: u64,
+    changes: u64,
+    view: Snap,
+    failures: Vec<String>,
+    errors: Vec<String>,
+    ended: bool,
+}
+
+/// Reads `live` on its own task, checking every item against the views around it.
+fn read_live(rt: &SimRuntime, mut live: LiveQuery<Item>) -> Arc<Mutex<LiveSeen>> {
+    let seen = Arc::new(Mutex::new(LiveSeen::default()));
+    let sink = seen.clone();
+    rt.spawn(Box::pin(async move {
+        let mut before = Snap::new();
+        while let Some(item) = live.next().await {
+            let mut seen = lock(&sink);
+            match item {
+                Ok(changes) => {
+                    let after = snap(live.view());
+                    let index = seen.items;
+                    if let Err(e) = check_item(&before, &changes, &after) {
+                        seen.failures.push(format!("item {index}: {e}"));
+                    }
+                    if index > 0 && changes.is_empty() {
+                        seen.failures.push(format!("item {index}: nothing changed"));
+                    }
+                    seen.items += 1;
+                    seen.changes += changes.len() as u64;
+                    seen.merged += u64::from(changes.len() > 1);
+                    seen.view = after.clone();
+                    before = after;
+                }
+                Err(e) => seen.errors.push(format!("{e:?}")),
+            }
+        }
+        lock(&sink).ended = true;
+    }));
+    seen
+}
+
+/// A week of random writes by another connection, silent links, dropped links and
+/// restarts (data kept) under two live views, `all-items` and `low-items` (`n` below
+/// 500: updates move records in and out). Every item must be exactly the difference
+/// between the views around it and never empty; whenever the client is connected on a
+/// healthy link with both restored, each view must be the server's records in its order.
+///
+/// Keys are never used again after a delete: a record replaced under its key comes back
+/// with the same `_version`, which the live view does not see (the conformance case
+/// `live_record_replaced_under_its_key_between_reads`).
+fn live_week(seed: u64) -> String {
+    let real = std::time::Instant::now();
+    let rt = SimRuntime::with_limits(Limits {
+        virtual_time: secs(DAYS * 86_400 + 86_400),
+        steps: 5_000_000,
+    });
+    let builder = TestServer::builder()
+        .heartbeat(HEARTBEAT)
+        .bucket(BucketDef::new("items").field("n", json!({"type": "number"})))
+        .query("all-items", QueryDef::all("items"))
+        .query(
+            "low-items",
+            QueryDef::where_filter("items", json!({"n": {"$lt": LOW}})),
+        );
+    let net = SimNetwork::start(&rt, builder).expect("server");
+    net.set_recording(false);
+    let mut writer = Admin {
+        net: net.clone(),
+        conn: None,
+        next_id: 0,
+    };
+    let client = Client::new(net.backend());
+    let options = ClientOptions::new()
+        .backoff(Backoff {
+            initial: secs(1),
+            multiplier: 2.0,
+            max: secs(30),
+            jitter: Duration::from_millis(500),
+            max_retries: None,
+        })
+        .seed(seed);
+    rt.block_on(client.connect(URL, options)).expect("connects");
+    let store = client.store();
+    let all = rt
+        .block_on(store.live::<Item>("all-items").into_future())
+        .expect("live all-items");
+    let low = rt
+        .block_on(store.live::<Item>("low-items").into_future())
+        .expect("live low-items");
+    let all = read_live(&rt, all);
+    let low = read_live(&rt, low);
+
+    let mut rng = Rng(seed);
+    let (mut next_key, mut writes, mut silences, mut drops, mut restarts) = (0u64, 0, 0, 0, 0);
+    let (mut settled, mut rescued) = (0u64, 0u64);
+    let mut mismatches = Vec::new();
+    let end = secs(DAYS * 86_400);
+    while rt.elapsed() < end {
+        rt.advance(rng.between(secs(10), secs(900)));
+        for _ in 0..=rng.below(4) {
+            writes += 1;
+            let records = net.server(|s| s.records("items"));
+            let n = rng.below(1000);
+            let pick = |rng: &mut Rng| {
+                let i = rng.below(records.len() as u64) as usize;
+                records[i]["id"].clone()
+            };
+            let request = match rng.below(3) {
+                1 if !records.is_empty() => {
+                    let key = pick(&mut rng);
+                    json!({"type": "store.update", "bucket": "items", "key": key, "data": {"n": n}})
+                }
+                2 if !records.is_empty() => {
+                    let key = pick(&mut rng);
+                    json!({"type": "store.delete", "bucket": "items", "key": key})
+                }
+                _ => {
+                    next_key += 1;
+                    let data = json!({"id": format!("k{next_key}"), "n": n});
+                    json!({"type": "store.insert", "bucket": "items", "data": data})
+                }
+            };
+            writer.ok(request);
+        }
+        match (rng.below(100), net.current_link()) {
+            (0..=7, Some(link)) => {
+                silences += 1;
+                net.silence(link);
+            }
+            (8..=12, Some(link)) => {
+                drops += 1;
+                net.drop_link(link);
+            }
+            (13..=15, _) => {
+                restarts += 1;
+                net.restart(true);
+                writer.conn = None;
+            }
+            _ => {}
+        }
+        let now = rt.elapsed();
+        let mut unnoticed = false;
+        for link in net.links() {
+            if link.client_gone.is_none() {
+                if let Some(at) = link.silenced_at {
+                    unnoticed = true;
+                    if now.saturating_sub(at) > RESCUE_AFTER {
+                        rescued += 1;
+                        net.drop_link(link.conn);
+                    }
+                }
+            }
+        }
+        rt.run_ready();
+        let restored = net.server(|s| s.subscription_count()) == 2;
+        if client.is_connected() && restored && !unnoticed {
+            settled += 1;
+            let records = net.server(|s| s.records("items"));
+            for (name, seen, low_only) in [("all-items", &all, false), ("low-items", &low, true)] {
+                let expected = server_snap(&records, low_only);
+                let view = lock(seen).view.clone();
+                if view != expected {
+                    mismatches.push(format!(
+                        "{name} at {:?}: view {view:?}, server {expected:?}",
+                        rt.elapsed()
+                    ));
+                }
+            }
+        }
+        net.take_finished();
+    }
+    // The network heals: the views end as the server's records.
+    for link in net.links() {
+        if link.silenced_at.is_some() && link.client_gone.is_none() {
+            net.drop_link(link.conn);
+        }
+    }
+    let wait = Eventually::new(|d| rt.sleep(d))
+        .every(secs(1))
+        .within(secs(600));
+    rt.block_on(wait.until("connected and restored at the end", || {
+        client.is_connected() && net.server(|s| s.subscription_count()) == 2
+    }));
+    rt.advance(secs(60));
+    let records = net.server(|s| s.records("items"));
+    assert_eq!(lock(&all).view, server_snap(&records, false), "seed {seed}");
+    assert_eq!(lock(&low).view, server_snap(&records, true), "seed {seed}");
+    let counters = rt.block_on(client.counters()).expect("counters");
+    let ended = [lock(&all).ended, lock(&low).ended];
+    rt.block_on(client.disconnect());
+    rt.shutdown();
+
+    let mut summary = format!(
+        "{writes} writes, {silences} silences ({rescued} not noticed in 10 min), {drops} drops, \
+         {restarts} restarts, {} reconnects, {settled} settled checks, {} records at the end, \
+         {:?} real time",
+        counters.reconnects,
+        records.len(),
+        real.elapsed()
+    );
+    for ((name, seen), ended) in [("all-items", &all), ("low-items", &low)]
+        .into_iter()
+        .zip(ended)
+    {
+        let seen = lock(seen);
+        assert!(seen.errors.is_empty(), "{name}: {:?}", seen.errors);
+        assert!(!ended, "{name} ended before the disconnect");
+        assert!(
+            seen.failures.is_empty(),
+            "{name}: {} bad items, first {:?}",
+            seen.failures.len(),
+            &seen.failures[..seen.failures.len().min(3)]
+        );
+        summary += &format!(
+            "; {name}: {} items, {} changes, {} merged",
+            seen.items, seen.changes, seen.merged
+        );
+        assert!(seen.merged > 20, "{name}: few merged items: {summary}");
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} settled views differ from the server, first {:?}",
+        mismatches.len(),
+        mismatches.first()
+    );
+    assert!(settled > 500, "{summary}");
+    assert!(restarts > 10 && silences > 30, "{summary}");
+    summary
+}
+
+/// Live views over a week of random writes, silences, drops and restarts (data kept):
+/// every item exactly the difference between consecutive views, every settled view the
+/// server's records.
+#[test]
+fn live_views_over_a_week_of_faults() {
+    for seed in [2026, 31] {
+        let summary = live_week(seed);
+        eprintln!("live views, seed {seed}: {summary}");
+    }
 }

@@ -4,6 +4,10 @@ pub use super::auth::{
     auth_and_audit, credentials_login_across_reconnects, identity_api, session_revoked_stops,
     token_login_across_reconnects,
 };
+pub use super::live::{
+    live_gives_up_then_ends_and_ends_on_disconnect, live_missed_across_a_clean_close,
+    live_missed_across_a_server_restart, live_missed_while_the_link_was_silent,
+};
 pub use super::outcomes::stall_resume_drop_outcomes;
 pub use super::resources::{
     counters_add_up, disconnect_ends_streams_quietly, disconnect_releases_the_socket,

@@ -1,6 +1,13 @@
 //! Cases that need nothing but a server speaking the protocol: they create their own
 //! buckets and queries, so they also run against a real noex-server.
 
+pub use super::live::{
+    live_burst_between_reads_is_merged, live_count_query_is_not_a_list,
+    live_insert_update_delete_are_one_keyed_change_each, live_key_field_names_the_bucket_key,
+    live_params_on_a_sorted_where_query, live_record_replaced_under_its_key_between_reads,
+    live_unsubscribe_drop_and_on_change,
+};
+
 use crate::{unique, Ctx};
 use futures::StreamExt;
 use noex_client::proto::ops;

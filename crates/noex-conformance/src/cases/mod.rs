@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod faults;
 pub mod independent;
+pub mod live;
 pub mod outcomes;
 pub mod resources;
 pub mod time;
