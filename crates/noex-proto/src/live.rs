@@ -1,12 +1,14 @@
 //! Live views: what changed between two results of a store query, decided on the raw
-//! records by key and version, without the caller's type.
+//! records by key, without the caller's type.
 //!
 //! noex-server pushes a query's whole result on every change. [`LiveKeys`] remembers, for
-//! the last result it saw, each record's key and `_version` (16 bytes a record: a hash of
-//! the key's JSON text and the version), and [`LiveKeys::apply`] tells, for the next result,
-//! which records are new, which changed (a new `_version`), which are unchanged and which
-//! are gone. It reads each record's key and version and nothing else: the caller reads
-//! only the records that are new or changed, once, into its own type.
+//! the last result it saw, each record's key and content (16 bytes a record: a hash of the
+//! key and a hash of the record's JSON text), and [`LiveKeys::apply`] tells, for the next
+//! result, which records are new, which changed (same key, other content: a new
+//! `_version`, or a record replaced under its key, which the store's `insert` does with
+//! `_version` 1 again), which are unchanged and which are gone. It reads each record's key
+//! and nothing else of it: the caller reads only the records that are new or changed,
+//! once, into its own type.
 //!
 //! Whatever lies between two results the caller reads (several pushes, or a reconnect's
 //! fresh result after a time away) comes out as one set of changes: the difference between
@@ -31,7 +33,7 @@
 //! ```
 
 use crate::subscription_data::SubscriptionData;
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::Deserializer;
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
@@ -74,13 +76,13 @@ pub enum LiveError {
 /// Where a record of the new result comes from.
 #[derive(Debug, Clone, Copy)]
 pub enum Origin<'a> {
-    /// The record at `previous` in the last result, unchanged (same key, same version).
+    /// The record at `previous` in the last result, unchanged (same key, same content).
     Kept {
         /// Its position in the last result.
         previous: usize,
     },
-    /// The record at `previous` in the last result, with a new version: `record` is the
-    /// new one.
+    /// The record at `previous` in the last result, changed (a new version, or replaced
+    /// under its key): `record` is the new one.
     Updated {
         /// Its position in the last result.
         previous: usize,
@@ -101,7 +103,7 @@ pub struct RawChanges<'a> {
     pub records: Vec<Origin<'a>>,
     /// The positions in the last result of the records no longer there, in order.
     pub removed: Vec<usize>,
-    /// The new result's keys and versions, for [`LiveKeys::accept`].
+    /// The new result's keys and contents, for [`LiveKeys::accept`].
     next: Vec<Entry>,
 }
 
@@ -114,7 +116,7 @@ impl RawChanges<'_> {
             .count()
     }
 
-    /// Records with a new version.
+    /// Records that changed.
     pub fn updated(&self) -> usize {
         self.records
             .iter()
@@ -122,7 +124,7 @@ impl RawChanges<'_> {
             .count()
     }
 
-    /// Whether nothing changed: the same records, same versions, same order.
+    /// Whether nothing changed: the same records, same contents, same order.
     pub fn is_unchanged(&self) -> bool {
         self.removed.is_empty()
             && self
@@ -137,10 +139,10 @@ impl RawChanges<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
     key: u64,
-    version: u64,
+    content: u64,
 }
 
-/// The keys and versions of the last result a live view read (see the module docs).
+/// The keys and contents of the last result a live view read (see the module docs).
 #[derive(Debug, Clone)]
 pub struct LiveKeys {
     key_field: Box<str>,
@@ -212,9 +214,10 @@ impl LiveKeys {
     /// nothing.
     ///
     /// Records are matched by their key (a string key by its text however it was
-    /// escaped, any other by its JSON text, both through a 64-bit hash: two different keys
-    /// of one pair of results would have to share a hash to be confused) and changed when
-    /// their `_version` differs (a record without one is version 0).
+    /// escaped, any other by its JSON text) and changed when their JSON text differs (the
+    /// server writes a record the same way every time), both through 64-bit hashes: two
+    /// different keys, or two contents of one key, of one pair of results would have to
+    /// share a hash to be confused.
     pub fn diff<'a>(&self, data: &'a SubscriptionData) -> Result<RawChanges<'a>, LiveError> {
         let text = data.json_text();
         if !text.trim_start().starts_with('[') {
@@ -248,7 +251,7 @@ impl LiveKeys {
             .map(|(entry, record)| match previous.get(&entry.key) {
                 Some(&i) => {
                     kept[i] = true;
-                    if self.entries[i].version == entry.version {
+                    if self.entries[i].content == entry.content {
                         Origin::Kept { previous: i }
                     } else {
                         Origin::Updated {
@@ -269,19 +272,24 @@ impl LiveKeys {
     }
 }
 
-/// Reads a record's key (hashed) and version, and nothing else of it.
+/// Reads a record's key (hashed), and nothing else of it, and hashes its text.
 fn read_entry(record: &RawValue, key_field: &str, index: usize) -> Result<Entry, LiveError> {
     let mut de = serde_json::Deserializer::from_str(record.get());
     let found = (&mut de)
         .deserialize_map(EntryVisitor { key_field })
         .map_err(|_| LiveError::NotARecord { index })?;
-    match found {
-        (Some(key), version) => Ok(Entry { key, version }),
-        (None, _) => Err(LiveError::MissingKey {
+    let Some(key) = found else {
+        return Err(LiveError::MissingKey {
             index,
             field: key_field.to_owned(),
-        }),
-    }
+        });
+    };
+    let mut hasher = DefaultHasher::new();
+    hasher.write(record.get().as_bytes());
+    Ok(Entry {
+        key,
+        content: hasher.finish(),
+    })
 }
 
 /// A key's hash: of the string for a string key (however it was escaped), of the JSON
@@ -301,31 +309,29 @@ fn key_hash(raw: &RawValue) -> u64 {
     hasher.finish()
 }
 
-/// A record's key hash and version.
+/// A record's key hash.
 struct EntryVisitor<'k> {
     key_field: &'k str,
 }
 
 impl<'de> Visitor<'de> for EntryVisitor<'_> {
-    type Value = (Option<u64>, u64);
+    type Value = Option<u64>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a record")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (mut key, mut version) = (None, 0u64);
+        let mut key = None;
         while let Some(name) = map.next_key::<FieldName<'de>>()? {
             if name.0 == self.key_field {
                 let raw: &'de RawValue = map.next_value()?;
                 key = Some(key_hash(raw));
-            } else if name.0 == "_version" {
-                version = map.next_value::<VersionNumber>()?.0;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok((key, version))
+        Ok(key)
     }
 }
 
@@ -348,52 +354,6 @@ impl<'de> de::Deserialize<'de> for FieldName<'de> {
             }
         }
         deserializer.deserialize_str(Name)
-    }
-}
-
-/// `_version`: a non-negative integer (a float is truncated); anything else counts as 0.
-struct VersionNumber(u64);
-
-impl<'de> de::Deserialize<'de> for VersionNumber {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Number;
-        impl<'de> Visitor<'de> for Number {
-            type Value = VersionNumber;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a version")
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(VersionNumber(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(VersionNumber(v.max(0) as u64))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(VersionNumber(if v.is_finite() && v > 0.0 {
-                    v as u64
-                } else {
-                    0
-                }))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(VersionNumber(0))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(VersionNumber(0))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(VersionNumber(0))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(VersionNumber(0))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(VersionNumber(0))
-            }
-        }
-        deserializer.deserialize_any(Number)
     }
 }
 

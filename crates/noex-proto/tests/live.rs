@@ -119,16 +119,40 @@ fn insert_update_delete_are_one_change_each() {
 }
 
 #[test]
+fn a_record_replaced_under_its_key_with_the_same_version_is_updated() {
+    // The store's insert over an existing key (or a delete then an insert) gives
+    // `_version` 1 again: the content tells the change.
+    let mut keys = LiveKeys::new("id");
+    keys.apply(&data(&json!([{"id": "c", "name": "Carol", "_version": 1}])))
+        .unwrap();
+    let next = data(&json!([{"id": "c", "name": "Carol again", "_version": 1}]));
+    let changes = keys.apply(&next).unwrap();
+    assert!(matches!(
+        changes.records[0],
+        Origin::Updated { previous: 0, .. }
+    ));
+    assert_eq!(changes.updated(), 1);
+}
+
+#[test]
 fn keys_of_any_field_and_type_match_however_they_are_written() {
     let mut keys = LiveKeys::new("sku");
     keys.apply(&data(
         &json!([{"sku": "A", "_version": 1}, {"sku": 7, "_version": 1}]),
     ))
     .unwrap();
-    // The same string written with an escape, the same number: both kept.
-    let text = r#"[{"sku":"\u0041","_version":1},{"sku":7,"_version":1}]"#;
+    // The same string key written with an escape is the same key (its record's text
+    // changed, so it counts as updated, not as removed and added); the same number key
+    // with the same record is kept.
+    let text = r#"[{"sku":"\u0041","_version":1},{"_version":1,"sku":7}]"#;
     let next = SubscriptionData::from(Payload::from_json(text).unwrap());
-    assert!(keys.apply(&next).unwrap().is_unchanged());
+    let changes = keys.apply(&next).unwrap();
+    assert!(matches!(
+        changes.records[0],
+        Origin::Updated { previous: 0, .. }
+    ));
+    assert!(matches!(changes.records[1], Origin::Kept { previous: 1 }));
+    assert!(changes.removed.is_empty());
     assert_eq!(keys.key_field(), "sku");
     assert_eq!(keys.len(), 2);
 }

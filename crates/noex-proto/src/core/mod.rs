@@ -16,6 +16,7 @@
 mod deadlines;
 mod heartbeat;
 mod lifecycle;
+mod pending;
 mod phase;
 mod requests;
 mod server_id;

@@ -4,7 +4,7 @@
 //! happens to a request as the connection lives.
 
 use super::deadlines::Deadlines;
-use super::session::{LoginMode, LoginStep};
+use super::pending::{Pending, Purpose, Sent};
 use super::ClientCore;
 use crate::error::{Delivery, RequestError};
 use crate::event::{DisconnectReason, Event, RequestId};
@@ -44,66 +44,6 @@ impl RequestOptions {
     pub fn retry_safe(mut self, on: bool) -> RequestOptions {
         self.retry = Some(on);
         self
-    }
-}
-
-/// Why a request is in the pending table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Purpose {
-    /// The caller's request.
-    User,
-    /// A login, a session renewal or a login again after the session expired.
-    Login { step: LoginStep, mode: LoginMode },
-    /// Making a subscription; `restore` when part of a reconnect's restore burst.
-    Subscribe {
-        sub: crate::event::SubscriptionId,
-        restore: bool,
-    },
-    /// Removing a subscription on the server.
-    Unsubscribe,
-}
-
-/// Whether a pending request's frame has been handed out, and as which frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Sent {
-    No,
-    /// Handed out as frame `seq` (sequence numbers are never reused, so the link it went
-    /// out on is the one whose numbers it falls among).
-    Yes {
-        seq: std::num::NonZeroU64,
-    },
-}
-
-#[derive(Debug)]
-pub(super) struct Pending {
-    pub(super) kind: OpKind,
-    pub(super) purpose: Purpose,
-    pub(super) deadline: Instant,
-    pub(super) retry: bool,
-    pub(super) sent: Sent,
-    /// Kept until sent; kept until answered for retry-safe reads, for logins (their
-    /// token or credentials are remembered on success), and for every request while a
-    /// session can be made again (a request the server refused because the session had
-    /// expired goes out again after the new login). Boxed: every pending request has an
-    /// entry, most of them without.
-    pub(super) op: Option<Box<Operation>>,
-    /// For a request sent again (a retry-safe read after a reconnect): whether an earlier
-    /// copy may have reached the server. It then stays "outcome unknown" whatever happens
-    /// later. A copy the server refused for its session was not applied.
-    pub(super) earlier: Delivery,
-    /// Whether its frame was ever handed out (so the next one counts as re-sent).
-    pub(super) handed_out: bool,
-    /// Whether it was already sent again after a new login (it is not held twice).
-    pub(super) reauthorized: bool,
-}
-
-impl Pending {
-    /// `delivery`, unless an earlier copy may already have reached the server.
-    pub(super) fn delivery(&self, delivery: Delivery) -> Delivery {
-        match self.earlier {
-            Delivery::OutcomeUnknown => Delivery::OutcomeUnknown,
-            Delivery::NotSent => delivery,
-        }
     }
 }
 
@@ -618,6 +558,8 @@ impl ClientCore {
             if keep {
                 entry.earlier = entry.delivery(Self::delivery_of(Some(link), entry.sent));
                 entry.sent = Sent::No;
+                // The next connection logs in anew: a refusal there may be held again.
+                entry.reauthorized = false;
                 kept.push(id);
                 continue;
             }

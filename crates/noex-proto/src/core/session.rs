@@ -15,7 +15,7 @@
 //! the request goes out again within its own deadline; it is never reported as "outcome
 //! unknown" for that refused copy.
 
-use super::requests::{Pending, Purpose};
+use super::pending::{LoginMode, LoginStep, Pending, Purpose};
 use super::{ClientCore, Stage, Timer};
 use crate::config::Auth;
 use crate::error::RequestError;
@@ -50,34 +50,6 @@ enum Source {
     Secret(Secret),
     /// A token asked of the caller's provider for each login.
     Provider,
-}
-
-/// Which login the core is attempting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum LoginStep {
-    /// `auth.login` with the remembered session token.
-    Resume,
-    /// `auth.login` with the configured token.
-    Token,
-    /// `identity.login` with the credentials.
-    Credentials,
-    /// `identity.loginWithSecret` with the secret.
-    Secret,
-    /// `auth.login` with the provider's token; `refreshed` when it was asked for a new one.
-    Provided { refreshed: bool },
-    /// `identity.refreshSession`.
-    Refresh,
-}
-
-/// Why a login is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum LoginMode {
-    /// The login of a new connection, before anything else goes out on it.
-    Connect,
-    /// Renewing the session before it expires; requests go on meanwhile.
-    Renew,
-    /// Logging in again on a live connection whose session expired; requests wait.
-    Relogin,
 }
 
 /// A token asked of the provider and not yet given.

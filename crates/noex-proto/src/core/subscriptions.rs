@@ -3,7 +3,7 @@
 //! [`Subscriptions`] is the bookkeeping and its invariants; the `impl ClientCore` below
 //! decides what happens to subscriptions as the connection lives.
 
-use super::requests::Purpose;
+use super::pending::Purpose;
 use super::server_id::ServerId;
 use super::{ClientCore, Stage};
 use crate::error::{Delivery, RequestError};
