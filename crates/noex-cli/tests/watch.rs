@@ -753,17 +753,7 @@ fn watch_changes_on_a_terminal_prints_json_lines() {
     assert!(status.success(), "{status:?}");
 }
 
-/// Restarts the server with its data kept, on the same port. The port is free for a
-/// moment during a restart, and on a busy machine another socket can take it: the restart
-/// then fails, and is tried again (the server binds the port again on the next command).
+/// Restarts the server with its data kept, on the same port.
 fn restart(server: &TestServer) {
-    let mut failures = Vec::new();
-    while let Err(e) = server.try_restart(true) {
-        failures.push(e.to_string());
-        assert!(
-            failures.len() < 20,
-            "the server does not restart: {failures:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    server.try_restart(true).expect("the server restarts");
 }

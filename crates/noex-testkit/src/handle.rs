@@ -298,8 +298,10 @@ impl TestServer {
     /// Stop and start again on the same port, as a new server process: open connections
     /// get close 1000 `server_shutdown`, subscription ids start again at `sub-1`, and the
     /// data (buckets, records, facts, rules, procedures, users) is kept or reset to the
-    /// builder's configuration. Returns once the server listens again; a failure (the
-    /// port could not be bound again) is logged, see [`TestServer::try_restart`].
+    /// builder's configuration. The listening socket is kept (a port given up and bound
+    /// again could be taken meanwhile by another socket): connections made during the
+    /// restart are accepted once it is done. Returns once the server serves again; a
+    /// failure (the server stopped) is logged, see [`TestServer::try_restart`].
     pub fn restart(&self, keep_data: bool) {
         if let Err(e) = self.try_restart(keep_data) {
             tracing::warn!(error = %e, "test server restart failed");

@@ -89,17 +89,17 @@ pub(crate) async fn main_loop(
     first: std::net::TcpListener,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
 ) {
-    let mut std_listener = Some(first);
-    let mut port = 0u16;
-    let host = shared.core().cfg.host.clone();
     let ttl_every = shared.core().cfg.ttl_check_interval;
+    // The listening socket outlives restarts: a restart closes every connection and
+    // resets the state, and the port stays this server's (given up and bound again, it
+    // could be taken meanwhile, e.g. as another socket's ephemeral port).
+    let mut kept: Option<TcpListener> = None;
+    let mut std_listener = Some(first);
     loop {
-        let listener = match std_listener.take() {
-            Some(l) => TcpListener::from_std(l),
-            None => match bind(&host, port) {
-                Ok(l) => TcpListener::from_std(l),
-                Err(e) => Err(e),
-            },
+        let listener = match (kept.take(), std_listener.take()) {
+            (Some(l), _) => Ok(l),
+            (None, Some(l)) => TcpListener::from_std(l),
+            (None, None) => Err(std::io::Error::other("no listening socket")),
         };
         let listener = match listener {
             Ok(l) => l,
@@ -119,7 +119,6 @@ pub(crate) async fn main_loop(
                 }
             }
         };
-        port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
         let mut conns: JoinSet<()> = JoinSet::new();
         let mut ttl = tokio::time::interval(ttl_every.unwrap_or(Duration::from_secs(3600)));
         ttl.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -149,7 +148,11 @@ pub(crate) async fn main_loop(
                 cmd = cmds.recv() => break cmd,
             }
         };
-        drop(listener);
+        if let Some(Cmd::Restart { .. }) = &cmd {
+            kept = Some(listener);
+        } else {
+            drop(listener);
+        }
         if let Some(Cmd::Shutdown { grace, .. }) = &cmd {
             let grace = *grace;
             tokio::select! {
@@ -162,15 +165,7 @@ pub(crate) async fn main_loop(
         match cmd {
             Some(Cmd::Restart { keep_data, done }) => {
                 shared.core().restart(keep_data);
-                match bind(&host, port) {
-                    Ok(l) => {
-                        std_listener = Some(l);
-                        let _ = done.send(Ok(()));
-                    }
-                    Err(e) => {
-                        let _ = done.send(Err(e.to_string()));
-                    }
-                }
+                let _ = done.send(Ok(()));
             }
             Some(Cmd::Stop { done } | Cmd::Shutdown { done, .. }) => {
                 let _ = done.send(Ok(()));
