@@ -9,7 +9,7 @@ use crate::reply::{Replier, Replies, RequestCell, SubscribeCell};
 use crate::runtime::{Backend, FrameSink, FrameStream, Incoming, Outgoing};
 use crate::shared::Shared;
 use crate::slot::SlotSender;
-use crate::{TransportError, TransportErrorKind};
+use crate::transport_error::{TransportError, TransportErrorKind};
 use futures::channel::{mpsc, oneshot};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;

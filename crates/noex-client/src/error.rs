@@ -43,8 +43,10 @@ pub enum Error {
         /// Whether the frame had left the client.
         delivery: Delivery,
     },
-    /// Too many requests are waiting for the connection
-    /// ([`crate::ClientOptions::queue_while_disconnected`]).
+    /// The request was refused at once: too many requests wait for the connection
+    /// ([`crate::ClientOptions::max_queued`]). (A request past the in-flight cap,
+    /// [`crate::ClientOptions::max_in_flight`], waits for a slot instead, its deadline
+    /// running.) It was not sent.
     #[error("too many requests queued while disconnected")]
     QueueFull,
     /// The client gave up on the connection for good: a permanent close code (1003, 4002,

@@ -134,8 +134,8 @@ pub mod surface {
     pub use noex_proto::ops::identity::Grant;
     pub use noex_proto::ops::{Field, Filter};
     pub use noex_proto::{
-        self as proto, Backoff, ConnectionState, Counters, Delivery, DisconnectReason, ErrorCode,
-        LifecycleEvent, Payload, RequestOptions, SubscriptionId, WelcomeInfo,
+        self as proto, Backoff, ConnectionState, CoreError, Counters, Delivery, DisconnectReason,
+        ErrorCode, LifecycleEvent, Payload, RequestOptions, SubscriptionId, WelcomeInfo,
     };
 }
 

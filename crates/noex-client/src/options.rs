@@ -212,13 +212,17 @@ impl ClientOptions {
         self
     }
     /// Whether requests made while a connection is being made (or waited for) wait for
-    /// it, bounded by their own deadline, `max` queued requests and
-    /// [`ClientOptions::max_in_flight`]. On by default (with `max` 4 096): a request that
-    /// was never sent can safely wait. `false` fails such requests at once with
-    /// [`crate::Error::Disconnected`] (not sent). Requests always fail at once when no
-    /// connection is coming.
-    pub fn queue_while_disconnected(mut self, on: bool, max: usize) -> Self {
+    /// it, bounded by their own deadline, [`ClientOptions::max_queued`] and
+    /// [`ClientOptions::max_in_flight`]. On by default: a request that was never sent can
+    /// safely wait. `false` fails such requests at once with [`crate::Error::Disconnected`]
+    /// (not sent). Requests always fail at once when no connection is coming.
+    pub fn queue_while_disconnected(mut self, on: bool) -> Self {
         self.queue_while_disconnected = on;
+        self
+    }
+    /// Most requests waiting for the connection; one more is refused at once with
+    /// [`crate::Error::QueueFull`] (not sent). Default 4 096.
+    pub fn max_queued(mut self, max: usize) -> Self {
         self.max_queued = max;
         self
     }
@@ -249,8 +253,8 @@ impl ClientOptions {
         self.event_buffer = n.max(1);
         self
     }
-    /// How many rules events an unread rules subscription keeps (oldest dropped beyond,
-    /// reported as [`crate::Error::Protocol`]-free `Lagged` items).
+    /// How many rules events an unread rules subscription keeps: beyond it the oldest are
+    /// dropped and the subscription reports how many it missed. Default 4 096.
     pub fn rules_buffer(mut self, n: usize) -> Self {
         self.rules_buffer = n.max(1);
         self

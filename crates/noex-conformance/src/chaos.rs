@@ -236,7 +236,8 @@ pub fn chaos_options(seed: u64) -> ClientOptions {
         .request_timeout(REQUEST_TIMEOUT)
         .connect_timeout(CONNECT_TIMEOUT)
         .liveness_timeout(Duration::from_millis(500))
-        .queue_while_disconnected(true, 10_000)
+        .queue_while_disconnected(true)
+        .max_queued(10_000)
         .seed(seed)
 }
 

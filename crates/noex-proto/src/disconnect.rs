@@ -38,6 +38,14 @@ pub enum DisconnectReason {
         /// The server's message (`Session expired`, `Token has expired`).
         message: String,
     },
+    /// Reconnecting gave up after `attempts` failed attempts in a row
+    /// ([`crate::Backoff::max_retries`]); `last` is why the last one failed.
+    RetriesExhausted {
+        /// The failed attempts.
+        attempts: u32,
+        /// Why the last attempt failed.
+        last: Box<DisconnectReason>,
+    },
     /// The client closed on purpose.
     ClientClosed,
 }
@@ -64,6 +72,12 @@ impl fmt::Display for DisconnectReason {
             }
             DisconnectReason::SessionExpired { message } => {
                 write!(f, "the session expired and cannot be renewed ({message})")
+            }
+            DisconnectReason::RetriesExhausted { attempts, last } => {
+                write!(
+                    f,
+                    "gave up after {attempts} failed attempts (the last: {last})"
+                )
             }
             DisconnectReason::ClientClosed => f.write_str("closed by the client"),
         }

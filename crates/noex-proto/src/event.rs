@@ -221,9 +221,6 @@ pub enum CoreError {
     /// timeout).
     #[error("the token provider gave no token: {0}")]
     TokenProvider(String),
-    /// Reconnecting gave up after the configured number of attempts.
-    #[error("gave up reconnecting after {0} attempts")]
-    RetriesExhausted(u32),
     /// A frame arrived in a state where it makes no sense (e.g. a second `welcome`).
     #[error("unexpected frame: {0}")]
     Unexpected(&'static str),

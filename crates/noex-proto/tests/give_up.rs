@@ -1,16 +1,16 @@
 //! Giving up on the connection: a permanent close code (1003, 4002, 4003), refused
 //! credentials, exhausted retries, reconnect off, or a failed first attempt without
 //! `retry_initial_connect`. The state changes first (`Disconnected`), then the reason is
-//! announced, then `RetriesExhausted` when that is why, then the requests waiting for a
-//! connection fail, and last every live subscription fails with `GaveUp(reason)`: none is
-//! kept for a connection that is not coming.
+//! announced (`RetriesExhausted`, with the last attempt's reason, when that is why), then
+//! the requests waiting for a connection fail, and last every live subscription fails with
+//! `GaveUp(reason)`: none is kept for a connection that is not coming.
 
 mod common;
 
 use common::*;
 use noex_proto::{
-    ops, Auth, Backoff, ConnectionState, CoreError, Delivery, DisconnectReason, Event, Input,
-    LifecycleEvent, RequestError, Secret, SubscriptionEvent, SubscriptionId, SubscriptionSpec,
+    ops, Auth, Backoff, ConnectionState, Delivery, DisconnectReason, Event, Input, LifecycleEvent,
+    RequestError, Secret, SubscriptionEvent, SubscriptionId, SubscriptionSpec,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -124,8 +124,12 @@ fn exhausted_retries_fail_every_live_subscription_after_the_error_and_the_queued
         h.input(Input::ConnectFailed { reason: "refused" });
     }
 
-    let reason = DisconnectReason::ConnectFailed("refused".into());
+    let reason = DisconnectReason::RetriesExhausted {
+        attempts: 2,
+        last: Box::new(DisconnectReason::ConnectFailed("refused".into())),
+    };
     assert_eq!(gave_up(&h), vec![(a, reason.clone()), (b, reason.clone())]);
+    assert!(reason.to_string().contains("2 failed attempts"), "{reason}");
     assert_eq!(
         h.error_of(queued),
         &RequestError::Disconnected {
@@ -136,12 +140,11 @@ fn exhausted_retries_fail_every_live_subscription_after_the_error_and_the_queued
         is_state(e, ConnectionState::Disconnected)
     });
     let disconnected = position(&h, "Disconnected", is_disconnected);
-    let exhausted = position(&h, "RetriesExhausted", |e| {
-        matches!(
-            e,
-            Event::Lifecycle(LifecycleEvent::Error(CoreError::RetriesExhausted(2)))
-        )
-    });
+    assert_eq!(
+        h.disconnects().last(),
+        Some(&&reason),
+        "the reason is the reason"
+    );
     let request_failed = position(
         &h,
         "the queued request's failure",
@@ -149,10 +152,7 @@ fn exhausted_retries_fail_every_live_subscription_after_the_error_and_the_queued
     );
     let first_failed = position(&h, "GaveUp", is_gave_up);
     assert!(
-        state < disconnected
-            && disconnected < exhausted
-            && exhausted < request_failed
-            && request_failed < first_failed,
+        state < disconnected && disconnected < request_failed && request_failed < first_failed,
         "{:?}",
         h.events
     );
@@ -218,7 +218,10 @@ fn with_reconnect_off_a_lost_connection_fails_every_live_subscription() {
         &gave_up(&h)[..],
         [(id, DisconnectReason::Closed { code: Some(1000), .. })] if *id == a
     ));
-    assert!(!h.core_errors().contains(&&CoreError::RetriesExhausted(0)));
+    assert!(!h
+        .disconnects()
+        .iter()
+        .any(|r| matches!(r, DisconnectReason::RetriesExhausted { .. })));
 }
 
 #[test]

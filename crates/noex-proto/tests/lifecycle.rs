@@ -339,7 +339,10 @@ fn retries_are_limited_when_configured() {
         }
         h.input(Input::ConnectFailed { reason: "refused" });
     }
-    assert!(h.core_errors().contains(&&CoreError::RetriesExhausted(2)));
+    assert!(matches!(
+        h.disconnects().last(),
+        Some(DisconnectReason::RetriesExhausted { attempts: 2, .. })
+    ));
     assert_eq!(h.core.state(), ConnectionState::Disconnected);
     assert_eq!(h.opens.len(), 3);
     h.advance(Duration::from_secs(300));

@@ -273,7 +273,7 @@ pub async fn pending_rejected_on_loss(backend: Backend) {
                     ..Default::default()
                 })
                 // Fail fast while reconnecting instead of waiting (the default).
-                .queue_while_disconnected(false, 0),
+                .queue_while_disconnected(false),
         )
         .await;
     ctx.server().set_delay(Duration::from_millis(400));
@@ -581,14 +581,14 @@ pub async fn events_stream_and_state(backend: Backend) {
 /// With queueing on, requests made while reconnecting wait and then succeed.
 pub async fn queue_while_disconnected(backend: Backend) {
     let ctx = Ctx::with_server(&backend, users_server());
-    let options =
-        fast_options()
-            .queue_while_disconnected(true, 100)
-            .backoff(noex_client::Backoff {
-                initial: Duration::from_millis(300),
-                jitter: Duration::ZERO,
-                ..Default::default()
-            });
+    let options = fast_options()
+        .queue_while_disconnected(true)
+        .max_queued(100)
+        .backoff(noex_client::Backoff {
+            initial: Duration::from_millis(300),
+            jitter: Duration::ZERO,
+            ..Default::default()
+        });
     let client = ctx.connect(options).await;
     ctx.server().drop_connections();
     ctx.eventually(WAIT, "reconnecting", || async {

@@ -563,9 +563,7 @@ pub async fn requests_wait_for_the_connection_by_default(backend: Backend) {
     assert_eq!(alice.version, 1);
     assert!(client.is_connected());
 
-    let client = ctx
-        .connect(options.queue_while_disconnected(false, 0))
-        .await;
+    let client = ctx.connect(options.queue_while_disconnected(false)).await;
     ctx.server().drop_connections();
     ctx.eventually(WAIT, "reconnecting", || async {
         client.state() == ConnectionState::Reconnecting

@@ -331,14 +331,18 @@ impl ClientCore {
                 why,
                 "not reconnecting"
             );
+            // Attempts run out: that is why the client gives up, with the last one's reason.
+            let reason = if self.config.reconnect && !retries_left {
+                DisconnectReason::RetriesExhausted {
+                    attempts: link.attempt,
+                    last: Box::new(reason),
+                }
+            } else {
+                reason
+            };
             self.phase = Phase::Disconnected;
             self.announce_state();
             self.lifecycle(LifecycleEvent::Disconnected(reason.clone()));
-            if self.config.reconnect && !retries_left {
-                self.lifecycle(LifecycleEvent::Error(CoreError::RetriesExhausted(
-                    link.attempt,
-                )));
-            }
             self.fail_queued();
             self.fail_all_subscriptions(&RequestError::GaveUp(reason));
         }
