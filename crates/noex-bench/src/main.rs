@@ -9,6 +9,7 @@
 //! cargo run --release -p noex-bench -- --only throughput,latency
 //! cargo run --release -p noex-bench -- --only burst         # 100 000 requests at once
 //! cargo run --release -p noex-bench -- --only startup       # `noex serve` start-up time
+//! cargo run --release -p noex-bench -- --only push,live      # CPU per push, live views
 //! NOEX_URL=ws://127.0.0.1:8080 cargo run --release -p noex-bench
 //! NOEX_REAL_LAUNCHER="node /path/to/start-server.mjs" \
 //!     cargo run --release -p noex-bench -- --only startup   # … and the real launcher's
@@ -17,10 +18,20 @@
 //! The test server runs in a child process (`noex-bench serve`), so this process's CPU time
 //! and memory are the client's own. Memory is measured in further child processes
 //! (`noex-bench mem …`), one per measurement, so earlier allocations do not blur it.
-//! The parts: `throughput`, `cpu`, `latency`, `restore`, `memory`, `burst`, `startup`.
+//! The parts: `throughput`, `cpu`, `latency`, `restore`, `memory`, `burst`, `push`,
+//! `live`, `startup`.
 //! The `restore` part starts a fresh test server for every timed turn and reports, beside
 //! the ratio to raw, the ratio of two identical raw clients: the run's own spread (see
 //! `restore.rs`).
+//!
+//! The `push` and `live` parts measure the client's CPU time per `push` of a store query's
+//! result (100 records read into `Vec<Record<T>>`; a 1 000-record live view with one record
+//! changed per push), each on a test server of its own, against the raw client reading the
+//! same frames into the same type, with a second raw client for the run's own spread (see
+//! `push.rs`); `live` also measures the memory a live view holds against the records' own
+//! size, in child processes (see `view_memory.rs`). For profilers, `noex-bench turn
+//! <typed|live|raw> <records> <pushes>` has one such client read `pushes` pushes alone
+//! (see `push::turn_child`).
 //!
 //! ## `startup`
 //!
@@ -47,10 +58,12 @@
 
 mod measure;
 mod ours;
+mod push;
 mod raw;
 mod restore;
 mod serve;
 mod startup;
+mod view_memory;
 
 use measure::{cpu_time, histogram, peak_rss_bytes, quantile, rss_bytes, start_peak};
 use raw::Raw;
@@ -74,6 +87,14 @@ struct Plan {
     burst_n: [usize; 2],
     /// Timed starts of each launcher in the startup part.
     startup_runs: usize,
+    /// The push part: counted rounds, and pushes each client reads per round.
+    push_rounds: usize,
+    push_slice: usize,
+    /// The live part's CPU measurement, as the push part's.
+    live_rounds: usize,
+    live_slice: usize,
+    /// Records in the live views whose memory the live part measures.
+    view_sizes: Vec<usize>,
 }
 
 impl Plan {
@@ -89,6 +110,11 @@ impl Plan {
             memory_n: 10_000,
             burst_n: [100_000, 10_000],
             startup_runs: 20,
+            push_rounds: 40,
+            push_slice: 25,
+            live_rounds: 60,
+            live_slice: 5,
+            view_sizes: vec![1_000, 10_000],
         };
         let mut startup_runs = None;
         let mut it = args.iter();
@@ -103,6 +129,11 @@ impl Plan {
                     plan.memory_n = 500;
                     plan.burst_n = [5_000, 500];
                     plan.startup_runs = 3;
+                    plan.push_rounds = 2;
+                    plan.push_slice = 5;
+                    plan.live_rounds = 2;
+                    plan.live_slice = 2;
+                    plan.view_sizes = vec![1_000];
                 }
                 "--threads" => {
                     plan.threads = it
@@ -145,7 +176,7 @@ fn usage(problem: &str) -> ! {
     }
     eprintln!(
         "usage: noex-bench [--quick] [--threads N] [--startup-runs N]\n\
-         \x20      [--only throughput,latency,cpu,restore,memory,burst,startup]\n\
+         \x20      [--only throughput,latency,cpu,restore,memory,burst,push,live,startup]\n\
          \x20      (NOEX_URL=ws://… to run against a real noex-server;\n\
          \x20       NOEX_REAL_LAUNCHER=\"node …/start-server.mjs\" to time the real launcher's startup;\n\
          \x20       NOEX_BIN=…/noex to use that noex binary)"
@@ -177,8 +208,10 @@ fn block_on<T: Send + 'static>(
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("serve") => serve::serve(),
+        Some("serve") => serve::serve(&args[1..]),
         Some("mem") => mem_child(&args[1..]),
+        Some("turn") => push::turn_child(&args[1..]),
+        Some("client") => push::client_child(&args[1..]),
         _ => bench(Plan::from_args(&args), &args),
     }
 }
@@ -348,6 +381,31 @@ fn bench(plan: Plan, args: &[String]) {
         }
     }
     drop(server);
+    for (part, what) in [
+        ("push", "client CPU per push"),
+        ("live", "live views: CPU per push, memory"),
+    ] {
+        if !plan.runs(part) {
+            continue;
+        }
+        if external.is_some() {
+            rows.push(row(
+                what,
+                "skipped".into(),
+                "skipped".into(),
+                "-".into(),
+                "needs the test server (updates records on the clients' cue)",
+            ));
+            continue;
+        }
+        eprintln!("noex-bench: {what} …");
+        if part == "push" {
+            push::push(&plan, &mut rows);
+        } else {
+            push::live(&plan, &mut rows);
+            view_memory::rows(&plan, &mut rows);
+        }
+    }
     let mut notes = Vec::new();
     if plan.runs("startup") {
         eprintln!("noex-bench: startup …");
@@ -359,7 +417,7 @@ fn bench(plan: Plan, args: &[String]) {
     println!("command: {}", command.trim_end());
     println!(
         "server: {}; runtime: {}; mode: {}; build: {}",
-        if needs_server {
+        if needs_server || plan.runs("push") || plan.runs("live") {
             external
                 .as_deref()
                 .unwrap_or("noex-testkit in a child process")
@@ -886,12 +944,16 @@ fn burst(plan: &Plan, rows: &mut Vec<Row>) {
 /// the number pending at the peak.
 fn mem_child(args: &[String]) {
     const USAGE: &str =
-        "mem <ours|raw> <subs|pending> <n> | mem <ours|ours-uncapped|ours-waiting|raw> burst <n>";
+        "mem <ours|raw> <subs|pending> <n> | mem <ours|ours-uncapped|ours-waiting|raw> burst <n> \
+         | mem live <view|vec> <n>";
     let (who, what) = match args {
         [who, what, _] => (who.clone(), what.clone()),
         _ => usage(USAGE),
     };
     let n: usize = args[2].parse().unwrap_or_else(|_| usage("mem: n"));
+    if who == "live" {
+        return view_memory::child(&what, n);
+    }
     if what == "burst" {
         return burst_child(&who, n);
     }

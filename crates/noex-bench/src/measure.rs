@@ -17,6 +17,21 @@ pub(crate) fn cpu_time_of(pid: u32) -> Duration {
     cpu_time_in(&pid.to_string())
 }
 
+/// Page faults (minor and major) process `pid` has taken so far, from `/proc/{pid}/stat`
+/// (zero where that is unavailable).
+pub(crate) fn page_faults_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name in parentheses: minflt is the 8th, majflt
+            // the 10th.
+            let rest = &s[s.rfind(')')? + 2..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(7)?.parse::<u64>().ok()? + fields.get(9)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
 /// CPU time used by every thread of the process `/proc/{pid}` describes.
 fn cpu_time_in(pid: &str) -> Duration {
     let mut total: u64 = 0;

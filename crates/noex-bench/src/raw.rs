@@ -4,13 +4,17 @@
 
 use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use hdrhistogram::Histogram;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -43,10 +47,33 @@ fn parse(text: &str) -> Option<(u64, Value)> {
     }
 }
 
+/// A `push` frame read straight into the application's type `T`: what the raw client
+/// needs of it, and nothing else (its `channel` is skipped).
+#[derive(Deserialize)]
+struct PushFrame<'a, T> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(rename = "subscriptionId", borrow)]
+    subscription_id: Cow<'a, str>,
+    data: T,
+}
+
 impl Raw {
     /// Connects and waits for `welcome`.
     pub(crate) async fn connect(url: &str) -> Raw {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        Raw::connect_with(url, None).await
+    }
+
+    /// Connects reading at most `read_buffer` bytes from the socket at a time (tungstenite
+    /// zero-fills that much of its buffer before each read; its default is 128 KiB), and
+    /// waits for `welcome`.
+    pub(crate) async fn connect_reading(url: &str, read_buffer: usize) -> Raw {
+        let config = WebSocketConfig::default().read_buffer_size(read_buffer);
+        Raw::connect_with(url, Some(config)).await
+    }
+
+    async fn connect_with(url: &str, config: Option<WebSocketConfig>) -> Raw {
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, config, true)
             .await
             .expect("raw connect");
         if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
@@ -262,6 +289,26 @@ impl Raw {
         })
         .await;
         done
+    }
+
+    /// Waits for the next `push` to subscription `id` and reads its data into `T` with
+    /// serde_json, straight from the message's text (frames of other kinds are skipped).
+    pub(crate) async fn next_push<T: DeserializeOwned>(&mut self, id: &str) -> T {
+        loop {
+            let text = match self.ws.next().await {
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(_)) => continue,
+                other => panic!("raw connection ended: {other:?}"),
+            };
+            match serde_json::from_str::<PushFrame<'_, T>>(text.as_str()) {
+                Ok(push) if push.kind == "push" && push.subscription_id == id => return push.data,
+                Ok(_) => continue,
+                Err(e) if text.as_str().starts_with(r#"{"type":"push""#) => {
+                    panic!("raw client cannot read a push: {e}")
+                }
+                Err(_) => continue,
+            }
+        }
     }
 
     /// Requests in flight.

@@ -44,6 +44,9 @@ fn quick_mode_runs() {
         "peak memory, 5 000 requests issued at once",
         "client's own memory",
         "startup, spawn → URL line",
+        "client CPU per push, 100-record result",
+        "client CPU per push, live view of 1 000 records",
+        "memory of a live view, 1 000 records",
     ] {
         assert!(out.contains(part), "no {part:?} row in\n{out}");
     }

@@ -8,11 +8,22 @@
 //!   records (members in the server's order) → the `Ready` event drained: what a restore
 //!   costs the core per subscription.
 //!
-//! Each is paired with `serde_json::from_str::<serde_json::Value>` on the same bytes
-//! (`…/serde_json_value`), the baseline the issue asks the ratio against.
+//! - `live1000/apply`: [`LiveKeys::apply`] on a 1 000-record result with one record
+//!   changed since the last (two results taken in turn, each one change from the other):
+//!   what a live view reads of every push before it reads the changed record.
+//!
+//! Each of the first three is paired with `serde_json::from_str::<serde_json::Value>` on
+//! the same bytes (`…/serde_json_value`), the baseline the issue asks the ratio against;
+//! `live1000` with `serde_json::from_str::<Vec<Rec>>` of the same text
+//! (`live1000/serde_json_records`, `Rec` a derived struct of the records' fields): what
+//! reading each push into the application's records costs.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use noex_proto::{ops, ClientCore, Config, ConnectionId, Event, Input, Output, SubscriptionSpec};
+use noex_proto::live::LiveKeys;
+use noex_proto::{
+    ops, ClientCore, Config, ConnectionId, Event, Input, Output, Payload, SubscriptionData,
+    SubscriptionSpec,
+};
 use serde_json::json;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -174,11 +185,66 @@ fn bench_subscribe(c: &mut Criterion) {
     group.finish();
 }
 
+/// A record of the live result: `record(i)`'s fields, its own key, version `version`.
+fn live_record(i: usize, version: u64) -> serde_json::Value {
+    let mut record = record(i);
+    record["id"] = json!(format!("user-{i:04}"));
+    record["_version"] = json!(version);
+    record
+}
+
+/// The records' own type, as an application would declare it.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct Rec {
+    id: String,
+    name: String,
+    age: u32,
+    role: String,
+    email: String,
+    #[serde(rename = "_version")]
+    version: u64,
+    #[serde(rename = "_createdAt")]
+    created_at: i64,
+    #[serde(rename = "_updatedAt")]
+    updated_at: i64,
+}
+
+fn bench_live(c: &mut Criterion) {
+    let mut group = c.benchmark_group("live1000");
+    // Two results, record 500's version one apart: each apply sees one record changed.
+    let result = |changed: u64| {
+        let records: Vec<_> = (0..1000)
+            .map(|i| live_record(i, if i == 500 { 3 + changed } else { 3 }))
+            .collect();
+        serde_json::Value::Array(records).to_string()
+    };
+    let texts = [result(0), result(1)];
+    let data = texts
+        .each_ref()
+        .map(|t| SubscriptionData::from(Payload::from_json(t).unwrap()));
+    let mut keys = LiveKeys::new("id");
+    keys.apply(&data[0]).unwrap();
+    let mut turn = 0;
+    group.bench_function("apply", |b| {
+        b.iter(|| {
+            turn ^= 1;
+            let changes = keys.apply(black_box(&data[turn])).unwrap();
+            assert_eq!(changes.updated(), 1);
+            black_box(changes.records.len())
+        })
+    });
+    group.bench_function("serde_json_records", |b| {
+        b.iter(|| black_box(serde_json::from_str::<Vec<Rec>>(black_box(&texts[0])).unwrap()))
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = bench_result, bench_push, bench_subscribe
+    targets = bench_result, bench_push, bench_subscribe, bench_live
 }
 criterion_main!(benches);
