@@ -97,6 +97,7 @@ pub mod transport;
 mod transport_error;
 pub mod ws_connector;
 
+#[doc(inline)]
 pub use surface::*;
 
 /// Everything an application uses: this crate's root re-exports it, and so does each adapter
