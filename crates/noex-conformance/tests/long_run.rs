@@ -310,21 +310,43 @@ struct Report {
 impl Report {
     /// Silent links the client noticed late or never: `(conn, plan, last frame, noticed)`
     /// (`None`: never; the test dropped the link).
+    ///
+    /// The interval the client assumes is the heartbeat's, doubled (at most three times)
+    /// for every link in a row given up before its first ping, as documented
+    /// (`noex_proto::Liveness::Auto`): the client cannot tell such a link from a server
+    /// that was reconfigured to ping less often. A link that saw a ping resets it.
     fn late_silences(&self) -> Vec<(u64, Option<Plan>, Duration, Option<Duration>)> {
-        self.links
-            .iter()
-            .filter(|l| l.silenced_at.is_some())
-            .filter_map(|l| {
-                let last = l.last_to_client.unwrap_or(l.opened_at);
-                // A link the test had to drop was never noticed.
-                let noticed = l.client_gone.filter(|_| !self.rescued.contains(&l.conn));
-                let late = match noticed {
-                    Some(gone) => gone.saturating_sub(last) > HEARTBEAT * 5 / 2,
+        let mut links: Vec<&LinkInfo> = self.links.iter().collect();
+        links.sort_by_key(|l| l.conn);
+        let mut silent_starts = 0u32;
+        let mut late = Vec::new();
+        for l in links {
+            let plan = self.plans.get(&l.conn).copied();
+            let last = l.last_to_client.unwrap_or(l.opened_at);
+            // A link the test had to drop was never noticed.
+            let noticed = l.client_gone.filter(|_| !self.rescued.contains(&l.conn));
+            if l.silenced_at.is_some() {
+                let bound = HEARTBEAT * 5 / 2 * (1 << silent_starts.min(3));
+                let too_late = match noticed {
+                    Some(gone) => gone.saturating_sub(last) > bound,
                     None => true,
                 };
-                late.then(|| (l.conn, self.plans.get(&l.conn).copied(), last, noticed))
-            })
-            .collect()
+                if too_late {
+                    late.push((l.conn, plan, last, noticed));
+                }
+            }
+            let ended = [l.silenced_at, l.client_gone, l.server_gone, l.dropped_at]
+                .into_iter()
+                .flatten()
+                .min();
+            let saw_ping = ended.is_some_and(|end| end > l.opened_at + HEARTBEAT + secs(1));
+            if plan == Some(Plan::BeforeFirstPing) && noticed.is_some() {
+                silent_starts += 1;
+            } else if saw_ping {
+                silent_starts = 0;
+            }
+        }
+        late
     }
 
     /// Events neither delivered nor inside a reported gap (1 s of slack for the

@@ -89,6 +89,29 @@ const CASES: &[(&str, Case)] = &[
     ("unsubscribe_and_bare_emit", |c| {
         Box::pin(cases::unsubscribe_and_bare_emit(c))
     }),
+    ("live_insert_update_delete_are_one_keyed_change_each", |c| {
+        Box::pin(cases::live_insert_update_delete_are_one_keyed_change_each(
+            c,
+        ))
+    }),
+    ("live_params_on_a_sorted_where_query", |c| {
+        Box::pin(cases::live_params_on_a_sorted_where_query(c))
+    }),
+    ("live_key_field_names_the_bucket_key", |c| {
+        Box::pin(cases::live_key_field_names_the_bucket_key(c))
+    }),
+    ("live_burst_between_reads_is_merged", |c| {
+        Box::pin(cases::live_burst_between_reads_is_merged(c))
+    }),
+    ("live_record_replaced_under_its_key_between_reads", |c| {
+        Box::pin(cases::live_record_replaced_under_its_key_between_reads(c))
+    }),
+    ("live_unsubscribe_drop_and_on_change", |c| {
+        Box::pin(cases::live_unsubscribe_drop_and_on_change(c))
+    }),
+    ("live_count_query_is_not_a_list", |c| {
+        Box::pin(cases::live_count_query_is_not_a_list(c))
+    }),
 ];
 
 #[test]

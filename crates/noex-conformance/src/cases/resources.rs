@@ -458,8 +458,12 @@ pub async fn revoked_or_exhausted_ends_streams(backend: Backend) {
         Some(Some(Err(Error::GaveUp(reason)))) => {
             assert!(
                 matches!(
-                    reason,
-                    DisconnectReason::ConnectFailed(_) | DisconnectReason::Closed { .. }
+                    &reason,
+                    DisconnectReason::RetriesExhausted { attempts: 2, last }
+                        if matches!(
+                            **last,
+                            DisconnectReason::ConnectFailed(_) | DisconnectReason::Closed { .. }
+                        )
                 ),
                 "{reason:?}"
             )
