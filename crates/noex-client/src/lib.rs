@@ -107,7 +107,7 @@ pub use surface::*;
 pub mod surface {
     pub use crate::api::audit::{Audit, AuditEntry, AuditFilter};
     pub use crate::api::auth::{AuthApi, AuthSession, WhoAmI};
-    pub use crate::api::bucket::Bucket;
+    pub use crate::api::bucket::{Bucket, PaginateBuilder};
     pub use crate::api::identity::{
         Access, AclEntry, Identity, IdentitySession, NewRole, NewUser, Owner, Permission,
         ResourceAccess, Role, SessionUser, User, UserList,
@@ -120,8 +120,9 @@ pub mod surface {
     };
     pub use crate::api::server::{ConnectionInfo, ConnectionStats, ServerApi, ServerStats};
     pub use crate::api::store::{
-        BucketConfig, BucketList, BucketSchema, Feature, QueryInfo, QueryStats, Store, StoreStats,
-        Totals, Transaction, TxResult,
+        BucketConfig, BucketDefined, BucketDropped, BucketList, BucketSchema, BucketUpdated,
+        Feature, QueryDefined, QueryInfo, QueryStats, QueryUndefined, Store, StoreStats,
+        SubscribeBuilder, Totals, Transaction, TtlStats, TxOutcome, TxResult,
     };
     pub use crate::client::{Client, EventStream};
     pub use crate::error::{Error, ProtocolError, ProtocolErrorKind, Result, SerdeError};

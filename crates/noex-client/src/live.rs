@@ -1,5 +1,6 @@
 //! Live views: a store query's changes, keyed, including what was missed while away.
 
+use crate::api::argument;
 use crate::api::record::{Record, RecordSeed};
 use crate::client::{Client, RawSubscription};
 use crate::driver::SubItem;
@@ -13,6 +14,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use noex_proto::live::{LiveError, LiveKeys, Origin, RawChanges};
 use noex_proto::{SubscriptionId, SubscriptionSpec};
 use serde::de::{DeserializeOwned, DeserializeSeed};
+use serde::Serialize;
 use serde_json::Value;
 use std::future::IntoFuture;
 use std::marker::PhantomData;
@@ -285,7 +287,8 @@ impl<T: DeserializeOwned + Clone + Send + 'static> Stream for LiveQuery<T> {
 pub struct LiveBuilder<T = Value> {
     client: Client,
     query: String,
-    params: Option<Value>,
+    /// The parameters, or why they could not be serialised.
+    params: Option<Result<Value>>,
     key_field: String,
     _type: PhantomData<fn() -> T>,
 }
@@ -294,6 +297,7 @@ impl<T> std::fmt::Debug for LiveBuilder<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveBuilder")
             .field("query", &self.query)
+            .field("params", &self.params)
             .field("key_field", &self.key_field)
             .finish()
     }
@@ -310,15 +314,16 @@ impl<T> LiveBuilder<T> {
         }
     }
 
-    /// The query's parameters (`{{params.x}}` in its filter).
-    pub fn params(mut self, params: Value) -> Self {
-        self.params = Some(params);
+    /// The query's parameters (`{{params.x}}` in its filter), e.g. `json!({"role": "admin"})`.
+    /// A value that cannot be serialised fails the live query with [`Error::Serde`], unsent.
+    pub fn params(mut self, params: impl Serialize) -> Self {
+        self.params = Some(argument("the query parameters", params));
         self
     }
 
     /// The records' key field: the bucket's `key`. Default `id`.
-    pub fn key_field(mut self, field: &str) -> Self {
-        self.key_field = field.to_owned();
+    pub fn key_field(mut self, field: impl Into<String>) -> Self {
+        self.key_field = field.into();
         self
     }
 }
@@ -329,7 +334,8 @@ impl<T: DeserializeOwned + Clone + Send + 'static> IntoFuture for LiveBuilder<T>
 
     fn into_future(self) -> Self::IntoFuture {
         async move {
-            let spec = SubscriptionSpec::query(&self.query, self.params);
+            let params = self.params.transpose()?;
+            let spec = SubscriptionSpec::query(&self.query, params);
             let raw = self
                 .client
                 .subscribe_raw(spec, BufferPolicy::Latest)

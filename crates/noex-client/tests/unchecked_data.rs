@@ -51,8 +51,7 @@ async fn initial_data_that_is_not_json_is_an_error_then_the_subscription_carries
     // is queued first.
     server.set_delay(Duration::from_millis(300));
     let sent = client.counters().await.expect("counters").frames_out;
-    let subscribing =
-        tokio::spawn(async move { store.subscribe::<Value>("all-items", None).await });
+    let subscribing = tokio::spawn(async move { store.subscribe::<Value>("all-items").await });
     // Once the subscribe has left the core, its answer finds it waiting.
     Eventually::new(tokio::time::sleep)
         .every(Duration::from_millis(1))

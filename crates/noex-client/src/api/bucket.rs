@@ -1,10 +1,12 @@
 //! One bucket's records.
 
+use super::argument;
 use super::record::{
     decode_with, OptionalRecordSeed, Page, PageSeed, Record, RecordSeed, RecordsSeed,
 };
 use crate::client::Client;
 use crate::error::Result;
+use futures::future::BoxFuture;
 use futures::stream::{self, Stream};
 use futures::FutureExt;
 use noex_proto::ops::Filter;
@@ -13,7 +15,7 @@ use noex_proto::RequestOptions;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 
 /// A bucket handle: `client.store().bucket("users")`. Records come back as
@@ -43,7 +45,7 @@ use std::marker::PhantomData;
 ///     users.insert(json!({"id": "b", "age": 12})),
 /// );
 /// assert_eq!((a?.version, b?.version), (1, 1));
-/// let adults = users.where_(Filter::field("age").gte(18)).await?;
+/// let adults = users.find(Filter::field("age").gte(18)).await?;
 /// assert_eq!(adults.len(), 1);
 /// assert_eq!(users.count(json!({"age": 12})).await?, 1);
 /// assert_eq!(users.count(Filter::all()).await?, 2);
@@ -75,7 +77,6 @@ impl<T> Clone for Bucket<T> {
 
 #[derive(Deserialize)]
 struct Flag {
-    #[serde(default)]
     deleted: bool,
 }
 
@@ -208,9 +209,9 @@ impl<T: DeserializeOwned> Bucket<T> {
         self.records(ops::store::all(&self.name))
     }
 
-    /// Records matching `filter`: a [`Filter`] or raw JSON such as
-    /// `json!({"age": {"$gte": 18}})`.
-    pub fn where_(
+    /// Records matching `filter` (`store.where`): a [`Filter`] or raw JSON such as
+    /// `json!({"age": {"$gte": 18}})`; [`Filter::all`] for every record.
+    pub fn find(
         &self,
         filter: impl Into<Filter>,
     ) -> impl Future<Output = Result<Vec<Record<T>>>> + Send + '_ {
@@ -241,24 +242,52 @@ impl<T: DeserializeOwned> Bucket<T> {
         self.records(ops::store::last(&self.name, n))
     }
 
-    /// One page of at most `limit` records after the cursor `after`.
-    pub fn paginate(
-        &self,
-        limit: u64,
-        after: Option<Value>,
-    ) -> impl Future<Output = Result<Page<T>>> + Send + '_ {
-        self.decode(
-            ops::store::paginate(&self.name, limit, after.as_ref()),
-            |text, key| decode_with(text, PageSeed(RecordSeed::new(key))),
-        )
+    /// One page of at most `limit` records (limit ≥ 1), from the first record; set where
+    /// it starts with [`PaginateBuilder::after`] (the previous page's
+    /// [`Page::next_cursor`]) before `.await`.
+    ///
+    /// ```
+    /// # use noex_client::{Client, ClientOptions};
+    /// # use serde_json::json;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = noex_testkit::TestServer::builder()
+    /// #     .bucket_json("users", json!({"key": "id", "schema": {"id": {"type": "string"}}}))
+    /// #     .start()?;
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let client = Client::new(noex_tokio::Tokio);
+    /// # client.connect(&server.url(), ClientOptions::new()).await?;
+    /// let users = client.store().bucket("users");
+    /// for id in ["a", "b", "c"] {
+    ///     users.insert(json!({"id": id})).await?;
+    /// }
+    /// let first = users.paginate(2).await?;
+    /// assert_eq!((first.records.len(), first.has_more), (2, true));
+    /// let cursor = first.next_cursor.expect("a page with records has a cursor");
+    /// let rest = users.paginate(2).after(cursor).await?;
+    /// assert_eq!(rest.records[0].key, "c");
+    /// assert!(!rest.has_more);
+    /// # Ok::<_, noex_client::Error>(())
+    /// # })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn paginate(&self, limit: u64) -> PaginateBuilder<'_, T> {
+        PaginateBuilder {
+            bucket: self,
+            limit,
+            after: None,
+        }
     }
 
     /// Every page of `limit` records, one after another, as a stream. It ends after the
     /// last page, or after yielding an error.
     pub fn pages(&self, limit: u64) -> impl Stream<Item = Result<Vec<Record<T>>>> + '_ {
         stream::unfold(Some(None::<Value>), move |cursor| async move {
-            let after = cursor?;
-            match self.paginate(limit, after).await {
+            let page = match cursor? {
+                Some(after) => self.paginate(limit).after(after),
+                None => self.paginate(limit),
+            };
+            match page.await {
                 Ok(page) => {
                     let next = match (page.has_more, page.next_cursor) {
                         (true, Some(cursor)) => Some(Some(cursor)),
@@ -303,5 +332,57 @@ impl<T: DeserializeOwned> Bucket<T> {
     pub fn clear(&self) -> impl Future<Output = Result<()>> + Send + '_ {
         self.call::<serde::de::IgnoredAny>(ops::store::clear(&self.name))
             .map(|answer| answer.map(drop))
+    }
+}
+
+/// A page about to be read ([`Bucket::paginate`]): set where it starts, then `.await` it.
+#[must_use = "a page is read when it is awaited"]
+pub struct PaginateBuilder<'a, T = Value> {
+    bucket: &'a Bucket<T>,
+    limit: u64,
+    /// The cursor, or why it could not be serialised.
+    after: Option<Result<Value>>,
+}
+
+impl<T> std::fmt::Debug for PaginateBuilder<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaginateBuilder")
+            .field("bucket", &self.bucket.name)
+            .field("limit", &self.limit)
+            .field("after", &self.after)
+            .finish()
+    }
+}
+
+impl<T> PaginateBuilder<'_, T> {
+    /// Starts after the record with this key: the previous page's [`Page::next_cursor`].
+    /// A value that cannot be serialised fails the read with
+    /// [`Error::Serde`](crate::Error::Serde), unsent.
+    pub fn after(mut self, cursor: impl Serialize) -> Self {
+        self.after = Some(argument("the paginate cursor", cursor));
+        self
+    }
+}
+
+impl<'a, T: DeserializeOwned + 'a> IntoFuture for PaginateBuilder<'a, T> {
+    type Output = Result<Page<T>>;
+    type IntoFuture = BoxFuture<'a, Result<Page<T>>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let PaginateBuilder {
+            bucket,
+            limit,
+            after,
+        } = self;
+        async move {
+            let after = after.transpose()?;
+            bucket
+                .decode(
+                    ops::store::paginate(&bucket.name, limit, after.as_ref()),
+                    |text, key| decode_with(text, PageSeed(RecordSeed::new(key))),
+                )
+                .await
+        }
+        .boxed()
     }
 }

@@ -37,6 +37,12 @@ pub(crate) fn to_json(value: impl Serialize) -> Result<Value> {
     serde_json::to_value(value).map_err(Error::from)
 }
 
+/// Turns the value a builder's setter was given into JSON; the error names `what` it was
+/// (the builder keeps it, and fails with it when awaited, before anything is sent).
+pub(crate) fn argument(what: &str, value: impl Serialize) -> Result<Value> {
+    serde_json::to_value(value).map_err(|e| Error::serde(format!("cannot serialise {what}: {e}")))
+}
+
 /// Turns a caller's value into a JSON object (for flattened fields).
 pub(crate) fn to_object(value: impl Serialize) -> Result<serde_json::Map<String, Value>> {
     match to_json(value)? {

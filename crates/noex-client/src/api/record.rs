@@ -39,14 +39,16 @@ pub struct Record<T = Value> {
     pub data: T,
 }
 
-/// One page of `paginate`.
+/// One page of [`Bucket::paginate`](crate::Bucket::paginate).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Page<T = Value> {
     /// The records of this page.
     pub records: Vec<Record<T>>,
     /// Whether more pages follow.
     pub has_more: bool,
-    /// The cursor for the next page (`after`).
+    /// The cursor for the next page (`.after(cursor)`): the last record's key; `None` when
+    /// the page is empty.
     pub next_cursor: Option<Value>,
 }
 
@@ -490,12 +492,12 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for PageSeed<'_, T> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut records = None;
-        let mut has_more = false;
+        let mut has_more = None;
         let mut next_cursor = None;
         while let Some(name) = map.next_key::<FieldName<'de>>()? {
             match name.as_str() {
                 "records" => records = Some(map.next_value_seed(RecordsSeed(self.0))?),
-                "hasMore" => has_more = map.next_value::<Option<bool>>()?.unwrap_or(false),
+                "hasMore" => has_more = Some(map.next_value::<bool>()?),
                 "nextCursor" => next_cursor = map.next_value::<Option<Value>>()?,
                 _ => {
                     map.next_value::<serde::de::IgnoredAny>()?;
@@ -504,7 +506,7 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for PageSeed<'_, T> {
         }
         Ok(Page {
             records: records.ok_or_else(|| A::Error::missing_field("records"))?,
-            has_more,
+            has_more: has_more.ok_or_else(|| A::Error::missing_field("hasMore"))?,
             next_cursor,
         })
     }
@@ -587,6 +589,16 @@ mod tests {
         assert_eq!(page.records[0].key, json!("a"));
         assert!(page.has_more);
         assert_eq!(page.next_cursor, Some(json!("a")));
+        let last = r#"{"records":[],"hasMore":false}"#;
+        let last: Page = decode_with(last, PageSeed(RecordSeed::new("k"))).unwrap();
+        assert_eq!((last.has_more, last.next_cursor), (false, None));
+    }
+
+    #[test]
+    fn a_page_without_has_more_is_an_error() {
+        let page = r#"{"records":[],"nextCursor":"a"}"#;
+        let err = decode_with::<Page, _>(page, PageSeed(RecordSeed::new("id"))).unwrap_err();
+        assert!(err.to_string().contains("hasMore"), "{err}");
     }
 
     #[test]

@@ -1,19 +1,23 @@
 //! The store: buckets, reactive queries, transactions, and schema administration.
 
 use super::bucket::Bucket;
-use super::checked;
 use super::record::Record;
+use super::{argument, checked};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::live::LiveBuilder;
 use crate::slot::BufferPolicy;
 use crate::subscription::Subscription;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use noex_proto::ops::{self, store::TxOp, Filter};
 use noex_proto::{RequestOptions, SubscriptionId, SubscriptionSpec};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::future::IntoFuture;
+use std::marker::PhantomData;
 
 /// The store domain: `client.store()`.
 #[derive(Debug, Clone)]
@@ -23,7 +27,6 @@ pub struct Store {
 
 /// `store.buckets`: the defined buckets.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default)]
 #[non_exhaustive]
 pub struct BucketList {
     /// How many.
@@ -45,10 +48,10 @@ pub struct QueryInfo {
     #[serde(rename = "type")]
     pub kind: String,
     /// Live subscriptions on it.
-    #[serde(rename = "activeSubscriptions", default)]
+    #[serde(rename = "activeSubscriptions")]
     pub active_subscriptions: u64,
-    /// The declarative definition (`bucket`, `filter`, `sort`, `limit`, …), when it has one.
-    #[serde(default)]
+    /// The declarative definition (`bucket`, `filter`, `sort`, `limit`, …); `None` for a
+    /// programmatic query.
     pub config: Option<Value>,
     /// Fields this version does not know.
     #[serde(flatten)]
@@ -68,17 +71,17 @@ pub struct BucketSchema {
     pub extra: Map<String, Value>,
 }
 
-/// A bucket's definition, as `store.getBucketSchema` returns it.
+/// A bucket's definition, as `store.getBucketSchema` returns it (as it was defined, with
+/// the changes of `store.updateBucket`).
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default)]
 #[non_exhaustive]
 pub struct BucketConfig {
     /// The key field.
     pub key: String,
     /// Field name → field definition (`type`, `required`, `generated`, `min`, `default`, …).
     pub schema: Map<String, Value>,
-    /// Indexed fields.
-    pub indexes: Vec<String>,
+    /// Indexed fields; `None` when the definition names none.
+    pub indexes: Option<Vec<String>>,
     /// Further settings (`ttl`, `maxSize`, …) and fields this version does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -86,7 +89,7 @@ pub struct BucketConfig {
 
 /// `store.stats`: the store's statistics.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct StoreStats {
     /// The store's name.
@@ -101,8 +104,8 @@ pub struct StoreStats {
     pub queries: QueryStats,
     /// Whether persistence is on.
     pub persistence: Feature,
-    /// Whether record expiry is on (`checkIntervalMs` in its `extra`).
-    pub ttl: Feature,
+    /// Record expiry: whether it is on, and how often it runs.
+    pub ttl: TtlStats,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -110,7 +113,7 @@ pub struct StoreStats {
 
 /// A total and its split per bucket.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Totals {
     /// The total.
@@ -124,7 +127,7 @@ pub struct Totals {
 
 /// Query statistics.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct QueryStats {
     /// Defined queries.
@@ -138,7 +141,6 @@ pub struct QueryStats {
 
 /// A feature that is on or off, with its settings.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default)]
 #[non_exhaustive]
 pub struct Feature {
     /// Whether it is on.
@@ -148,52 +150,171 @@ pub struct Feature {
     pub extra: Map<String, Value>,
 }
 
-/// One result of a transaction, decoded by the kind of its operation.
+/// Record expiry in [`StoreStats`].
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct TtlStats {
+    /// Whether it is on.
+    pub enabled: bool,
+    /// How often expired records are purged, ms.
+    pub check_interval_ms: u64,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `store.defineBucket`'s answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct BucketDefined {
+    /// The bucket's name.
+    pub name: String,
+    /// Whether it was created (the server answers an error when it was not).
+    pub created: bool,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `store.updateBucket`'s answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct BucketUpdated {
+    /// The bucket's name.
+    pub name: String,
+    /// Whether it was updated (the server answers an error when it was not).
+    pub updated: bool,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `store.dropBucket`'s answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct BucketDropped {
+    /// The bucket's name.
+    pub name: String,
+    /// Whether it was dropped (the server answers `BUCKET_NOT_DEFINED` when it was not).
+    pub dropped: bool,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `store.defineQuery`'s answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct QueryDefined {
+    /// The query's name.
+    pub name: String,
+    /// Whether it was defined (the server answers an error when it was not).
+    pub defined: bool,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `store.undefineQuery`'s answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct QueryUndefined {
+    /// The query's name.
+    pub name: String,
+    /// Whether it was removed (the server answers `QUERY_NOT_DEFINED` when it was not).
+    pub undefined: bool,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One operation's result in a transaction: where the operation was, and what it gave.
 ///
-/// Records decode as `T` ([`Store::transaction_as`]) or untyped ([`Store::transaction`]);
-/// their [`Record::key`] is the `id` field.
+/// ```
+/// use noex_client::{Record, TxOutcome, TxResult};
+/// # fn show(results: &[TxResult]) {
+/// for result in results {
+///     match &result.outcome {
+///         TxOutcome::Written(record) => println!("{}: wrote {}", result.index, record.key),
+///         TxOutcome::Found(Some(record)) => println!("{}: found {}", result.index, record.key),
+///         TxOutcome::Found(None) => println!("{}: no such record", result.index),
+///         TxOutcome::Records(records) => println!("{}: {} records", result.index, records.len()),
+///         TxOutcome::Count(n) => println!("{}: {n} records match", result.index),
+///         TxOutcome::Deleted(_) => println!("{}: deleted", result.index),
+///     }
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum TxResult<T = Value> {
+pub struct TxResult<T = Value> {
+    /// The operation's position in the [`Transaction`], from 0 (the server's `index`).
+    pub index: usize,
+    /// What it gave, by the kind of the operation.
+    pub outcome: TxOutcome<T>,
+}
+
+/// What one operation of a transaction gave, by its kind. Records decode as `T`
+/// ([`Store::transaction`]); their [`Record::key`] is the `id` field.
+///
+/// The operation kinds are the protocol's closed set, so a `match` needs no wildcard arm.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TxOutcome<T = Value> {
     /// `insert` or `update`: the record as written.
     Written(Record<T>),
     /// `get` or `findOne`: the record, if any.
     Found(Option<Record<T>>),
-    /// `where`: the matching records.
+    /// `where` ([`Transaction::find`]): the matching records.
     Records(Vec<Record<T>>),
     /// `count`: how many records match.
     Count(u64),
-    /// `delete`: whether a record was deleted.
+    /// `delete`: whether the record was deleted.
     Deleted(bool),
 }
 
 impl<T> TxResult<T> {
     /// The record of a `Written` or `Found` result.
-    pub fn into_record(self) -> Option<Record<T>> {
-        match self {
-            TxResult::Written(record) => Some(record),
-            TxResult::Found(record) => record,
-            _ => None,
+    pub fn record(&self) -> Option<&Record<T>> {
+        match &self.outcome {
+            TxOutcome::Written(record) => Some(record),
+            TxOutcome::Found(record) => record.as_ref(),
+            TxOutcome::Records(_) | TxOutcome::Count(_) | TxOutcome::Deleted(_) => None,
         }
     }
     /// The records of a `Records` result.
-    pub fn into_records(self) -> Option<Vec<Record<T>>> {
-        match self {
-            TxResult::Records(records) => Some(records),
+    pub fn records(&self) -> Option<&[Record<T>]> {
+        match &self.outcome {
+            TxOutcome::Records(records) => Some(records),
             _ => None,
         }
     }
     /// The number of a `Count` result.
     pub fn count(&self) -> Option<u64> {
-        match self {
-            TxResult::Count(n) => Some(*n),
+        match self.outcome {
+            TxOutcome::Count(n) => Some(n),
             _ => None,
         }
     }
     /// The flag of a `Deleted` result.
     pub fn deleted(&self) -> Option<bool> {
-        match self {
-            TxResult::Deleted(deleted) => Some(*deleted),
+        match self.outcome {
+            TxOutcome::Deleted(deleted) => Some(deleted),
+            _ => None,
+        }
+    }
+    /// The record of a `Written` or `Found` result, moved out.
+    pub fn into_record(self) -> Option<Record<T>> {
+        match self.outcome {
+            TxOutcome::Written(record) => Some(record),
+            TxOutcome::Found(record) => record,
+            _ => None,
+        }
+    }
+    /// The records of a `Records` result, moved out.
+    pub fn into_records(self) -> Option<Vec<Record<T>>> {
+        match self.outcome {
+            TxOutcome::Records(records) => Some(records),
             _ => None,
         }
     }
@@ -269,8 +390,8 @@ impl Transaction {
         self.ops.push(TxOp::delete(bucket, key));
         self
     }
-    /// Reads the records matching a filter.
-    pub fn where_(mut self, bucket: &str, filter: impl Into<Filter>) -> Self {
+    /// Reads the records matching a filter (`where`; [`Filter::all`]: every record).
+    pub fn find(mut self, bucket: &str, filter: impl Into<Filter>) -> Self {
         self.ops.push(TxOp::where_(bucket, filter.into()));
         self
     }
@@ -294,7 +415,6 @@ struct TxAnswer {
 #[derive(Deserialize)]
 struct TxItem {
     index: usize,
-    #[serde(default)]
     data: Value,
 }
 
@@ -305,21 +425,20 @@ struct QueryList {
 
 #[derive(Deserialize)]
 struct Flag {
-    #[serde(default)]
     deleted: bool,
 }
 
-fn decode_tx<T: DeserializeOwned>(op: &str, data: Value) -> Result<TxResult<T>> {
+fn decode_tx<T: DeserializeOwned>(op: &str, data: Value) -> Result<TxOutcome<T>> {
     let record = |v: Value| Record::from_value(v, "id").map_err(Error::from);
     Ok(match op {
-        "insert" | "update" => TxResult::Written(record(data)?),
-        "get" | "findOne" => TxResult::Found(match data {
+        "insert" | "update" => TxOutcome::Written(record(data)?),
+        "get" | "findOne" => TxOutcome::Found(match data {
             Value::Null => None,
             v => Some(record(v)?),
         }),
         "where" => match data {
             Value::Array(items) => {
-                TxResult::Records(items.into_iter().map(record).collect::<Result<_>>()?)
+                TxOutcome::Records(items.into_iter().map(record).collect::<Result<_>>()?)
             }
             other => {
                 return Err(Error::protocol(format!(
@@ -327,9 +446,62 @@ fn decode_tx<T: DeserializeOwned>(op: &str, data: Value) -> Result<TxResult<T>> 
                 )))
             }
         },
-        "count" => TxResult::Count(serde_json::from_value(data)?),
-        _ => TxResult::Deleted(serde_json::from_value::<Flag>(data)?.deleted),
+        "count" => TxOutcome::Count(serde_json::from_value(data)?),
+        "delete" => TxOutcome::Deleted(serde_json::from_value::<Flag>(data)?.deleted),
+        other => {
+            return Err(Error::protocol(format!(
+                "a result for the unknown transaction operation {other:?}"
+            )))
+        }
     })
+}
+
+/// A subscription to a store query about to be made ([`Store::subscribe`]): set its
+/// parameters, then `.await` it.
+#[must_use = "a subscription is made when it is awaited"]
+pub struct SubscribeBuilder<T = Value> {
+    client: Client,
+    query: String,
+    /// The parameters, or why they could not be serialised.
+    params: Option<Result<Value>>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for SubscribeBuilder<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscribeBuilder")
+            .field("query", &self.query)
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+impl<T> SubscribeBuilder<T> {
+    /// The query's parameters (`{{params.x}}` in its filter), e.g. `json!({"role": "admin"})`.
+    /// A value that cannot be serialised fails the subscription with [`Error::Serde`],
+    /// unsent.
+    pub fn params(mut self, params: impl Serialize) -> Self {
+        self.params = Some(argument("the query parameters", params));
+        self
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> IntoFuture for SubscribeBuilder<T> {
+    type Output = Result<Subscription<T>>;
+    type IntoFuture = BoxFuture<'static, Result<Subscription<T>>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        async move {
+            let params = self.params.transpose()?;
+            let spec = SubscriptionSpec::query(&self.query, params);
+            let raw = self
+                .client
+                .subscribe_raw(spec, BufferPolicy::Latest)
+                .await?;
+            Ok(Subscription::new(raw, self.client))
+        }
+        .boxed()
+    }
 }
 
 impl Client {
@@ -349,20 +521,49 @@ impl Store {
         Bucket::new(self.client.clone(), name)
     }
 
-    /// Subscribes to a defined query. The stream yields the whole result (decoded as `T`,
-    /// e.g. `Vec<Record<User>>` or `u64` for a count query): the initial result first, then
-    /// every change, and fresh data after each reconnect. Only the latest unread result is
-    /// kept, so a slow reader never makes memory grow.
-    pub async fn subscribe<T: DeserializeOwned + Send + 'static>(
+    /// Subscribes to a defined query; `.params(..)` before `.await` for a parameterised
+    /// one. The stream yields the whole result (decoded as `T`, e.g. `Vec<Record<User>>`,
+    /// or `u64` for a count query): the initial result first, then every change, and fresh
+    /// data after each reconnect. Only the latest unread result is kept, so a slow reader
+    /// never makes memory grow.
+    ///
+    /// ```
+    /// # use noex_client::{Client, ClientOptions, Record};
+    /// # use serde_json::json;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = noex_testkit::TestServer::builder()
+    /// #     .bucket_json("users", json!({"key": "id", "schema": {"id": {"type": "string"}, "role": {"type": "string"}}}))
+    /// #     .query("users-by-role", noex_testkit::QueryDef::where_param("users", "role"))
+    /// #     .query("all-users", noex_testkit::QueryDef::all("users"))
+    /// #     .start()?;
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # use futures::StreamExt;
+    /// # let client = Client::new(noex_tokio::Tokio);
+    /// # client.connect(&server.url(), ClientOptions::new()).await?;
+    /// # client.store().bucket("users").insert(json!({"id": "a", "role": "admin"})).await?;
+    /// let mut everyone = client.store().subscribe::<Vec<Record>>("all-users").await?;
+    /// let mut admins = client
+    ///     .store()
+    ///     .subscribe::<Vec<Record>>("users-by-role")
+    ///     .params(json!({"role": "admin"}))
+    ///     .await?;
+    /// assert_eq!(everyone.next().await.transpose()?.map(|r| r.len()), Some(1));
+    /// assert_eq!(admins.next().await.transpose()?.map(|r| r.len()), Some(1));
+    /// # Ok::<_, noex_client::Error>(())
+    /// # })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn subscribe<T: DeserializeOwned + Send + 'static>(
         &self,
         query: &str,
-        params: Option<Value>,
-    ) -> Result<Subscription<T>> {
-        let raw = self
-            .client
-            .subscribe_raw(SubscriptionSpec::query(query, params), BufferPolicy::Latest)
-            .await?;
-        Ok(Subscription::new(raw, self.client.clone()))
+    ) -> SubscribeBuilder<T> {
+        SubscribeBuilder {
+            client: self.client.clone(),
+            query: query.to_owned(),
+            params: None,
+            _type: PhantomData,
+        }
     }
 
     /// A live view of a defined query whose result is a list of records: what changed
@@ -377,6 +578,7 @@ impl Store {
     ///     .store()
     ///     .live::<serde_json::Value>("users-by-role")
     ///     .params(json!({"role": "admin"}))
+    ///     .key_field("id")
     ///     .await?;
     /// # Ok(())
     /// # }
@@ -389,35 +591,108 @@ impl Store {
     }
 
     /// Ends a subscription by its client-side handle ([`Subscription::id`]), as dropping
-    /// the [`Subscription`] does.
-    pub async fn unsubscribe(&self, id: SubscriptionId) -> Result<()> {
-        self.client.unsubscribe_id(id).await
+    /// the [`Subscription`] does, and waits until the client has processed it. An id the
+    /// client does not know, or a client that is not connected, has nothing to end.
+    ///
+    /// ```
+    /// # use noex_client::{Client, ClientOptions, Record};
+    /// # use noex_client::proto::ops;
+    /// # use serde_json::{json, Value};
+    /// # use futures::StreamExt;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = noex_testkit::TestServer::builder()
+    /// #     .bucket_json("users", json!({"key": "id", "schema": {"id": {"type": "string"}}}))
+    /// #     .query("all-users", noex_testkit::QueryDef::all("users"))
+    /// #     .start()?;
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let client = Client::new(noex_tokio::Tokio);
+    /// # client.connect(&server.url(), ClientOptions::new()).await?;
+    /// # let wait = std::time::Duration::from_secs(5);
+    /// let store = client.store();
+    /// let mut users = store.subscribe::<Vec<Record>>("all-users").await?;
+    /// assert!(users.next().await.is_some()); // the initial result
+    /// store.unsubscribe(users.id()).await;
+    /// assert!(tokio::time::timeout(wait, users.next()).await.unwrap().is_none());
+    ///
+    /// // A subscription made with a raw request is ended by the server's id.
+    /// let raw = client.request(ops::store::subscribe("all-users", None)).await?;
+    /// let answer: Value = raw.deserialize()?;
+    /// let server_id = answer["subscriptionId"].as_str().expect("a subscription id");
+    /// store.unsubscribe_server_id(server_id).await;
+    /// store.unsubscribe_server_id(server_id).await; // unknown now: nothing to do
+    /// let queries = store.list_queries().await?;
+    /// let all_users = queries.iter().find(|q| q.name == "all-users").unwrap();
+    /// assert_eq!(all_users.active_subscriptions, 0);
+    /// # Ok::<_, noex_client::Error>(())
+    /// # })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn unsubscribe(&self, id: SubscriptionId) {
+        if let Err(error) = self.client.unsubscribe_id(id).await {
+            tracing::debug!(%id, %error, "store unsubscribe: nothing to end");
+        }
     }
 
     /// Sends `store.unsubscribe` for a subscription id the server gave (`sub-N`), for
-    /// subscriptions made with raw requests ([`Client::request`]). The server answers
-    /// `NOT_FOUND` for an id it does not know. Subscriptions made through
-    /// [`Store::subscribe`] are ended through their handle instead: the client restores
-    /// them after a reconnect, under new server ids.
+    /// subscriptions made with raw requests ([`Client::request`]), and waits for the answer.
+    /// Subscriptions made through [`Store::subscribe`] are ended through their handle
+    /// instead: the client restores them after a reconnect, under new server ids.
     ///
-    /// A write: never re-sent automatically.
-    pub async fn unsubscribe_server_id(&self, server_id: &str) -> Result<()> {
-        let _: IgnoredAny = self.call(ops::store::unsubscribe(server_id)).await?;
-        Ok(())
+    /// Never sent twice. Whatever the outcome, the subscription is gone: the server ends
+    /// it, or did not know it (`NOT_FOUND`, logged at debug level), or the connection that
+    /// held it is gone.
+    pub async fn unsubscribe_server_id(&self, server_id: &str) {
+        let answer: Result<IgnoredAny> = self.call(ops::store::unsubscribe(server_id)).await;
+        if let Err(error) = answer {
+            tracing::debug!(server_id, %error, "store.unsubscribe failed");
+        }
     }
 
-    /// Runs the operations atomically; one result per operation, in order, records
-    /// untyped. A value the transaction could not serialise fails it here, unsent.
+    /// Runs the operations atomically; one result per operation, in order, with every
+    /// record decoded as `T` (`serde_json::Value` when untyped, usually inferred from the
+    /// binding). A value the transaction could not serialise fails it here, unsent.
     ///
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn transaction(&self, transaction: Transaction) -> Result<Vec<TxResult>> {
-        self.transaction_as(transaction).await
-    }
-
-    /// [`Store::transaction`] with every record decoded as `T`.
-    pub async fn transaction_as<T: DeserializeOwned>(
+    ///
+    /// ```
+    /// # use noex_client::{Client, ClientOptions, Filter, Transaction, TxResult};
+    /// # use serde_json::json;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = noex_testkit::TestServer::builder()
+    /// #     .bucket_json("users", json!({"key": "id", "schema": {"id": {"type": "string"}, "age": {"type": "number"}}}))
+    /// #     .start()?;
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let client = Client::new(noex_tokio::Tokio);
+    /// # client.connect(&server.url(), ClientOptions::new()).await?;
+    /// #[derive(serde::Deserialize)]
+    /// struct User { age: u32 }
+    ///
+    /// let tx = Transaction::new()
+    ///     .insert("users", json!({"id": "u1", "age": 30}))
+    ///     .update("users", "u1", json!({"age": 31}))
+    ///     .find("users", Filter::field("age").gte(18))
+    ///     .count("users", Filter::all());
+    /// let results = client.store().transaction::<User>(tx).await?;
+    /// assert_eq!(results[1].index, 1);
+    /// assert_eq!(results[1].record().map(|r| r.data.age), Some(31));
+    /// assert_eq!(results[2].records().map(<[_]>::len), Some(1));
+    /// assert_eq!(results[3].count(), Some(1));
+    ///
+    /// // Untyped: the binding says so.
+    /// let untyped: Vec<TxResult> = client
+    ///     .store()
+    ///     .transaction(Transaction::new().get("users", "u1"))
+    ///     .await?;
+    /// assert_eq!(untyped[0].record().map(|r| r.data["age"].clone()), Some(json!(31)));
+    /// # Ok::<_, noex_client::Error>(())
+    /// # })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn transaction<T: DeserializeOwned>(
         &self,
         transaction: Transaction,
     ) -> Result<Vec<TxResult<T>>> {
@@ -431,7 +706,10 @@ impl Store {
             .results
             .into_iter()
             .map(|item| match transaction.ops.get(item.index) {
-                Some(op) => decode_tx(op.op, item.data),
+                Some(op) => Ok(TxResult {
+                    index: item.index,
+                    outcome: decode_tx(op.op, item.data)?,
+                }),
                 None => Err(Error::protocol(format!(
                     "transaction result for operation {} of {}",
                     item.index,
@@ -447,26 +725,49 @@ impl Store {
             .await
     }
 
-    async fn ack(&self, op: ops::Operation) -> Result<()> {
-        let _: IgnoredAny = self.call(op).await?;
-        Ok(())
-    }
-
     /// Defines a bucket (`config`: `key`, `schema`, `indexes`, …).
     ///
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn define_bucket(&self, name: &str, config: impl Serialize) -> Result<()> {
-        self.ack(ops::store::define_bucket(name, config)).await
+    ///
+    /// ```
+    /// # use noex_client::{Client, ClientOptions};
+    /// # use serde_json::json;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = noex_testkit::TestServer::builder().start()?;
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let client = Client::new(noex_tokio::Tokio);
+    /// # client.connect(&server.url(), ClientOptions::new()).await?;
+    /// let store = client.store();
+    /// let schema = json!({"key": "id", "schema": {"id": {"type": "string"}}});
+    /// assert!(store.define_bucket("notes", schema).await?.created);
+    /// let more = json!({"addFields": {"title": {"type": "string"}}});
+    /// assert_eq!(store.update_bucket("notes", more).await?.name, "notes");
+    /// assert!(store.get_bucket_schema("notes").await?.config.schema.contains_key("title"));
+    /// assert!(store.define_query("all-notes", json!({"bucket": "notes"})).await?.defined);
+    /// assert!(store.undefine_query("all-notes").await?.undefined);
+    /// assert!(store.drop_bucket("notes").await?.dropped);
+    /// assert_eq!(store.buckets().await?.count, 0);
+    /// # Ok::<_, noex_client::Error>(())
+    /// # })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn define_bucket(&self, name: &str, config: impl Serialize) -> Result<BucketDefined> {
+        self.call(ops::store::define_bucket(name, config)).await
     }
     /// Changes a bucket's definition (`addFields`, …).
     ///
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn update_bucket(&self, name: &str, updates: impl Serialize) -> Result<()> {
-        self.ack(ops::store::update_bucket(name, updates)).await
+    pub async fn update_bucket(
+        &self,
+        name: &str,
+        updates: impl Serialize,
+    ) -> Result<BucketUpdated> {
+        self.call(ops::store::update_bucket(name, updates)).await
     }
     /// A bucket's definition.
     pub async fn get_bucket_schema(&self, name: &str) -> Result<BucketSchema> {
@@ -477,24 +778,24 @@ impl Store {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn drop_bucket(&self, name: &str) -> Result<()> {
-        self.ack(ops::store::drop_bucket(name)).await
+    pub async fn drop_bucket(&self, name: &str) -> Result<BucketDropped> {
+        self.call(ops::store::drop_bucket(name)).await
     }
     /// Defines a declarative query (`bucket`, `filter`, `sort`, `limit`, …).
     ///
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn define_query(&self, name: &str, config: impl Serialize) -> Result<()> {
-        self.ack(ops::store::define_query(name, config)).await
+    pub async fn define_query(&self, name: &str, config: impl Serialize) -> Result<QueryDefined> {
+        self.call(ops::store::define_query(name, config)).await
     }
     /// Removes a query.
     ///
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn undefine_query(&self, name: &str) -> Result<()> {
-        self.ack(ops::store::undefine_query(name)).await
+    pub async fn undefine_query(&self, name: &str) -> Result<QueryUndefined> {
+        self.call(ops::store::undefine_query(name)).await
     }
     /// The defined queries.
     pub async fn list_queries(&self) -> Result<Vec<QueryInfo>> {
@@ -531,14 +832,29 @@ mod tests {
         let results: Vec<TxResult> = ops
             .iter()
             .zip(data)
-            .map(|(op, d)| decode_tx(op, d).unwrap())
+            .enumerate()
+            .map(|(index, (op, d))| TxResult {
+                index,
+                outcome: decode_tx(op, d).unwrap(),
+            })
             .collect();
-        assert_eq!(results[0].clone().into_record().unwrap().version, 2);
-        assert_eq!(results[1].clone().into_record().unwrap().key, json!("u1"));
-        assert_eq!(results[2].clone().into_records().unwrap().len(), 1);
-        assert_eq!(results[3], TxResult::Found(None));
+        assert_eq!(results[0].record().unwrap().version, 2);
+        assert_eq!(results[1].record().unwrap().key, json!("u1"));
+        assert_eq!(results[2].records().unwrap().len(), 1);
+        assert_eq!(results[3].outcome, TxOutcome::Found(None));
+        assert_eq!(results[3].record(), None);
         assert_eq!(results[4].count(), Some(4));
         assert_eq!(results[5].deleted(), Some(true));
+        assert_eq!(results[5].index, 5);
+        assert_eq!(results[2].clone().into_records().unwrap().len(), 1);
+        assert_eq!(results[0].clone().into_record().unwrap().key, json!("u1"));
+        assert_eq!(results[4].record(), None);
+    }
+
+    #[test]
+    fn a_delete_result_without_its_flag_is_an_error() {
+        assert!(decode_tx::<Value>("delete", json!({})).is_err());
+        assert!(decode_tx::<Value>("frobnicate", json!(1)).is_err());
     }
 
     #[test]
@@ -562,7 +878,71 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(stats.records.per_bucket["users"], 3);
-        assert_eq!(stats.ttl.extra["checkIntervalMs"], 1000);
+        assert_eq!(stats.ttl.check_interval_ms, 1000);
         assert_eq!(stats.extra["future"], 1);
+    }
+
+    #[test]
+    fn a_field_the_server_always_sends_is_required() {
+        let stats = json!({
+            "name": "s", "buckets": {"count": 1, "names": ["users"]},
+            "records": {"total": 3, "perBucket": {"users": 3}},
+            "indexes": {"total": 0, "perBucket": {"users": 0}},
+            "queries": {"defined": 3, "activeSubscriptions": 0},
+            "persistence": {"enabled": false},
+            "ttl": {"enabled": true, "checkIntervalMs": 1000}
+        });
+        assert!(serde_json::from_value::<StoreStats>(stats.clone()).is_ok());
+        for (part, field) in [
+            ("buckets", "count"),
+            ("records", "perBucket"),
+            ("queries", "activeSubscriptions"),
+            ("persistence", "enabled"),
+            ("ttl", "checkIntervalMs"),
+        ] {
+            let mut without = stats.clone();
+            without[part].as_object_mut().unwrap().remove(field);
+            let err = serde_json::from_value::<StoreStats>(without).unwrap_err();
+            assert!(err.to_string().contains(field), "{part}.{field}: {err}");
+        }
+        let query = json!({"name": "q", "type": "programmatic"});
+        assert!(serde_json::from_value::<QueryInfo>(query).is_err());
+        assert!(serde_json::from_value::<BucketList>(json!({"names": []})).is_err());
+        assert!(serde_json::from_value::<BucketDefined>(json!({"name": "b"})).is_err());
+    }
+
+    #[test]
+    fn admin_answers_as_recorded() {
+        // Frames of fixtures/transcripts/basic.jsonl and limits-ttl-maxsize.jsonl.
+        let defined: BucketDefined =
+            serde_json::from_value(json!({"name": "products", "created": true})).unwrap();
+        assert_eq!((defined.name.as_str(), defined.created), ("products", true));
+        let updated: BucketUpdated =
+            serde_json::from_value(json!({"name": "products", "updated": true})).unwrap();
+        assert!(updated.updated);
+        let dropped: BucketDropped =
+            serde_json::from_value(json!({"name": "products", "dropped": true})).unwrap();
+        assert!(dropped.dropped);
+        let query: QueryDefined =
+            serde_json::from_value(json!({"name": "cheap", "defined": true})).unwrap();
+        assert!(query.defined);
+        let gone: QueryUndefined =
+            serde_json::from_value(json!({"name": "cheap", "undefined": true})).unwrap();
+        assert!(gone.undefined);
+        let schema: BucketSchema = serde_json::from_value(json!({"name": "cache", "config": {
+            "key": "k", "schema": {"k": {"type": "string", "required": true}}, "ttl": 500
+        }}))
+        .unwrap();
+        assert_eq!(schema.config.indexes, None);
+        assert_eq!(schema.config.extra["ttl"], 500);
+        let list: QueryList = serde_json::from_value(json!({"queries": [
+            {"name": "all-users", "type": "programmatic", "activeSubscriptions": 2},
+            {"name": "cheap", "type": "declarative", "activeSubscriptions": 0,
+             "config": {"bucket": "products"}}
+        ]}))
+        .unwrap();
+        assert_eq!(list.queries[0].active_subscriptions, 2);
+        assert_eq!(list.queries[0].config, None);
+        assert_eq!(list.queries[1].config, Some(json!({"bucket": "products"})));
     }
 }

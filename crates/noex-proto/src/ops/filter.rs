@@ -36,7 +36,7 @@ use serde_json::{Map, Value};
 ///
 /// // Raw JSON works wherever a filter goes.
 /// let raw: Filter = json!({"role": {"$in": ["admin", "owner"]}}).into();
-/// assert_eq!(raw, Filter::field("role").in_(["admin", "owner"]).into());
+/// assert_eq!(raw, Filter::field("role").one_of(["admin", "owner"]).into());
 /// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Filter(Value);
@@ -139,13 +139,6 @@ impl From<Value> for Filter {
     }
 }
 
-/// `None` is the empty filter, so `count(None)` keeps working.
-impl From<Option<Value>> for Filter {
-    fn from(json: Option<Value>) -> Filter {
-        json.map_or_else(Filter::all, Filter)
-    }
-}
-
 impl From<Field> for Filter {
     fn from(field: Field) -> Filter {
         if field.ops.is_empty() {
@@ -204,12 +197,12 @@ impl Field {
         self.op("$lte", value.into())
     }
     /// One of `values` (`$in`).
-    pub fn in_<V: Into<Value>>(self, values: impl IntoIterator<Item = V>) -> Field {
+    pub fn one_of<V: Into<Value>>(self, values: impl IntoIterator<Item = V>) -> Field {
         let list = values.into_iter().map(Into::into).collect();
         self.op("$in", Value::Array(list))
     }
     /// None of `values` (`$nin`).
-    pub fn nin<V: Into<Value>>(self, values: impl IntoIterator<Item = V>) -> Field {
+    pub fn none_of<V: Into<Value>>(self, values: impl IntoIterator<Item = V>) -> Field {
         let list = values.into_iter().map(Into::into).collect();
         self.op("$nin", Value::Array(list))
     }
@@ -258,8 +251,8 @@ mod tests {
             .gte(1)
             .lt(1)
             .lte(1)
-            .in_([1])
-            .nin([2])
+            .one_of([1])
+            .none_of([2])
             .contains("a")
             .starts_with("b")
             .ends_with("c")
@@ -304,6 +297,5 @@ mod tests {
             Filter::all_of([Filter::field("a").eq(1), Filter::field("b").eq(2)]).to_value(),
             json!({"a": 1, "b": 2})
         );
-        assert_eq!(Filter::from(None::<Value>), Filter::all());
     }
 }
