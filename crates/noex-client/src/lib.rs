@@ -105,11 +105,13 @@ pub use surface::*;
 #[doc(hidden)]
 pub mod surface {
     pub use crate::api::audit::{Audit, AuditEntry, AuditFilter};
-    pub use crate::api::auth::{AuthApi, AuthSession, WhoAmI};
+    pub use crate::api::auth::{AuthApi, AuthSession, LoggedOut, WhoAmI};
     pub use crate::api::bucket::Bucket;
     pub use crate::api::identity::{
-        Access, AclEntry, Identity, IdentitySession, NewRole, NewUser, Owner, Permission,
-        ResourceAccess, Role, SessionUser, User, UserList,
+        Access, AccessGranted, AccessRevoked, AclEntry, Identity, IdentitySession,
+        ListUsersBuilder, NewRole, NewUser, Owner, OwnerTransferred, PasswordChanged,
+        PasswordReset, Permission, ResourceAccess, Role, RoleAssigned, RoleDeleted, RoleRemoved,
+        SessionUser, User, UserDeleted, UserList,
     };
     pub use crate::api::procedures::{Procedure, ProcedureInfo, ProcedureResult, Procedures};
     pub use crate::api::record::{Page, Record};
