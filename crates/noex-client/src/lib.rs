@@ -113,7 +113,10 @@ pub mod surface {
         PasswordReset, Permission, ResourceAccess, Role, RoleAssigned, RoleDeleted, RoleRemoved,
         SessionUser, User, UserDeleted, UserList,
     };
-    pub use crate::api::procedures::{Procedure, ProcedureInfo, ProcedureResult, Procedures};
+    pub use crate::api::procedures::{
+        Procedure, ProcedureCallBuilder, ProcedureInfo, ProcedureRegistered, ProcedureResult,
+        ProcedureUnregistered, ProcedureUpdated, Procedures,
+    };
     pub use crate::api::record::{Page, Record};
     pub use crate::api::rules::{
         EmitOptions, Fact, Rule, RuleEvent, RuleInfo, RuleMessage, Rules, RulesStats, Validation,
