@@ -8,7 +8,7 @@ use crate::options::{TokenProvider, TokenRequest};
 use crate::reply::{Replier, Replies, RequestCell, SubscribeCell};
 use crate::runtime::{Backend, FrameSink, FrameStream, Incoming, Outgoing};
 use crate::shared::Shared;
-use crate::slot::SlotSender;
+use crate::slot::{Notices, SlotSender};
 use crate::transport_error::{TransportError, TransportErrorKind};
 use futures::channel::{mpsc, oneshot};
 use futures::future::BoxFuture;
@@ -34,10 +34,38 @@ use tracing::{debug, trace};
 pub(crate) enum SubItem {
     /// A value: the data a subscription was made with (checked when read) or a push.
     Data(SubscriptionData),
-    /// Events may have been missed between these times (rules subscriptions).
+    /// Events may have been missed between these times (rules subscriptions): a notice,
+    /// which a full queue never drops (see [`GAPS`]).
     Gap { from: SystemTime, to: SystemTime },
     /// Boxed: every live subscription keeps room for one item.
     Failed(Box<Error>),
+}
+
+/// A rules subscription's queue keeps its gaps: a slow reader loses events (counted), never
+/// the notice that events were missed; gaps that meet become one, from the earliest start
+/// to the latest end (every event not delivered still lies inside it).
+const GAPS: Notices<SubItem> = Notices {
+    is_notice: |item| matches!(item, SubItem::Gap { .. }),
+    merge: |earlier, later| {
+        if let (
+            SubItem::Gap { from, to },
+            SubItem::Gap {
+                from: later_from,
+                to: later_to,
+            },
+        ) = (earlier, later)
+        {
+            *from = (*from).min(later_from);
+            *to = (*to).max(later_to);
+        }
+    },
+};
+
+impl SubEntry {
+    /// Hands an item to the subscription's stream.
+    fn push(&self, item: SubItem) {
+        self.sink.push_with(item, Some(&GAPS));
+    }
 }
 
 /// Requests from the API handles to the driver.
@@ -548,7 +576,7 @@ impl Driver {
                     return;
                 };
                 if let Some(data) = data {
-                    entry.sink.push(SubItem::Data(data));
+                    entry.push(SubItem::Data(data));
                 }
                 // A future dropped before this answer has withdrawn it already (its cancel
                 // came first); one dropped after sends its cancel next.
@@ -561,18 +589,16 @@ impl Driver {
                     return;
                 };
                 match data {
-                    Some(data) => {
-                        entry.sink.push(SubItem::Data(data));
-                    }
+                    Some(data) => entry.push(SubItem::Data(data)),
                     None => {
                         let (from, to) = self.wall_clock(gap);
-                        entry.sink.push(SubItem::Gap { from, to });
+                        entry.push(SubItem::Gap { from, to });
                     }
                 }
             }
             SubscriptionEvent::Update { id, data } => {
                 if let Some(entry) = self.subs.get(&id) {
-                    entry.sink.push(SubItem::Data(data));
+                    entry.push(SubItem::Data(data));
                 }
             }
             SubscriptionEvent::Failed { id, error } => {

@@ -6,12 +6,31 @@ use noex_proto::live::LiveError;
 use noex_proto::{Delivery, DisconnectReason, ErrorCode, Payload, RequestError, ServerError};
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// Everything a client call can fail with.
 ///
 /// Failures caused by the connection say whether the request may have reached the server:
 /// see [`Error::may_have_been_applied`].
+///
+/// # Errors in streams
+///
+/// In a stream ([`crate::Subscription`], [`crate::RuleSubscription`], [`crate::LiveQuery`])
+/// an `Err` is always a failure, and only one of two kinds:
+/// - one value that could not be read (e.g. [`Error::Serde`] for a push that does not fit
+///   the type): the stream carries on with the next one;
+/// - the end: the subscription is over ([`Error::GaveUp`], or the error it could not be
+///   made again with after a reconnect), and the next item is `None`.
+///
+/// Notices that end nothing are items, not errors: a rules subscription yields
+/// [`crate::RuleUpdate::Missed`] (events were missed while the connection was down) and
+/// [`crate::RuleUpdate::Lagged`] (the application read too slowly and events were
+/// dropped) beside its events. Why: a caller handles each `Err` the same way, as a
+/// failure (log it, give up, `?` it out of the loop), without first asking which errors
+/// are not failures; a notice as an item cannot be dropped by `?` or by
+/// `filter_map(Result::ok)` unnoticed, and a match on the item type lists every notice
+/// the stream can yield. Store subscriptions have no notices: their fresh data after a
+/// reconnect replaces what was missed, and a slow reader gets the latest result.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -58,19 +77,6 @@ pub enum Error {
     /// first connection ends that way, and a live subscription ends with it (then `None`).
     #[error("gave up on the connection: {0}")]
     GaveUp(DisconnectReason),
-    /// Not a failure: a rules subscription was made again after a reconnect, and events
-    /// emitted between `from` (the last frame that arrived on the lost connection) and
-    /// `to` (the subscription was registered again) were not delivered; every event that
-    /// was not delivered lies inside `[from, to]`, also those sent while the loss was not
-    /// yet noticed. The stream carries on; reconcile what the events would have told you
-    /// (re-read facts or records). See [`crate::Subscription`].
-    #[error("events between the disconnect and the restore may have been missed")]
-    Gap {
-        /// When the last frame arrived on the lost connection.
-        from: SystemTime,
-        /// When the subscription was registered again.
-        to: SystemTime,
-    },
     /// The transport failed (socket, TLS, WebSocket handshake): see
     /// [`TransportError::kind`]; the underlying error is the [`std::error::Error::source`].
     #[error(transparent)]
@@ -83,13 +89,6 @@ pub enum Error {
     /// `serde_json` error is the [`std::error::Error::source`].
     #[error(transparent)]
     Serde(SerdeError),
-    /// A slow consumer of a rules subscription missed this many events (its buffer is
-    /// bounded; see [`crate::ClientOptions::rules_buffer`]).
-    #[error("subscription lagged: {missed} events dropped")]
-    Lagged {
-        /// How many events were dropped.
-        missed: u64,
-    },
     /// A live query's result is not a list of keyed records (see
     /// [`crate::LiveQuery`]): a count or a scalar ([`LiveError::NotAList`], on the first
     /// item, after which the stream ends: use [`crate::Store::subscribe`] for such

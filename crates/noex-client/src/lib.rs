@@ -74,7 +74,8 @@
 //! - Lifecycle and `on_update` callbacks run isolated: a panic is reported, never fatal.
 //! - Streams end honestly: `None` on [`Client::disconnect`], one [`Error::GaveUp`] and then
 //!   `None` when the client gives up for good; rules subscriptions announce missed events
-//!   after a reconnect with [`Error::Gap`].
+//!   after a reconnect with [`RuleUpdate::Missed`] (an item: a stream's `Err` is always a
+//!   failure, see [`Error`]).
 //! - The driver reads time from [`Runtime::now`](runtime::Runtime::now), so the whole client runs on a virtual
 //!   clock where the runtime has one.
 #![forbid(unsafe_code)]
@@ -106,16 +107,22 @@ pub use surface::*;
 #[doc(hidden)]
 pub mod surface {
     pub use crate::api::audit::{Audit, AuditEntry, AuditFilter};
-    pub use crate::api::auth::{AuthApi, AuthSession, WhoAmI};
+    pub use crate::api::auth::{AuthApi, AuthSession, LoggedOut, WhoAmI};
     pub use crate::api::bucket::{Bucket, PaginateBuilder};
     pub use crate::api::identity::{
-        Access, AclEntry, Identity, IdentitySession, NewRole, NewUser, Owner, Permission,
-        ResourceAccess, Role, SessionUser, User, UserList,
+        Access, AccessGranted, AccessRevoked, AclEntry, Identity, IdentitySession,
+        ListUsersBuilder, NewRole, NewUser, Owner, OwnerTransferred, PasswordChanged,
+        PasswordReset, Permission, ResourceAccess, Role, RoleAssigned, RoleDeleted, RoleRemoved,
+        SessionUser, User, UserDeleted, UserList,
     };
-    pub use crate::api::procedures::{Procedure, ProcedureInfo, ProcedureResult, Procedures};
+    pub use crate::api::procedures::{
+        Procedure, ProcedureCallBuilder, ProcedureInfo, ProcedureRegistered, ProcedureResult,
+        ProcedureUnregistered, ProcedureUpdated, Procedures,
+    };
     pub use crate::api::record::{Page, Record};
     pub use crate::api::rules::{
-        EmitOptions, Fact, Rule, RuleEvent, RuleInfo, RuleMessage, Rules, RulesStats, Validation,
+        EmitOptions, Fact, Rule, RuleEnabled, RuleEvent, RuleInfo, RuleMessage, RuleRegistered,
+        RuleUnregistered, RuleUpdate, RuleUpdated, Rules, RulesStats, TracingStats, Validation,
         ValidationIssue,
     };
     pub use crate::api::server::{ConnectionInfo, ConnectionStats, ServerApi, ServerStats};
@@ -130,7 +137,7 @@ pub mod surface {
     pub use crate::options::{ClientOptions, TlsOptions, TokenRequest};
     pub use crate::shared::ListenerGuard;
     pub use crate::slot::BufferPolicy;
-    pub use crate::subscription::{CallbackHandle, Subscription};
+    pub use crate::subscription::{CallbackHandle, RuleSubscription, Subscription};
     pub use crate::transport_error::{TransportError, TransportErrorKind};
     pub use noex_proto::live::LiveError;
     pub use noex_proto::ops::identity::Grant;

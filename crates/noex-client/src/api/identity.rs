@@ -3,16 +3,19 @@
 //! Every change here is a write and is never re-sent automatically; see
 //! [`crate::Error::may_have_been_applied`].
 
-use super::auth::WhoAmI;
+use super::auth::{nullable, LoggedOut, WhoAmI};
 use super::{checked, to_object};
 use crate::client::Client;
 use crate::error::Result;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use noex_proto::ops::identity::{self as op, Grant};
 use noex_proto::ops::Operation;
 use noex_proto::{RequestOptions, Secret};
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::future::IntoFuture;
 
 /// The identity domain: `client.identity()`.
 #[derive(Debug, Clone)]
@@ -30,8 +33,7 @@ pub struct IdentitySession {
     #[serde(deserialize_with = "secret")]
     pub token: Secret,
     /// When it ends, ms since the epoch.
-    #[serde(default)]
-    pub expires_at: Option<i64>,
+    pub expires_at: i64,
     /// The user.
     pub user: SessionUser,
     /// Fields this version does not know.
@@ -44,15 +46,16 @@ fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Secret,
 }
 
 /// The user of a session (`identity.login`, `myAccess`).
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct SessionUser {
     /// The user's id (`__superadmin__` for the admin secret).
     pub id: String,
     /// The user name.
     pub username: String,
-    /// The display name, when set.
+    /// The display name, when set (never in `myAccess`).
+    #[serde(default)]
     pub display_name: Option<String>,
     /// The names of the user's roles.
     pub roles: Vec<String>,
@@ -77,24 +80,19 @@ pub struct User {
     #[serde(default)]
     pub email: Option<String>,
     /// Whether the user may log in.
-    #[serde(default = "yes")]
     pub enabled: bool,
     /// The application's own data about the user, when set.
     #[serde(default)]
     pub metadata: Option<Map<String, Value>>,
     /// `_createdAt`, ms since the epoch.
-    #[serde(rename = "_createdAt", default)]
+    #[serde(rename = "_createdAt")]
     pub created_at: i64,
     /// `_updatedAt`, ms since the epoch.
-    #[serde(rename = "_updatedAt", default)]
+    #[serde(rename = "_updatedAt")]
     pub updated_at: i64,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// One page of `identity.listUsers`: the users plus the total. Iterating it iterates the
@@ -106,13 +104,10 @@ pub struct UserList {
     /// The users of this page.
     pub users: Vec<User>,
     /// How many users there are in all.
-    #[serde(default)]
     pub total: u64,
     /// This page's number, from 1.
-    #[serde(default)]
     pub page: u64,
     /// The page size.
-    #[serde(default)]
     pub page_size: u64,
     /// Fields this version does not know.
     #[serde(flatten)]
@@ -148,16 +143,14 @@ pub struct Role {
     #[serde(default)]
     pub description: Option<String>,
     /// Whether it is one of the built-in roles (`superadmin`, `admin`, `writer`, `reader`).
-    #[serde(default)]
     pub system: bool,
     /// What it allows.
-    #[serde(default)]
     pub permissions: Vec<Permission>,
     /// `_createdAt`, ms since the epoch.
-    #[serde(rename = "_createdAt", default)]
+    #[serde(rename = "_createdAt")]
     pub created_at: i64,
     /// `_updatedAt`, ms since the epoch.
-    #[serde(rename = "_updatedAt", default)]
+    #[serde(rename = "_updatedAt")]
     pub updated_at: i64,
     /// Fields this version does not know.
     #[serde(flatten)]
@@ -207,14 +200,12 @@ pub struct AclEntry {
     pub subject_type: String,
     /// The user's or role's id.
     pub subject_id: String,
-    /// Its name, when the server resolved it.
-    #[serde(default)]
-    pub subject_name: Option<String>,
-    /// The operations granted (`read`, `write`, `admin`).
-    #[serde(default)]
+    /// Its name (the id when the user or role no longer exists).
+    pub subject_name: String,
+    /// The operations granted (`read`, `write`, `admin`); none for an owner without an
+    /// entry of its own.
     pub operations: Vec<String>,
     /// Whether the subject owns the resource.
-    #[serde(default)]
     pub is_owner: bool,
     /// Fields this version does not know.
     #[serde(flatten)]
@@ -222,8 +213,7 @@ pub struct AclEntry {
 }
 
 /// What the logged-in user may do (`identity.myAccess`).
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[non_exhaustive]
 pub struct Access {
     /// Who.
@@ -245,10 +235,8 @@ pub struct ResourceAccess {
     /// e.g. the bucket's name.
     pub resource_name: String,
     /// The operations allowed (`read`, `write`, `admin`).
-    #[serde(default)]
     pub operations: Vec<String>,
     /// Whether the user owns it.
-    #[serde(default)]
     pub is_owner: bool,
     /// Fields this version does not know.
     #[serde(flatten)]
@@ -262,18 +250,70 @@ pub struct ResourceAccess {
 pub struct Owner {
     /// The owner's user id.
     pub user_id: String,
-    /// The owner's user name, when the server resolved it.
-    #[serde(default)]
-    pub username: Option<String>,
+    /// The owner's user name (the id when the user no longer exists).
+    pub username: String,
     /// e.g. `bucket`.
-    #[serde(default)]
     pub resource_type: String,
     /// e.g. the bucket's name.
-    #[serde(default)]
     pub resource_name: String,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// Declares the answer of an identity change that confirms it with one flag (the server
+/// answers an error when it did not do it).
+macro_rules! confirmation {
+    ($(#[$doc:meta])* $name:ident { $field:ident: $wire:literal }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Deserialize)]
+        #[non_exhaustive]
+        pub struct $name {
+            #[doc = concat!("`", $wire, "`: `true`.")]
+            #[serde(rename = $wire)]
+            pub $field: bool,
+            /// Fields this version does not know.
+            #[serde(flatten)]
+            pub extra: Map<String, Value>,
+        }
+    };
+}
+
+confirmation! {
+    /// The answer of `identity.deleteUser`.
+    UserDeleted { deleted: "deleted" }
+}
+confirmation! {
+    /// The answer of `identity.changePassword`.
+    PasswordChanged { changed: "changed" }
+}
+confirmation! {
+    /// The answer of `identity.resetPassword`.
+    PasswordReset { reset: "reset" }
+}
+confirmation! {
+    /// The answer of `identity.deleteRole`.
+    RoleDeleted { deleted: "deleted" }
+}
+confirmation! {
+    /// The answer of `identity.assignRole`.
+    RoleAssigned { assigned: "assigned" }
+}
+confirmation! {
+    /// The answer of `identity.removeRole`.
+    RoleRemoved { removed: "removed" }
+}
+confirmation! {
+    /// The answer of `identity.grant`.
+    AccessGranted { granted: "granted" }
+}
+confirmation! {
+    /// The answer of `identity.revoke`.
+    AccessRevoked { revoked: "revoked" }
+}
+confirmation! {
+    /// The answer of `identity.transferOwner`.
+    OwnerTransferred { transferred: "transferred" }
 }
 
 #[derive(Deserialize)]
@@ -288,7 +328,7 @@ struct Entries {
 
 #[derive(Deserialize)]
 struct OwnerAnswer {
-    #[serde(default)]
+    #[serde(deserialize_with = "nullable")]
     owner: Option<Owner>,
 }
 
@@ -299,14 +339,14 @@ struct OwnerAnswer {
 /// use serde_json::json;
 /// let user = NewUser::new("alice", "alice-pass-123")
 ///     .display_name("Alice")
-///     .metadata(json!({"team": "ops"}));
-/// assert_eq!(user.username, "alice");
+///     .metadata([("team", json!("ops")), ("level", json!(3))]);
+/// assert_eq!(user.metadata.unwrap()["level"], 3);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct NewUser {
-    /// Unique user name.
+    /// Unique user name (3 to 64 characters).
     pub username: String,
     /// At least 8 characters.
     #[serde(skip)]
@@ -320,9 +360,9 @@ pub struct NewUser {
     /// Whether the user may log in (the server's default: yes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    /// The application's own data about the user: a JSON object.
+    /// The application's own data about the user ([`User::metadata`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
+    pub metadata: Option<Map<String, Value>>,
 }
 
 impl NewUser {
@@ -352,10 +392,62 @@ impl NewUser {
         self.enabled = Some(enabled);
         self
     }
-    /// Sets the metadata, a JSON object (the server ignores anything else).
-    pub fn metadata(mut self, metadata: impl Into<Value>) -> Self {
-        self.metadata = Some(metadata.into());
+    /// Sets the metadata: its fields, as pairs (`[("team", "ops")]`) or a
+    /// `serde_json::Map`.
+    pub fn metadata<K, V>(mut self, metadata: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<Value>,
+    {
+        let fields = metadata.into_iter().map(|(k, v)| (k.into(), v.into()));
+        self.metadata = Some(fields.collect());
         self
+    }
+}
+
+/// A page of users about to be read ([`Identity::list_users`]): choose the page and its
+/// size, then `.await` it.
+///
+/// ```no_run
+/// # async fn demo(client: noex_client::Client) -> noex_client::Result<()> {
+/// let first = client.identity().list_users().await?;
+/// let third = client.identity().list_users().page(3).page_size(20).await?;
+/// println!("{} users in all; page 3 has {}", first.total, third.users.len());
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "the users are read when it is awaited"]
+#[derive(Debug)]
+pub struct ListUsersBuilder {
+    identity: Identity,
+    page: Option<u64>,
+    page_size: Option<u64>,
+}
+
+impl ListUsersBuilder {
+    /// The page, from 1 (the server's default: 1).
+    pub fn page(mut self, page: u64) -> Self {
+        self.page = Some(page);
+        self
+    }
+
+    /// Users per page (the server's default: 50; it caps it).
+    pub fn page_size(mut self, page_size: u64) -> Self {
+        self.page_size = Some(page_size);
+        self
+    }
+}
+
+impl IntoFuture for ListUsersBuilder {
+    type Output = Result<UserList>;
+    type IntoFuture = BoxFuture<'static, Result<UserList>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        async move {
+            let op = op::list_users(self.page, self.page_size);
+            self.identity.call(op).await
+        }
+        .boxed()
     }
 }
 
@@ -421,11 +513,6 @@ impl Identity {
             .await
     }
 
-    async fn ack(&self, op: Operation) -> Result<()> {
-        let _: IgnoredAny = self.call(op).await?;
-        Ok(())
-    }
-
     /// Logs in with a user name and password.
     ///
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
@@ -447,8 +534,8 @@ impl Identity {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn logout(&self) -> Result<()> {
-        self.ack(op::logout()).await
+    pub async fn logout(&self) -> Result<LoggedOut> {
+        self.call(op::logout()).await
     }
     /// Who the connection is logged in as.
     pub async fn whoami(&self) -> Result<WhoAmI> {
@@ -491,12 +578,17 @@ impl Identity {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn delete_user(&self, user_id: &str) -> Result<()> {
-        self.ack(op::delete_user(user_id)).await
+    pub async fn delete_user(&self, user_id: &str) -> Result<UserDeleted> {
+        self.call(op::delete_user(user_id)).await
     }
-    /// A page of users (pages count from 1; the server's default page size is 50).
-    pub async fn list_users(&self, page: Option<u64>, page_size: Option<u64>) -> Result<UserList> {
-        self.call(op::list_users(page, page_size)).await
+    /// A page of users: the first 50 by default; `.page(n)` (from 1) and `.page_size(n)`
+    /// before `.await` choose another (see [`ListUsersBuilder`]).
+    pub fn list_users(&self) -> ListUsersBuilder {
+        ListUsersBuilder {
+            identity: self.clone(),
+            page: None,
+            page_size: None,
+        }
     }
     /// Enables a user.
     ///
@@ -519,8 +611,13 @@ impl Identity {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn change_password(&self, user_id: &str, current: &str, new: &str) -> Result<()> {
-        self.ack(op::change_password(
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        current: &str,
+        new: &str,
+    ) -> Result<PasswordChanged> {
+        self.call(op::change_password(
             user_id,
             &Secret::new(current),
             &Secret::new(new),
@@ -532,8 +629,8 @@ impl Identity {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn reset_password(&self, user_id: &str, new: &str) -> Result<()> {
-        self.ack(op::reset_password(user_id, &Secret::new(new)))
+    pub async fn reset_password(&self, user_id: &str, new: &str) -> Result<PasswordReset> {
+        self.call(op::reset_password(user_id, &Secret::new(new)))
             .await
     }
     /// Creates a role; see [`NewRole`] (permissions are optional).
@@ -563,8 +660,8 @@ impl Identity {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn delete_role(&self, role_id: &str) -> Result<()> {
-        self.ack(op::delete_role(role_id)).await
+    pub async fn delete_role(&self, role_id: &str) -> Result<RoleDeleted> {
+        self.call(op::delete_role(role_id)).await
     }
     /// Every role.
     pub async fn list_roles(&self) -> Result<Vec<Role>> {
@@ -576,16 +673,16 @@ impl Identity {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn assign_role(&self, user_id: &str, role_name: &str) -> Result<()> {
-        self.ack(op::assign_role(user_id, role_name)).await
+    pub async fn assign_role(&self, user_id: &str, role_name: &str) -> Result<RoleAssigned> {
+        self.call(op::assign_role(user_id, role_name)).await
     }
     /// Takes a role from a user.
     ///
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn remove_role(&self, user_id: &str, role_name: &str) -> Result<()> {
-        self.ack(op::remove_role(user_id, role_name)).await
+    pub async fn remove_role(&self, user_id: &str, role_name: &str) -> Result<RoleRemoved> {
+        self.call(op::remove_role(user_id, role_name)).await
     }
     /// A user's roles.
     pub async fn get_user_roles(&self, user_id: &str) -> Result<Vec<Role>> {
@@ -597,16 +694,16 @@ impl Identity {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn grant(&self, grant: Grant) -> Result<()> {
-        self.ack(op::grant(&grant)).await
+    pub async fn grant(&self, grant: Grant) -> Result<AccessGranted> {
+        self.call(op::grant(&grant)).await
     }
     /// Revokes operations on a resource from a user or role.
     ///
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn revoke(&self, grant: Grant) -> Result<()> {
-        self.ack(op::revoke(&grant)).await
+    pub async fn revoke(&self, grant: Grant) -> Result<AccessRevoked> {
+        self.call(op::revoke(&grant)).await
     }
     /// A resource's access list.
     pub async fn get_acl(&self, resource_type: &str, resource_name: &str) -> Result<Vec<AclEntry>> {
@@ -638,8 +735,8 @@ impl Identity {
         resource_type: &str,
         resource_name: &str,
         new_owner_id: &str,
-    ) -> Result<()> {
-        self.ack(op::transfer_owner(
+    ) -> Result<OwnerTransferred> {
+        self.call(op::transfer_owner(
             resource_type,
             resource_name,
             new_owner_id,
@@ -693,5 +790,78 @@ mod tests {
         assert_eq!(owner.owner.unwrap().resource_name, "docs");
         let none: OwnerAnswer = serde_json::from_value(json!({"owner": null})).unwrap();
         assert!(none.owner.is_none());
+        let access: Access = serde_json::from_value(json!({
+            "user": {"id": "__superadmin__", "username": "__superadmin__", "roles": ["superadmin"]},
+            "resources": [{"resourceType": "bucket", "resourceName": "docs",
+                           "operations": ["admin", "read", "write"], "isOwner": true}]
+        }))
+        .unwrap();
+        assert!(access.resources[0].is_owner && access.user.display_name.is_none());
+        let list: UserList = serde_json::from_value(json!({
+            "users": [], "total": 1, "page": 2, "pageSize": 50
+        }))
+        .unwrap();
+        assert_eq!((list.total, list.page, list.page_size), (1, 2, 50));
+        let metadata: User = serde_json::from_value(json!({
+            "username": "bob", "enabled": false, "metadata": {"team": "ops"},
+            "id": "u2", "_createdAt": 1, "_updatedAt": 2
+        }))
+        .unwrap();
+        assert_eq!(metadata.metadata.unwrap()["team"], "ops");
+        assert!(!metadata.enabled);
+    }
+
+    #[test]
+    fn confirmations_decode_and_require_their_flag() {
+        let deleted: UserDeleted = serde_json::from_value(json!({"deleted": true})).unwrap();
+        assert!(deleted.deleted);
+        let granted: AccessGranted = serde_json::from_value(json!({"granted": true})).unwrap();
+        assert!(granted.granted);
+        let moved: OwnerTransferred =
+            serde_json::from_value(json!({"transferred": true, "later": 1})).unwrap();
+        assert_eq!(moved.extra["later"], 1);
+        assert!(serde_json::from_value::<PasswordChanged>(json!({"reset": true})).is_err());
+        assert!(serde_json::from_value::<RoleAssigned>(json!({})).is_err());
+    }
+
+    /// A field the server always sends fails the decoding when it is missing, instead of
+    /// reading as a made-up `true`, `false`, `0` or `""`.
+    #[test]
+    fn fields_the_server_always_sends_are_required() {
+        let user = json!({
+            "username": "alice", "enabled": true, "id": "u1", "_createdAt": 1, "_updatedAt": 2
+        });
+        assert!(serde_json::from_value::<User>(user.clone()).is_ok());
+        for field in ["enabled", "_createdAt", "_updatedAt", "username", "id"] {
+            let mut partial = user.clone();
+            partial.as_object_mut().unwrap().remove(field);
+            assert!(serde_json::from_value::<User>(partial).is_err(), "{field}");
+        }
+        let role = json!({
+            "name": "r", "system": false, "permissions": [], "id": "r1",
+            "_createdAt": 1, "_updatedAt": 1
+        });
+        assert!(serde_json::from_value::<Role>(role.clone()).is_ok());
+        for field in ["system", "permissions", "_createdAt"] {
+            let mut partial = role.clone();
+            partial.as_object_mut().unwrap().remove(field);
+            assert!(serde_json::from_value::<Role>(partial).is_err(), "{field}");
+        }
+        let session_user = json!({"id": "u", "username": "alice", "roles": []});
+        assert!(serde_json::from_value::<SessionUser>(session_user).is_ok());
+        for partial in [
+            json!({"username": "alice", "roles": []}),
+            json!({"id": "u", "roles": []}),
+            json!({"id": "u", "username": "alice"}),
+        ] {
+            assert!(serde_json::from_value::<SessionUser>(partial).is_err());
+        }
+        assert!(serde_json::from_value::<UserList>(json!({"users": []})).is_err());
+        assert!(serde_json::from_value::<OwnerAnswer>(json!({})).is_err());
+        let session = json!({"token": "t", "user": {"id": "u", "username": "a", "roles": []}});
+        assert!(serde_json::from_value::<IdentitySession>(session).is_err());
+        let acl =
+            json!({"subjectType": "user", "subjectId": "u", "operations": [], "isOwner": true});
+        assert!(serde_json::from_value::<AclEntry>(acl).is_err());
     }
 }

@@ -1,15 +1,15 @@
 //! The rules engine: events, facts, rule subscriptions and rule administration.
 
 use super::checked;
-use super::store::Feature;
 use crate::client::Client;
 use crate::error::Result;
-use crate::subscription::Subscription;
+use crate::subscription::RuleSubscription;
 use noex_proto::ops::{self, Operation};
 use noex_proto::{RequestOptions, SubscriptionSpec};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::time::SystemTime;
 
 /// The rules domain: `client.rules()`.
 #[derive(Debug, Clone)]
@@ -26,14 +26,12 @@ pub struct RuleEvent {
     pub id: String,
     /// Its topic.
     pub topic: String,
-    /// Its payload.
-    #[serde(default)]
+    /// Its payload, a JSON object (`{}` when emitted without data).
     pub data: Value,
     /// When, ms since the epoch.
     pub timestamp: i64,
-    /// `api`, `rule`, …
-    #[serde(default)]
-    pub source: Option<String>,
+    /// Who emitted it: `api`, `rule`, …
+    pub source: String,
     /// Correlation id, when given.
     #[serde(default)]
     pub correlation_id: Option<String>,
@@ -45,13 +43,88 @@ pub struct RuleEvent {
     pub extra: Map<String, Value>,
 }
 
-/// What a rules subscription yields: the topic and the event.
+/// An event a rules subscription delivers: its topic and the event.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
 pub struct RuleMessage {
     /// The event's topic.
     pub topic: String,
     /// The event.
     pub event: RuleEvent,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// What a [`RuleSubscription`] yields: an event, or a notice that events were missed.
+///
+/// Notices are items, not errors (see [`crate::Error`]): the stream's `Err` is kept for
+/// failures. Both notices say that events matching the pattern were not delivered; the
+/// usual answer is to re-read the state those events would have changed (facts, records).
+///
+/// ```no_run
+/// # async fn demo(client: noex_client::Client) -> noex_client::Result<()> {
+/// use futures::StreamExt;
+/// use noex_client::RuleUpdate;
+///
+/// let mut orders = client.rules().subscribe("order.*").await?;
+/// while let Some(update) = orders.next().await {
+///     match update {
+///         Ok(RuleUpdate::Event(message)) => println!("{}: {:?}", message.topic, message.event.data),
+///         Ok(RuleUpdate::Missed { from, to }) => {
+///             // The connection was down: events between `from` and `to` were not
+///             // delivered. Re-read the state they would have changed.
+///             let facts = client.rules().query_facts("order:*").await?;
+///             println!("reconciled {} facts after {:?}", facts.len(), to.duration_since(from));
+///         }
+///         Ok(RuleUpdate::Lagged { missed }) => println!("read too slowly: {missed} events dropped"),
+///         Ok(_) => {} // notices a later version may add
+///         Err(e) if matches!(e, noex_client::Error::Serde(_)) => eprintln!("unreadable event: {e}"),
+///         Err(e) => return Err(e), // the subscription has ended
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RuleUpdate {
+    /// An event whose topic matches the pattern.
+    Event(RuleMessage),
+    /// The subscription was made again after a reconnect, and events emitted between
+    /// `from` (the last frame that arrived on the lost connection) and `to` (the
+    /// subscription was registered again) were not delivered; every event that was not
+    /// delivered lies inside `[from, to]`, also those sent while the loss was not yet
+    /// noticed. It comes before any event of the new connection. The notices of several
+    /// reconnects with no event between them come as one, covering them all.
+    Missed {
+        /// When the last frame arrived on the lost connection.
+        from: SystemTime,
+        /// When the subscription was registered again.
+        to: SystemTime,
+    },
+    /// The application read too slowly: an unread subscription keeps at most
+    /// [`crate::ClientOptions::rules_buffer`] events and dropped the oldest beyond, this
+    /// many since the last item. A [`RuleUpdate::Missed`] notice is never dropped.
+    Lagged {
+        /// How many events were dropped.
+        missed: u64,
+    },
+}
+
+impl RuleUpdate {
+    /// The event, when this is one.
+    ///
+    /// ```
+    /// use noex_client::RuleUpdate;
+    /// assert!(RuleUpdate::Lagged { missed: 3 }.into_event().is_none());
+    /// ```
+    pub fn into_event(self) -> Option<RuleMessage> {
+        match self {
+            RuleUpdate::Event(message) => Some(message),
+            _ => None,
+        }
+    }
 }
 
 /// A fact.
@@ -60,20 +133,24 @@ pub struct RuleMessage {
 pub struct Fact {
     /// The key, e.g. `customer:42:tier`.
     pub key: String,
-    /// The value.
-    pub value: Value,
+    /// The value; `None` when a rule set the fact to nothing (the server then leaves the
+    /// field out), `Some(Value::Null)` for `null`.
+    #[serde(default, deserialize_with = "present")]
+    pub value: Option<Value>,
     /// When set, ms since the epoch.
-    #[serde(default)]
     pub timestamp: i64,
-    /// Who set it.
-    #[serde(default)]
-    pub source: Option<String>,
+    /// Who set it: `api`, `rule`, …
+    pub source: String,
     /// Version, +1 per change.
-    #[serde(default)]
     pub version: u64,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// A field that is there, `null` included (a missing one is `None` by `default`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// The verdict of `rules.validateRule`.
@@ -83,10 +160,8 @@ pub struct Validation {
     /// Whether the rule is valid.
     pub valid: bool,
     /// Errors found.
-    #[serde(default)]
     pub errors: Vec<ValidationIssue>,
     /// Warnings found.
-    #[serde(default)]
     pub warnings: Vec<ValidationIssue>,
     /// Fields this version does not know.
     #[serde(flatten)]
@@ -94,8 +169,7 @@ pub struct Validation {
 }
 
 /// One finding of `rules.validateRule`.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[non_exhaustive]
 pub struct ValidationIssue {
     /// Where in the rule, e.g. `trigger`.
@@ -109,9 +183,11 @@ pub struct ValidationIssue {
     pub extra: Map<String, Value>,
 }
 
-/// A rule's full definition (`rules.getRule`).
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+/// A rule's full definition (`rules.getRule`): the rule as it was registered, plus its
+/// version and times. The engine requires only `id`, `name` and `trigger`; the other
+/// fields of the definition are `None` when the rule was registered without them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Rule {
     /// The rule's id.
@@ -119,60 +195,135 @@ pub struct Rule {
     /// Its name.
     pub name: String,
     /// What it does.
+    #[serde(default)]
     pub description: Option<String>,
     /// Higher runs first.
-    pub priority: i64,
+    #[serde(default)]
+    pub priority: Option<i64>,
     /// Whether it runs.
-    pub enabled: bool,
+    #[serde(default)]
+    pub enabled: Option<bool>,
     /// Its tags.
-    pub tags: Vec<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// The group it belongs to.
+    #[serde(default)]
+    pub group: Option<String>,
     /// What starts it (`{type: "event", topic}`, `{type: "fact", pattern}`, …).
     pub trigger: Value,
     /// What must hold for it to act.
-    pub conditions: Vec<Value>,
+    #[serde(default)]
+    pub conditions: Option<Vec<Value>>,
     /// What it does.
-    pub actions: Vec<Value>,
-    /// +1 per change.
+    #[serde(default)]
+    pub actions: Option<Vec<Value>>,
+    /// +1 per change (the engine counts across its rules).
     pub version: u64,
     /// When registered, ms since the epoch.
     pub created_at: i64,
     /// When last changed, ms since the epoch.
     pub updated_at: i64,
-    /// Fields this version does not know (`group`, …).
+    /// Fields this version does not know (`lookups`, …).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-/// A rule's summary: `rules.getRules` items, and the answers of `registerRule` and
-/// `updateRule` (which carry only some of the fields).
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+/// A rule's summary, an item of `rules.getRules`. `enabled`, `priority`, `tags` and
+/// `group` are `None` when the rule was registered without them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[non_exhaustive]
 pub struct RuleInfo {
     /// The rule's id.
     pub id: String,
     /// Its name.
-    pub name: Option<String>,
+    pub name: String,
     /// Whether it runs.
+    #[serde(default)]
     pub enabled: Option<bool>,
     /// Higher runs first.
+    #[serde(default)]
     pub priority: Option<i64>,
     /// +1 per change.
     pub version: u64,
     /// Its tags.
-    pub tags: Vec<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// The group it belongs to.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The answer of `rules.registerRule`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct RuleRegistered {
+    /// The rule's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: u64,
     /// When registered, ms since the epoch.
-    pub created_at: Option<i64>,
-    /// When last changed, ms since the epoch.
-    pub updated_at: Option<i64>,
+    pub created_at: i64,
+    /// The same time, ms since the epoch.
+    pub updated_at: i64,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The answer of `rules.updateRule`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct RuleUpdated {
+    /// The rule's id.
+    pub id: String,
+    /// Its new version.
+    pub version: u64,
+    /// When changed, ms since the epoch.
+    pub updated_at: i64,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The answer of `rules.unregisterRule` (a rule that did not exist is `NOT_FOUND`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct RuleUnregistered {
+    /// The rule's id.
+    pub rule_id: String,
+    /// `true`.
+    pub unregistered: bool,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The answer of `rules.enableRule` and `rules.disableRule` (a rule that does not exist is
+/// `NOT_FOUND`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct RuleEnabled {
+    /// The rule's id.
+    pub rule_id: String,
+    /// Whether it runs now: `true` after `enable_rule`, `false` after `disable_rule`.
+    pub enabled: bool,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
 /// `rules.stats`: the engine's statistics.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct RulesStats {
     /// Registered rules.
@@ -185,10 +336,27 @@ pub struct RulesStats {
     pub events_processed: u64,
     /// Rule runs since start.
     pub rules_executed: u64,
-    /// Mean processing time per event, ms.
+    /// Mean processing time per rule run, ms.
     pub avg_processing_time_ms: f64,
-    /// Whether tracing is on (`entriesCount`, `maxEntries` in its `extra`).
-    pub tracing: Feature,
+    /// The engine's tracing.
+    pub tracing: TracingStats,
+    /// Fields this version does not know, and the sections of engines configured with
+    /// them (`profiling`, `audit`, `versioning`, `baseline`).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The rule engine's tracing, in [`RulesStats`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct TracingStats {
+    /// Whether tracing is on.
+    pub enabled: bool,
+    /// Trace entries held.
+    pub entries_count: u64,
+    /// The most entries held (a ring buffer).
+    pub max_entries: u64,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -212,6 +380,7 @@ struct RuleList {
 /// assert_eq!(options.correlation_id.as_deref(), Some("order-7"));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct EmitOptions {
     /// Correlation id (non-empty). The server keeps a causation id only beside one.
     pub correlation_id: Option<String>,
@@ -306,13 +475,18 @@ impl Rules {
         self.call(ops::rules::set_fact(key, value)).await
     }
 
-    /// A fact's value, `None` when unset. [`Rules::get_fact_as`] decodes it as your type.
-    pub async fn get_fact(&self, key: &str) -> Result<Option<Value>> {
-        self.get_fact_as(key).await
-    }
-
-    /// A fact's value decoded as `T`, `None` when unset.
-    pub async fn get_fact_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+    /// A fact's value decoded as `T` (`serde_json::Value` when untyped), `None` when the
+    /// fact is unset (or its value is `null`).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> noex_client::Result<()> {
+    /// let tier: Option<String> = client.rules().get_fact("customer:42:tier").await?;
+    /// let raw: Option<serde_json::Value> = client.rules().get_fact("customer:42:limits").await?;
+    /// # let _ = (tier, raw);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_fact<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.call(ops::rules::get_fact(key)).await
     }
 
@@ -337,8 +511,8 @@ impl Rules {
     }
 
     /// Subscribes to events whose topic matches `pattern` (e.g. `order.*`). See
-    /// [`Subscription`] for the buffering policy.
-    pub async fn subscribe(&self, pattern: &str) -> Result<Subscription<RuleMessage>> {
+    /// [`RuleSubscription`] for what it yields, how it buffers and how it ends.
+    pub async fn subscribe(&self, pattern: &str) -> Result<RuleSubscription> {
         let policy = self
             .client
             .options()
@@ -348,14 +522,13 @@ impl Rules {
             .client
             .subscribe_raw(SubscriptionSpec::rules(pattern), policy)
             .await?;
-        Ok(Subscription::new(raw, self.client.clone()))
+        Ok(RuleSubscription::new(raw, self.client.clone(), pattern))
     }
 
     /// Ends a rules subscription and waits until the client has processed it (as
-    /// [`Subscription::unsubscribe`] does).
-    pub async fn unsubscribe(&self, subscription: Subscription<RuleMessage>) -> Result<()> {
+    /// [`RuleSubscription::unsubscribe`] does). Nothing is sent when disconnected.
+    pub async fn unsubscribe(&self, subscription: RuleSubscription) {
         subscription.unsubscribe().await;
-        Ok(())
     }
 
     /// Sends `rules.unsubscribe` for a subscription id the server gave (`sub-N`), for
@@ -373,7 +546,7 @@ impl Rules {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn register_rule(&self, rule: impl Serialize) -> Result<RuleInfo> {
+    pub async fn register_rule(&self, rule: impl Serialize) -> Result<RuleRegistered> {
         self.call(ops::rules::register_rule(rule)).await
     }
     /// Removes a rule.
@@ -381,15 +554,15 @@ impl Rules {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn unregister_rule(&self, rule_id: &str) -> Result<()> {
-        self.ack(ops::rules::unregister_rule(rule_id)).await
+    pub async fn unregister_rule(&self, rule_id: &str) -> Result<RuleUnregistered> {
+        self.call(ops::rules::unregister_rule(rule_id)).await
     }
     /// Changes a rule.
     ///
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn update_rule(&self, rule_id: &str, updates: impl Serialize) -> Result<RuleInfo> {
+    pub async fn update_rule(&self, rule_id: &str, updates: impl Serialize) -> Result<RuleUpdated> {
         self.call(ops::rules::update_rule(rule_id, updates)).await
     }
     /// Enables a rule.
@@ -397,16 +570,16 @@ impl Rules {
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn enable_rule(&self, rule_id: &str) -> Result<()> {
-        self.ack(ops::rules::enable_rule(rule_id)).await
+    pub async fn enable_rule(&self, rule_id: &str) -> Result<RuleEnabled> {
+        self.call(ops::rules::enable_rule(rule_id)).await
     }
     /// Disables a rule.
     ///
     /// A write: never re-sent automatically. When it fails and [`crate::Error::may_have_been_applied`]
     /// is true, the server may have applied it: re-read before retrying. When false,
     /// nothing reached the server and retrying is safe.
-    pub async fn disable_rule(&self, rule_id: &str) -> Result<()> {
-        self.ack(ops::rules::disable_rule(rule_id)).await
+    pub async fn disable_rule(&self, rule_id: &str) -> Result<RuleEnabled> {
+        self.call(ops::rules::disable_rule(rule_id)).await
     }
     /// One rule's definition.
     pub async fn get_rule(&self, rule_id: &str) -> Result<Rule> {
@@ -424,5 +597,126 @@ impl Rules {
     /// Engine statistics.
     pub async fn stats(&self) -> Result<RulesStats> {
         self.call(ops::rules::stats()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn recorded_stats() -> Value {
+        json!({"rulesCount": 5, "factsCount": 0, "timersCount": 0, "eventsProcessed": 32,
+               "rulesExecuted": 16, "avgProcessingTimeMs": 0.9375,
+               "tracing": {"enabled": false, "entriesCount": 0, "maxEntries": 10000}})
+    }
+
+    #[test]
+    fn answers_decode_from_the_recorded_shapes() {
+        let stats: RulesStats = serde_json::from_value(recorded_stats()).unwrap();
+        assert_eq!((stats.rules_count, stats.events_processed), (5, 32));
+        assert_eq!(stats.tracing.max_entries, 10_000);
+        let event: RuleEvent = serde_json::from_value(json!({
+            "id": "e1", "topic": "go", "data": {"kind": "k2"}, "timestamp": 1,
+            "correlationId": "corr-1", "causationId": "cause-1", "source": "api"
+        }))
+        .unwrap();
+        assert_eq!(event.causation_id.as_deref(), Some("cause-1"));
+        let facts: Vec<Fact> = serde_json::from_value(json!([
+            {"key": "cfg:1", "value": {"limit": 7}, "timestamp": 1, "source": "api", "version": 1},
+            {"key": "res:missing:", "timestamp": 1, "source": "rule", "version": 1},
+            {"key": "n", "value": null, "timestamp": 1, "source": "api", "version": 1}
+        ]))
+        .unwrap();
+        assert_eq!(facts[0].value, Some(json!({"limit": 7})));
+        assert_eq!(facts[1].value, None);
+        assert_eq!(facts[2].value, Some(Value::Null));
+        let rule: Rule = serde_json::from_value(json!({
+            "id": "noenabled", "name": "rule noenabled", "tags": [], "priority": 0,
+            "trigger": {"type": "event", "topic": "t"}, "conditions": [],
+            "actions": [{"type": "emit_event", "topic": "fired", "data": {}}],
+            "version": 8, "createdAt": 1, "updatedAt": 2
+        }))
+        .unwrap();
+        assert_eq!((rule.enabled, rule.priority), (None, Some(0)));
+        let list: RuleList = serde_json::from_value(json!({"rules": [
+            {"id": "a", "name": "renamed a", "enabled": true, "priority": 5, "version": 4,
+             "tags": []},
+            {"id": "g", "name": "grouped", "version": 1, "group": "billing"}
+        ]}))
+        .unwrap();
+        assert_eq!(list.rules[0].priority, Some(5));
+        assert_eq!(list.rules[1].group.as_deref(), Some("billing"));
+        assert!(list.rules[1].tags.is_none());
+        let registered: RuleRegistered = serde_json::from_value(json!({
+            "id": "ship-notify", "name": "Ship notify", "version": 1, "createdAt": 1,
+            "updatedAt": 1
+        }))
+        .unwrap();
+        assert_eq!(registered.version, 1);
+        let updated: RuleUpdated =
+            serde_json::from_value(json!({"id": "ship-notify", "version": 2, "updatedAt": 3}))
+                .unwrap();
+        assert_eq!(updated.version, 2);
+        let gone: RuleUnregistered =
+            serde_json::from_value(json!({"ruleId": "ship-notify", "unregistered": true})).unwrap();
+        assert!(gone.unregistered);
+        let off: RuleEnabled =
+            serde_json::from_value(json!({"ruleId": "ship-notify", "enabled": false})).unwrap();
+        assert!(!off.enabled);
+        let verdict: Validation = serde_json::from_value(json!({
+            "valid": false, "warnings": [],
+            "errors": [{"path": "name", "message": "Required field", "severity": "error"}]
+        }))
+        .unwrap();
+        assert_eq!(verdict.errors[0].path, "name");
+        let message: RuleMessage = serde_json::from_value(json!({"topic": "go", "event": {
+            "id": "e", "topic": "go", "data": {}, "timestamp": 1, "source": "rule"
+        }}))
+        .unwrap();
+        assert_eq!(message.event.source, "rule");
+    }
+
+    /// A field the server always sends fails the decoding when it is missing, instead of
+    /// reading as a made-up `0`, `""` or `false`.
+    #[test]
+    fn fields_the_server_always_sends_are_required() {
+        for field in [
+            "rulesCount",
+            "factsCount",
+            "timersCount",
+            "eventsProcessed",
+            "rulesExecuted",
+            "avgProcessingTimeMs",
+            "tracing",
+        ] {
+            let mut partial = recorded_stats();
+            partial.as_object_mut().unwrap().remove(field);
+            assert!(
+                serde_json::from_value::<RulesStats>(partial).is_err(),
+                "{field}"
+            );
+        }
+        let fact = json!({"key": "k", "value": 1, "timestamp": 1, "source": "api", "version": 1});
+        for field in ["key", "timestamp", "source", "version"] {
+            let mut partial = fact.clone();
+            partial.as_object_mut().unwrap().remove(field);
+            assert!(serde_json::from_value::<Fact>(partial).is_err(), "{field}");
+        }
+        let event = json!({"id": "e", "topic": "t", "data": {}, "timestamp": 1, "source": "api"});
+        for field in ["data", "source", "timestamp"] {
+            let mut partial = event.clone();
+            partial.as_object_mut().unwrap().remove(field);
+            assert!(
+                serde_json::from_value::<RuleEvent>(partial).is_err(),
+                "{field}"
+            );
+        }
+        let issue = json!({"path": "name", "severity": "error"});
+        assert!(serde_json::from_value::<ValidationIssue>(issue).is_err());
+        assert!(serde_json::from_value::<Validation>(json!({"valid": true})).is_err());
+        assert!(serde_json::from_value::<RuleInfo>(json!({"id": "a", "name": "a"})).is_err());
+        let rule = json!({"id": "a", "name": "a", "trigger": {}, "version": 1, "createdAt": 1});
+        assert!(serde_json::from_value::<Rule>(rule).is_err());
     }
 }

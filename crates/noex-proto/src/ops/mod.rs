@@ -737,28 +737,66 @@ pub mod identity {
 pub mod audit {
     use super::*;
 
-    /// Filters for `audit.query`; every field is optional.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-    #[serde(rename_all = "camelCase")]
+    /// Which audit entries `audit.query` returns: [`AuditFilter::all`] for every entry, then
+    /// narrowed with the setters. Passed by value, like [`Filter`].
+    ///
+    /// ```
+    /// use noex_proto::ops::audit::AuditFilter;
+    /// let recent_inserts = AuditFilter::all()
+    ///     .user("u1")
+    ///     .operation("store.insert")
+    ///     .result("error")
+    ///     .from(1_700_000_000_000)
+    ///     .limit(50);
+    /// assert_ne!(recent_inserts, AuditFilter::all());
+    /// ```
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
     pub struct AuditFilter {
-        /// Only entries of this user.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub user_id: Option<String>,
+        user_id: Option<String>,
+        operation: Option<String>,
+        result: Option<String>,
+        from: Option<i64>,
+        to: Option<i64>,
+        limit: Option<u64>,
+    }
+
+    impl AuditFilter {
+        /// Every entry the server keeps, newest first.
+        pub fn all() -> AuditFilter {
+            AuditFilter::default()
+        }
+        /// Only entries of this user (their id).
+        pub fn user(mut self, user_id: impl Into<String>) -> Self {
+            self.user_id = Some(user_id.into());
+            self
+        }
         /// Only entries of this operation, e.g. `store.insert`.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub operation: Option<String>,
-        /// `success` or `error`.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub result: Option<String>,
-        /// From this time (ms since the epoch).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub from: Option<i64>,
-        /// Up to this time (ms since the epoch).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub to: Option<i64>,
-        /// At most this many entries (≥ 1).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub limit: Option<u64>,
+        pub fn operation(mut self, operation: impl Into<String>) -> Self {
+            self.operation = Some(operation.into());
+            self
+        }
+        /// Only entries with this result: `success` or `error` (anything else is refused
+        /// by the server with `VALIDATION_ERROR`).
+        pub fn result(mut self, result: impl Into<String>) -> Self {
+            self.result = Some(result.into());
+            self
+        }
+        /// Only entries from this time on (ms since the epoch, inclusive).
+        pub fn from(mut self, ms: i64) -> Self {
+            self.from = Some(ms);
+            self
+        }
+        /// Only entries up to this time (ms since the epoch, inclusive).
+        pub fn to(mut self, ms: i64) -> Self {
+            self.to = Some(ms);
+            self
+        }
+        /// At most this many entries (at least 1; 0 is refused by the server with
+        /// `VALIDATION_ERROR`).
+        pub fn limit(mut self, limit: u64) -> Self {
+            self.limit = Some(limit);
+            self
+        }
     }
 
     /// `audit.query` with filters → `{entries}`.
