@@ -51,7 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .create_user(
             NewUser::new(&username, "alice-pass-123")
                 .display_name("Alice")
-                .metadata(json!({"team": "docs"})),
+                .metadata([("team", "docs")]),
         )
         .await?;
     let user_id = user.id.clone();
@@ -68,9 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for entry in admin.identity().get_acl("bucket", &bucket).await? {
         println!(
             "ACL of {bucket}: {} {} may {:?}",
-            entry.subject_type,
-            entry.subject_name.as_deref().unwrap_or(&entry.subject_id),
-            entry.operations
+            entry.subject_type, entry.subject_name, entry.operations
         );
     }
 

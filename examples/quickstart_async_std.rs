@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
         let mut live = client
             .store()
-            .subscribe::<Vec<serde_json::Value>>(&query, None)
+            .subscribe::<Vec<serde_json::Value>>(&query)
             .await?;
         println!(
             "initially {} users",

@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         LifecycleEvent::Reconnected => println!("  reconnected, subscriptions restored"),
         _ => {}
     });
-    let mut count = client.store().subscribe::<u64>("user-count", None).await?;
+    let mut count = client.store().subscribe::<u64>("user-count").await?;
     println!("count: {}", count.next().await.expect("initial")?);
 
     println!("-- the server drops every connection (no close frame)");

@@ -7,7 +7,7 @@
 mod common;
 
 use futures::StreamExt;
-use noex_tokio::{ClientOptions, EmitOptions};
+use noex_tokio::{ClientOptions, EmitOptions, RuleUpdate};
 use serde_json::json;
 use std::time::Duration;
 
@@ -34,17 +34,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .emit_with(
             &format!("{topic}.paid"),
             json!({"orderId": "o-1"}),
-            EmitOptions {
-                correlation_id: Some("checkout-1".into()),
-                causation_id: None,
-            },
+            EmitOptions::new().correlation_id("checkout-1"),
         )
         .await?;
     // The paid event, then the one the rule emitted.
     for _ in 0..2 {
         match tokio::time::timeout(Duration::from_secs(2), events.next()).await {
-            Ok(Some(Ok(message))) => {
-                println!("event {} from {:?}", message.topic, message.event.source)
+            Ok(Some(Ok(RuleUpdate::Event(message)))) => {
+                println!("event {} from {}", message.topic, message.event.source)
             }
             other => println!("no event: {other:?}"),
         }
@@ -52,10 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let key = format!("{topic}:customer:42:tier");
     rules.set_fact(&key, json!("gold")).await?;
-    println!(
-        "fact {key} = {:?}",
-        rules.get_fact_as::<String>(&key).await?
-    );
+    println!("fact {key} = {:?}", rules.get_fact::<String>(&key).await?);
     println!(
         "facts matching {topic}:customer:*:tier: {}",
         rules

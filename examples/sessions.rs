@@ -12,7 +12,7 @@
 //! ```
 
 use noex_testkit::{AuthMode, TestServer};
-use noex_tokio::{ClientOptions, Grant, LifecycleEvent, NewUser};
+use noex_tokio::{ClientOptions, Filter, Grant, LifecycleEvent, NewUser};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -84,7 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     while started.elapsed() < TTL * 4 {
         let result = match ok % 2 {
             0 => beats.insert(json!({})).await.map(drop),
-            _ => beats.count(None).await.map(drop),
+            _ => beats.count(Filter::all()).await.map(drop),
         };
         match result {
             Ok(()) => ok += 1,

@@ -21,10 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let users = client.store().bucket(&bucket);
 
     // A stream of whole query results, initial data first.
-    let mut live = client
-        .store()
-        .subscribe::<Vec<Record>>(&admins, None)
-        .await?;
+    let mut live = client.store().subscribe::<Vec<Record>>(&admins).await?;
     println!(
         "admins at first: {}",
         live.next().await.expect("initial")?.len()
@@ -33,7 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The callback form: runs on a background task until the handle is dropped.
     let handle = client
         .store()
-        .subscribe::<Vec<Record>>(&admins, None)
+        .subscribe::<Vec<Record>>(&admins)
         .await?
         .on_update(|result| match result {
             Ok(admins) => println!("  callback: {} admins", admins.len()),

@@ -7,8 +7,8 @@
 
 mod common;
 
-use noex_tokio::{ClientOptions, Filter, Transaction, TxResult};
-use serde_json::json;
+use noex_tokio::{ClientOptions, Filter, Transaction, TxOutcome, TxResult};
+use serde_json::{json, Value};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,18 +28,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .update(&bucket, &alice.key, json!({"age": 31}))
         .get(&bucket, &alice.key)
         .count(&bucket, Filter::field("age").gte(30));
-    for (index, result) in client
-        .store()
-        .transaction(tx)
-        .await?
-        .into_iter()
-        .enumerate()
-    {
-        match result {
-            TxResult::Written(record) => println!("op {index}: wrote version {}", record.version),
-            TxResult::Found(record) => println!("op {index}: found {:?}", record.map(|r| r.data)),
-            TxResult::Count(n) => println!("op {index}: {n} records aged 30 or more"),
-            other => println!("op {index}: {other:?}"),
+    let results: Vec<TxResult> = client.store().transaction(tx).await?;
+    for result in &results {
+        let index = result.index;
+        match &result.outcome {
+            TxOutcome::Written(record) => println!("op {index}: wrote version {}", record.version),
+            TxOutcome::Found(record) => {
+                println!("op {index}: found {:?}", record.as_ref().map(|r| &r.data))
+            }
+            TxOutcome::Count(n) => println!("op {index}: {n} records aged 30 or more"),
+            TxOutcome::Records(records) => println!("op {index}: {} records", records.len()),
+            TxOutcome::Deleted(deleted) => println!("op {index}: deleted {deleted}"),
         }
     }
 
@@ -47,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let failing = Transaction::new()
         .insert(&bucket, json!({"name": "Mallory"}))
         .insert(&bucket, json!({"age": 5}));
-    match client.store().transaction(failing).await {
+    match client.store().transaction::<Value>(failing).await {
         Ok(_) => println!("unexpected success"),
         Err(e) => println!(
             "failed as expected: {e} (may have been applied: {})",

@@ -25,7 +25,7 @@
 //!     let client = noex_async_std::connect(&url, ClientOptions::new()).await?;
 //!     let users = client.store().bucket("users");
 //!     users.insert(&json!({"name": "Alice"})).await?;
-//!     assert_eq!(users.count(None).await?, 1);
+//!     assert_eq!(users.count(Filter::all()).await?, 1);
 //!     Ok::<_, noex_async_std::Error>(())
 //! })?;
 //! # Ok(())

@@ -6,6 +6,7 @@ use hdrhistogram::Histogram;
 use noex_tokio::{Backoff, Bucket, Client, ClientOptions, LifecycleEvent, Record, Subscription};
 use serde_json::Value;
 use std::future::Future;
+use std::future::IntoFuture;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -72,12 +73,17 @@ pub(crate) async fn subscribe_many(
     n: usize,
 ) -> Vec<Subscription<Value>> {
     let store = client.store();
-    let mut subs: Vec<Subscription<Value>> =
-        futures::future::join_all((0..n).map(|_| store.subscribe::<Value>(query, params.clone())))
-            .await
-            .into_iter()
-            .map(|s| s.expect("subscribe"))
-            .collect();
+    let mut subs: Vec<Subscription<Value>> = futures::future::join_all((0..n).map(|_| {
+        let subscribe = store.subscribe::<Value>(query);
+        match &params {
+            Some(params) => subscribe.params(params.clone()).into_future(),
+            None => subscribe.into_future(),
+        }
+    }))
+    .await
+    .into_iter()
+    .map(|s| s.expect("subscribe"))
+    .collect();
     read_one_each(&mut subs).await;
     subs
 }

@@ -110,7 +110,7 @@ impl Reading {
                 let client = ours::connect(url).await;
                 let mut sub = client
                     .store()
-                    .subscribe::<Vec<Record<Item>>>(query, None)
+                    .subscribe::<Vec<Record<Item>>>(query)
                     .await
                     .expect("subscribe");
                 let first = sub.next().await.expect("a result").expect("records");

@@ -84,7 +84,7 @@ pub(crate) fn child(what: &str, n: usize) {
                 }
                 "vec" => {
                     let mut sub = store
-                        .subscribe::<Vec<Record<Item>>>(&query, None)
+                        .subscribe::<Vec<Record<Item>>>(&query)
                         .await
                         .expect("subscribe");
                     let mut records = sub.next().await.expect("a result").expect("records");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use noex_tokio::{
     Backoff, Changes, ClientOptions, ConnectionState, Error, LifecycleEvent, LiveQuery, Record,
-    RuleMessage, Subscription,
+    RuleMessage, RuleUpdate, Subscription,
 };
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
@@ -123,11 +123,11 @@ async fn subscribe(
     });
     match (target, follow) {
         (Target::Query { name, params, .. }, Follow::Whole) => {
-            let sub = client
-                .store()
-                .subscribe::<Value>(name, params.clone())
-                .await
-                .map_err(|e| Failure::from_sdk(&e, &shown))?;
+            let mut subscribe = client.store().subscribe::<Value>(name);
+            if let Some(params) = params {
+                subscribe = subscribe.params(params.clone());
+            }
+            let sub = subscribe.await.map_err(|e| Failure::from_sdk(&e, &shown))?;
             tokio::spawn(forward_whole(sub, tx, shown));
         }
         (Target::Query { name, params, key }, Follow::Changes { view }) => {
@@ -152,9 +152,10 @@ async fn subscribe(
             tokio::spawn(async move {
                 while let Some(item) = sub.next().await {
                     let update = match item {
-                        Ok(m) => event_update(m),
-                        Err(Error::Gap { from, to }) => Update::Gap { from, to },
-                        Err(Error::Lagged { missed }) => Update::Lagged(missed),
+                        Ok(RuleUpdate::Event(m)) => event_update(m),
+                        Ok(RuleUpdate::Missed { from, to }) => Update::Gap { from, to },
+                        Ok(RuleUpdate::Lagged { missed }) => Update::Lagged(missed),
+                        Ok(_) => continue,
                         Err(e) => Update::End(Failure::from_sdk(&e, &shown)),
                     };
                     if tx.send(update).is_err() {
@@ -223,12 +224,11 @@ async fn forward_changes(
     if tx.send(Update::Whole(reason)).is_err() {
         return;
     }
-    match whole
-        .client
-        .store()
-        .subscribe::<Value>(&whole.name, whole.params)
-        .await
-    {
+    let mut subscribe = whole.client.store().subscribe::<Value>(&whole.name);
+    if let Some(params) = whole.params {
+        subscribe = subscribe.params(params);
+    }
+    match subscribe.await {
         Ok(sub) => forward_whole(sub, tx, shown).await,
         Err(e) => {
             let _ = tx.send(Update::End(Failure::from_sdk(&e, &shown)));
@@ -248,9 +248,7 @@ fn event_update(m: RuleMessage) -> Update {
     event.insert("topic".into(), Value::String(e.topic));
     event.insert("data".into(), e.data);
     event.insert("timestamp".into(), Value::from(e.timestamp));
-    if let Some(s) = e.source {
-        event.insert("source".into(), Value::String(s));
-    }
+    event.insert("source".into(), Value::String(e.source));
     if let Some(c) = e.correlation_id {
         event.insert("correlationId".into(), Value::String(c));
     }

@@ -276,9 +276,9 @@ impl Watched {
     async fn subscribe(self, client: Client) -> noex_client::Result<Subscription<Value>> {
         let store = client.store();
         match self {
-            Watched::Group(g) => store.subscribe(BY_GROUP, Some(json!({"group": g}))).await,
-            Watched::Count => store.subscribe(COUNT, None).await,
-            Watched::Big => store.subscribe(BIG, None).await,
+            Watched::Group(g) => store.subscribe(BY_GROUP).params(json!({"group": g})).await,
+            Watched::Count => store.subscribe(COUNT).await,
+            Watched::Big => store.subscribe(BIG).await,
         }
     }
 }
@@ -699,10 +699,13 @@ impl Load {
                 let items = items.with_options(options);
                 async move { (outcome(items.get(&key).await), None) }.boxed()
             }
-            (75..90, _) => async move { (outcome(items.count(None).await), None) }.boxed(),
+            (75..90, _) => {
+                async move { (outcome(items.count(noex_client::Filter::all()).await), None) }
+                    .boxed()
+            }
             _ => async move {
                 let filter = json!({"group": group});
-                (outcome(items.where_(filter).await), None)
+                (outcome(items.find(filter).await), None)
             }
             .boxed(),
         };

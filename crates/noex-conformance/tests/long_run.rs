@@ -17,7 +17,7 @@ use futures::StreamExt;
 use noex_client::runtime::Runtime;
 use noex_client::{
     Backoff, Changes, Client, ClientOptions, DisconnectReason, Error, ErrorCode, LifecycleEvent,
-    LiveQuery, Record, RuleMessage,
+    LiveQuery, Record, RuleMessage, RuleUpdate,
 };
 use noex_conformance::harness::{
     Direction, FrameEvent, Limits, LinkInfo, SimNetwork, SimRuntime, Verdict, URL,
@@ -603,7 +603,7 @@ fn week(seed: u64) -> Report {
         .expect("connects");
     let store = client.store();
     let mut items = rt
-        .block_on(store.subscribe::<Vec<Value>>("all-items", None))
+        .block_on(store.subscribe::<Vec<Value>>("all-items"))
         .expect("subscribes to the store");
     let mut ticks = rt
         .block_on(client.rules().subscribe("events.*"))
@@ -636,13 +636,16 @@ fn week(seed: u64) -> Report {
             while let Some(item) = ticks.next().await {
                 let mut seen = lock(&seen);
                 match item {
-                    Ok(RuleMessage { event, .. }) => {
+                    Ok(RuleUpdate::Event(RuleMessage { event, .. })) => {
                         seen.events.insert(event.id);
                     }
-                    Err(Error::Gap { from, to }) => {
+                    Ok(RuleUpdate::Missed { from, to }) => {
                         let gap = gap_bounds(rt2.elapsed(), SystemTime::now(), from, to);
                         seen.gaps.push(gap);
                         seen.rules_errors.push("Gap".into());
+                    }
+                    Ok(_) => {
+                        seen.rules_errors.push("Lagged".into());
                     }
                     Err(e) => {
                         if e.is(&ErrorCode::Unauthorized) {
@@ -806,7 +809,7 @@ fn ten_thousand_reconnects_leave_nothing_behind() {
     rt.block_on(client.connect(URL, options)).expect("connects");
     let store = client.store();
     let mut items = rt
-        .block_on(store.subscribe::<Vec<Value>>("all-items", None))
+        .block_on(store.subscribe::<Vec<Value>>("all-items"))
         .expect("store subscription");
     let mut ticks = rt
         .block_on(client.rules().subscribe("events.*"))
@@ -825,7 +828,7 @@ fn ten_thousand_reconnects_leave_nothing_behind() {
         let values = values.clone();
         rt.spawn(Box::pin(async move {
             while let Some(item) = ticks.next().await {
-                assert!(matches!(item, Err(Error::Gap { .. })), "{item:?}");
+                assert!(matches!(item, Ok(RuleUpdate::Missed { .. })), "{item:?}");
                 lock(&values).1 += 1;
             }
         }));

@@ -143,7 +143,7 @@ fn drops_stalls_and_restarts_keep_the_subscription_fresh() {
         .expect("connects");
     let store = client.store();
     let mut items = rt
-        .block_on(store.subscribe::<Value>("all-items", None))
+        .block_on(store.subscribe::<Value>("all-items"))
         .expect("subscribes");
     let first = rt.block_on(items.next()).expect("initial").expect("data");
     assert_eq!(first, json!([]));
@@ -232,7 +232,7 @@ fn scenario() -> Vec<Transfer> {
     let store = client.store();
     let bucket = store.bucket("items");
     let items = rt
-        .block_on(store.subscribe::<Value>("all-items", None))
+        .block_on(store.subscribe::<Value>("all-items"))
         .expect("subscribes");
     for n in 0..5 {
         rt.block_on(bucket.insert(json!({"id": format!("k{n}"), "n": n})))

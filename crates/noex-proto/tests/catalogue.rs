@@ -117,11 +117,7 @@ fn operations_beyond_the_recordings() {
             json!({"type": "rules.emit", "topic": "t", "data": {}, "causationId": "cause-1"}),
         ),
         (
-            ops::audit::query(&AuditFilter {
-                from: Some(1),
-                to: Some(2),
-                ..AuditFilter::default()
-            }),
+            ops::audit::query(&AuditFilter::all().from(1).to(2)),
             json!({"type": "audit.query", "from": 1, "to": 2}),
         ),
         (

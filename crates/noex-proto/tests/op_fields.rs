@@ -150,14 +150,13 @@ fn constructors() -> Vec<Operation> {
         resource_name: "users".into(),
         operations: vec!["read".into()],
     };
-    let audit_all = AuditFilter {
-        user_id: Some("u1".into()),
-        operation: Some("store.insert".into()),
-        result: Some("success".into()),
-        from: Some(1),
-        to: Some(2),
-        limit: Some(10),
-    };
+    let audit_all = AuditFilter::all()
+        .user("u1")
+        .operation("store.insert")
+        .result("success")
+        .from(1)
+        .to(2)
+        .limit(10);
     vec![
         store::insert("users", json!({"name": "A"})),
         store::get("users", "u1"),
@@ -246,7 +245,7 @@ fn constructors() -> Vec<Operation> {
         identity::my_access(),
         identity::get_owner("bucket", "users"),
         identity::transfer_owner("bucket", "users", "u2"),
-        audit::query(&AuditFilter::default()),
+        audit::query(&AuditFilter::all()),
         audit::query(&audit_all),
         procedures::register(json!({"name": "p", "steps": []})),
         procedures::unregister("p"),

@@ -22,7 +22,7 @@
 //! smol::block_on(async {
 //!     let client = noex_smol::connect(&url, ClientOptions::new()).await?;
 //!     let users = client.store().bucket("users");
-//!     let mut live = client.store().subscribe::<Vec<Record>>("all-users", None).await?;
+//!     let mut live = client.store().subscribe::<Vec<Record>>("all-users").await?;
 //!     assert!(live.next().await.unwrap()?.is_empty());
 //!
 //!     let alice = users.insert(&json!({"name": "Alice", "age": 30})).await?;

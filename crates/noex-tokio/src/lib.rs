@@ -19,7 +19,7 @@
 //! tokio::runtime::Runtime::new()?.block_on(async {
 //!     let client = noex_tokio::connect(&url, ClientOptions::new()).await?;
 //!     let users = client.store().bucket("users");
-//!     let mut live = client.store().subscribe::<Vec<Record>>("all-users", None).await?;
+//!     let mut live = client.store().subscribe::<Vec<Record>>("all-users").await?;
 //!     assert!(live.next().await.unwrap()?.is_empty());
 //!
 //!     let alice = users.insert(&json!({"name": "Alice", "age": 30})).await?;

@@ -48,7 +48,15 @@ pub async fn token_login_across_reconnects(backend: Backend) {
         log.count(|e| matches!(e, LifecycleEvent::Reconnected)) == 1
     })
     .await;
-    assert_eq!(client.store().bucket("docs").count(None).await.unwrap(), 1);
+    assert_eq!(
+        client
+            .store()
+            .bucket("docs")
+            .count(noex_client::Filter::all())
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(
         client.auth().whoami().await.unwrap().user_id.as_deref(),
         Some("writer-1")
@@ -132,7 +140,7 @@ pub async fn identity_api(backend: Backend) {
         .create_user(
             NewUser::new("alice", "alice-pass-123")
                 .email("alice@example.com")
-                .metadata(json!({"team": "ops", "level": 3})),
+                .metadata([("team", json!("ops")), ("level", json!(3))]),
         )
         .await
         .unwrap();
@@ -172,7 +180,7 @@ pub async fn identity_api(backend: Backend) {
             .as_deref(),
         Some("Alice A.")
     );
-    let users = id.list_users(None, None).await.unwrap();
+    let users = id.list_users().await.unwrap();
     assert_eq!((users.total, users.users.len()), (1, 1));
     assert_eq!(users.page, 1);
     assert!((&users).into_iter().any(|u| u.id == user_id));
@@ -240,7 +248,7 @@ pub async fn identity_api(backend: Backend) {
         .find(|e| e.subject_id == user_id)
         .expect("alice in the ACL");
     assert_eq!(entry.operations, ["read", "write"]);
-    assert_eq!(entry.subject_name.as_deref(), Some("alice"));
+    assert_eq!(entry.subject_name, "alice");
     assert!(!entry.is_owner);
     let owner = id
         .get_owner("bucket", "docs")
@@ -364,30 +372,20 @@ pub async fn auth_and_audit(backend: Backend) {
     );
     let entries = client
         .audit()
-        .query(&AuditFilter {
-            operation: Some("store.insert".into()),
-            ..Default::default()
-        })
+        .query(AuditFilter::all().operation("store.insert"))
         .await
         .unwrap();
     assert!(!entries.is_empty());
     assert!(entries.iter().all(|e| e.operation == "store.insert"));
     let errors = client
         .audit()
-        .query(&AuditFilter {
-            result: Some("error".into()),
-            limit: Some(1),
-            ..Default::default()
-        })
+        .query(AuditFilter::all().result("error").limit(1))
         .await
         .unwrap();
     assert!(errors.len() <= 1 && errors.iter().all(|e| e.result == "error"));
     let bad = client
         .audit()
-        .query(&AuditFilter {
-            limit: Some(0),
-            ..Default::default()
-        })
+        .query(AuditFilter::all().limit(0))
         .await
         .unwrap_err();
     assert!(bad.is(&ErrorCode::ValidationError), "{bad:?}");

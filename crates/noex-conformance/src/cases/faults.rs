@@ -31,7 +31,7 @@ use futures::StreamExt;
 use noex_client::runtime::Backend;
 use noex_client::{
     ClientOptions, ConnectionState, Delivery, DisconnectReason, Error, ErrorCode, LifecycleEvent,
-    Record, RequestOptions, RuleMessage,
+    Record, RequestOptions, RuleMessage, RuleUpdate,
 };
 use noex_testkit::TestServer;
 use serde_json::{json, Value};
@@ -54,14 +54,11 @@ async fn wait_reconnects(ctx: &Ctx, log: &EventLog, n: usize) {
 pub async fn count_and_param_queries(backend: Backend) {
     let ctx = Ctx::with_server(&backend, users_server());
     let client = ctx.connect(ClientOptions::new()).await;
-    let mut count = client
-        .store()
-        .subscribe::<u64>("user-count", None)
-        .await
-        .unwrap();
+    let mut count = client.store().subscribe::<u64>("user-count").await.unwrap();
     let mut admins = client
         .store()
-        .subscribe::<Vec<Record>>("users-by-role", Some(json!({"role": "admin"})))
+        .subscribe::<Vec<Record>>("users-by-role")
+        .params(json!({"role": "admin"}))
         .await
         .unwrap();
     assert_eq!(count.next().await.unwrap().unwrap(), 0);
@@ -106,7 +103,7 @@ pub async fn restore_after_drop(backend: Backend) {
     let (log, _guard) = EventLog::attach(&client);
     let mut all = client
         .store()
-        .subscribe::<Vec<Record>>("all-users", None)
+        .subscribe::<Vec<Record>>("all-users")
         .await
         .unwrap();
     let mut events = client.rules().subscribe("order.*").await.unwrap();
@@ -130,7 +127,7 @@ pub async fn restore_after_drop(backend: Backend) {
     );
     // The rules subscription says first that events of the gap may have been missed.
     match ctx.within(WAIT, events.next()).await {
-        Some(Some(Err(Error::Gap { from, to }))) => assert!(from <= to, "{from:?} > {to:?}"),
+        Some(Some(Ok(RuleUpdate::Missed { from, to }))) => assert!(from <= to, "{from:?} > {to:?}"),
         other => panic!("expected the gap marker first, got {other:?}"),
     }
     client
@@ -143,7 +140,9 @@ pub async fn restore_after_drop(backend: Backend) {
         .await
         .expect("rules sub restored")
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .into_event()
+        .expect("an event");
     assert_eq!(message.topic, "order.created");
     assert!(log.count(|e| matches!(e, LifecycleEvent::Disconnected(_))) >= 1);
     assert!(log.count(|e| matches!(e, LifecycleEvent::Reconnecting { .. })) >= 1);
@@ -170,7 +169,7 @@ pub async fn restore_after_stall(backend: Backend) {
     let (log, _guard) = EventLog::attach(&client);
     let mut all = client
         .store()
-        .subscribe::<Vec<Record>>("all-users", None)
+        .subscribe::<Vec<Record>>("all-users")
         .await
         .unwrap();
     all.next().await.unwrap().unwrap();
@@ -207,7 +206,15 @@ pub async fn close_codes_that_reconnect(backend: Backend) {
         ctx.server().close_connections(code, "test");
         wait_reconnects(&ctx, &log, i + 1).await;
         assert!(log.count(|e| matches!(e, LifecycleEvent::Disconnected(DisconnectReason::Closed { code: Some(c), .. }) if *c == code)) >= 1);
-        assert_eq!(client.store().bucket("users").count(None).await.unwrap(), 0);
+        assert_eq!(
+            client
+                .store()
+                .bucket("users")
+                .count(noex_client::Filter::all())
+                .await
+                .unwrap(),
+            0
+        );
     }
 }
 
@@ -231,7 +238,7 @@ pub async fn close_codes_that_stop(backend: Backend) {
         let err = client
             .store()
             .bucket("users")
-            .count(None)
+            .count(noex_client::Filter::all())
             .await
             .unwrap_err();
         assert!(
@@ -367,7 +374,15 @@ pub async fn request_timeout(backend: Backend) {
         client.counters().await.unwrap().late_answers >= 1
     })
     .await;
-    assert_eq!(client.store().bucket("users").count(None).await.unwrap(), 1);
+    assert_eq!(
+        client
+            .store()
+            .bucket("users")
+            .count(noex_client::Filter::all())
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 /// A server that accepts TCP but never speaks WebSocket makes `connect` time out.
@@ -410,7 +425,7 @@ pub async fn bad_frames_leave_client_working(backend: Backend) {
     let (log, _guard) = EventLog::attach(&client);
     let mut all = client
         .store()
-        .subscribe::<Vec<Value>>("all-users", None)
+        .subscribe::<Vec<Value>>("all-users")
         .await
         .unwrap();
     all.next().await.unwrap().unwrap();
@@ -464,7 +479,10 @@ pub async fn dropped_request_future_is_withdrawn(backend: Backend) {
     let users = client.store().bucket("users");
     // Start the request, then drop the future.
     assert!(ctx
-        .within(Duration::from_millis(20), users.count(None))
+        .within(
+            Duration::from_millis(20),
+            users.count(noex_client::Filter::all())
+        )
         .await
         .is_none());
     ctx.eventually(WAIT, "the dropped request is cancelled", || async {
@@ -473,7 +491,15 @@ pub async fn dropped_request_future_is_withdrawn(backend: Backend) {
     })
     .await;
     ctx.server().set_delay(Duration::ZERO);
-    assert_eq!(client.store().bucket("users").count(None).await.unwrap(), 0);
+    assert_eq!(
+        client
+            .store()
+            .bucket("users")
+            .count(noex_client::Filter::all())
+            .await
+            .unwrap(),
+        0
+    );
     let counters = client.counters().await.unwrap();
     assert_eq!(counters.requests_timed_out, 0, "{counters:?}");
     // The late answer of the withdrawn request is ignored.
@@ -487,11 +513,7 @@ pub async fn dropped_request_future_is_withdrawn(backend: Backend) {
 pub async fn slow_consumer_keeps_latest_only(backend: Backend) {
     let ctx = Ctx::with_server(&backend, users_server());
     let client = ctx.connect(fast_options()).await;
-    let mut count = client
-        .store()
-        .subscribe::<u64>("user-count", None)
-        .await
-        .unwrap();
+    let mut count = client.store().subscribe::<u64>("user-count").await.unwrap();
     let users = client.store().bucket("users");
     for i in 0..200 {
         users
@@ -515,15 +537,11 @@ pub async fn slow_consumer_keeps_latest_only(backend: Backend) {
 pub async fn subscription_limit(backend: Backend) {
     let ctx = Ctx::with_server(&backend, users_server().max_subscriptions_per_connection(2));
     let client = ctx.connect(fast_options()).await;
-    let _a = client
-        .store()
-        .subscribe::<u64>("user-count", None)
-        .await
-        .unwrap();
+    let _a = client.store().subscribe::<u64>("user-count").await.unwrap();
     let _b = client.rules().subscribe("x.*").await.unwrap();
     let err = client
         .store()
-        .subscribe::<u64>("user-count", None)
+        .subscribe::<u64>("user-count")
         .await
         .unwrap_err();
     assert!(err.is(&ErrorCode::RateLimited), "{err:?}");
@@ -595,7 +613,12 @@ pub async fn queue_while_disconnected(backend: Backend) {
         client.state() == ConnectionState::Reconnecting
     })
     .await;
-    let count = client.store().bucket("users").count(None).await.unwrap();
+    let count = client
+        .store()
+        .bucket("users")
+        .count(noex_client::Filter::all())
+        .await
+        .unwrap();
     assert_eq!(count, 0);
     assert!(client.is_connected());
 }
@@ -605,11 +628,7 @@ pub async fn dropping_last_handle_closes(backend: Backend) {
     let ctx = Ctx::with_server(&backend, users_server());
     let client = ctx.connect(fast_options()).await;
     let clone = client.clone();
-    let sub = client
-        .store()
-        .subscribe::<u64>("user-count", None)
-        .await
-        .unwrap();
+    let sub = client.store().subscribe::<u64>("user-count").await.unwrap();
     assert_eq!(ctx.server().connection_count(), 1);
     drop(client);
     ctx.sleep(Duration::from_millis(100)).await;

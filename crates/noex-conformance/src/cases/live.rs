@@ -309,7 +309,7 @@ pub async fn live_params_on_a_sorted_where_query(ctx: Ctx) {
     let demoted = next(&ctx, &mut admins).await;
     assert_eq!(demoted.removed, vec![dave]);
     assert_eq!(demoted.len(), 1, "{demoted:?}");
-    let mut server = people.where_(json!({"role": "admin"})).await.unwrap();
+    let mut server = people.find(json!({"role": "admin"})).await.unwrap();
     server.sort_by(|a, b| a.data.age.partial_cmp(&b.data.age).unwrap());
     assert_eq!(admins.view(), server.as_slice());
     assert_eq!(admins.view(), [carol2, bob2].as_slice());

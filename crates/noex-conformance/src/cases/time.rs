@@ -16,7 +16,7 @@ use futures::StreamExt;
 use noex_client::runtime::Backend;
 use noex_client::{
     Client, ConnectionState, Delivery, DisconnectReason, Error, ErrorCode, LifecycleEvent, NewRole,
-    NewUser, RuleMessage, TokenRequest,
+    NewUser, RuleMessage, RuleUpdate, TokenRequest,
 };
 use noex_testkit::{AuthMode, TestServer, TokenSession};
 use serde_json::{json, Value};
@@ -297,7 +297,7 @@ pub async fn expired_session_made_again(ctx: &Ctx, user: &StoreUser, control: &d
         let mut run = Run::default();
         let records = client.store().bucket(&user.bucket);
         while !stop.load(Ordering::SeqCst) {
-            match records.count(None).await {
+            match records.count(noex_client::Filter::all()).await {
                 Ok(_) => run.reads += 1,
                 Err(e) => run.failed("count", e),
             }
@@ -522,7 +522,7 @@ pub async fn static_token_expiry_gives_up_saying_expired(backend: Backend) {
     let (log, _guard) = EventLog::attach(&client);
     let mut count = client
         .store()
-        .subscribe::<u64>("user-count", None)
+        .subscribe::<u64>("user-count")
         .await
         .expect("subscribed");
     assert_eq!(count.next().await.expect("first result").expect("ok"), 0);
@@ -588,7 +588,10 @@ pub async fn static_token_expiry_gives_up_saying_expired(backend: Backend) {
         log.events()
     );
     assert_eq!(ctx.server().connection_count(), 0, "no reconnect");
-    let now = users.count(None).await.expect_err("no connection coming");
+    let now = users
+        .count(noex_client::Filter::all())
+        .await
+        .expect_err("no connection coming");
     assert!(
         matches!(
             now,
@@ -766,7 +769,15 @@ pub async fn link_silent_before_first_ping_is_noticed(backend: Backend) {
         log.count(|e| matches!(e, LifecycleEvent::Reconnected)) >= 2
     })
     .await;
-    assert_eq!(client.store().bucket("users").count(None).await.unwrap(), 0);
+    assert_eq!(
+        client
+            .store()
+            .bucket("users")
+            .count(noex_client::Filter::all())
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 fn epoch_ms(t: SystemTime) -> i64 {
@@ -866,13 +877,14 @@ pub async fn rules_events_while_silently_dead_lie_in_a_gap(backend: Backend) {
         .within(WAIT, async {
             while let Some(item) = ticks.next().await {
                 match item {
-                    Ok(RuleMessage { event, .. }) => {
+                    Ok(RuleUpdate::Event(RuleMessage { event, .. })) => {
                         delivered.insert(event.data["i"].as_u64().expect("i"));
                     }
-                    Err(Error::Gap { from, to }) => {
+                    Ok(RuleUpdate::Missed { from, to }) => {
                         gap = Some((from, to));
                         return;
                     }
+                    Ok(other) => panic!("unexpected {other:?}"),
                     Err(other) => panic!("unexpected {other:?}"),
                 }
             }
@@ -930,7 +942,7 @@ pub async fn rules_events_while_silently_dead_lie_in_a_gap(backend: Backend) {
         .expect("emit");
     let next = ctx.within(WAIT, ticks.next()).await;
     assert!(
-        matches!(&next, Some(Some(Ok(m))) if m.topic == "tick.after"),
+        matches!(&next, Some(Some(Ok(RuleUpdate::Event(m)))) if m.topic == "tick.after"),
         "{next:?}"
     );
 }

@@ -215,7 +215,8 @@ impl SimRuntime {
     /// When the future cannot finish (nothing ready, no timer pending: a deadlock), when
     /// the clock would pass [`Limits::virtual_time`] or the polls exceed [`Limits::steps`],
     /// when a task panics, and when called from inside a task of this runtime.
-    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+    pub fn block_on<F: std::future::IntoFuture>(&self, future: F) -> F::Output {
+        let future = future.into_future();
         assert!(
             !self.inner.running.swap(true, Ordering::SeqCst),
             "SimRuntime::block_on called while the runtime is already running"

@@ -733,7 +733,7 @@ pub(crate) fn recorded_op(frame: &Value) -> Option<noex_proto::ops::Operation> {
                     "delete" => TxOp::delete(b, key()?),
                     "where" => TxOp::where_(b, Filter::raw(filter()?)),
                     "findOne" => TxOp::find_one(b, Filter::raw(filter()?)),
-                    "count" => TxOp::count(b, filter().into()),
+                    "count" => TxOp::count(b, filter().map_or_else(Filter::all, Filter::raw)),
                     _ => return None,
                 });
             }
@@ -818,14 +818,28 @@ pub(crate) fn recorded_op(frame: &Value) -> Option<noex_proto::ops::Operation> {
         "identity.transferOwner" => {
             ops::identity::transfer_owner(s("resourceType")?, s("resourceName")?, s("newOwnerId")?)
         }
-        "audit.query" => ops::audit::query(&AuditFilter {
-            user_id: s("userId").map(str::to_owned),
-            operation: s("operation").map(str::to_owned),
-            result: s("result").map(str::to_owned),
-            from: v("from").and_then(Value::as_i64),
-            to: v("to").and_then(Value::as_i64),
-            limit: u("limit"),
-        }),
+        "audit.query" => {
+            let mut filter = AuditFilter::all();
+            if let Some(user) = s("userId") {
+                filter = filter.user(user);
+            }
+            if let Some(operation) = s("operation") {
+                filter = filter.operation(operation);
+            }
+            if let Some(result) = s("result") {
+                filter = filter.result(result);
+            }
+            if let Some(from) = v("from").and_then(Value::as_i64) {
+                filter = filter.from(from);
+            }
+            if let Some(to) = v("to").and_then(Value::as_i64) {
+                filter = filter.to(to);
+            }
+            if let Some(limit) = u("limit") {
+                filter = filter.limit(limit);
+            }
+            ops::audit::query(&filter)
+        }
         "procedures.register" => ops::procedures::register(v("procedure")?),
         "procedures.unregister" => ops::procedures::unregister(s("name")?),
         "procedures.update" => ops::procedures::update(s("name")?, v("updates")?),
