@@ -9,3 +9,6 @@ pub(crate) mod command;
 pub(crate) mod execute;
 pub(crate) mod http;
 pub(crate) mod stdin;
+
+/// The longest command the HTTP port takes (a request body), in bytes.
+const MAX_COMMAND: usize = 64 * 1024;
