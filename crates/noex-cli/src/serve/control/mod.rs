@@ -10,5 +10,6 @@ pub(crate) mod execute;
 pub(crate) mod http;
 pub(crate) mod stdin;
 
-/// The longest command the HTTP port takes (a request body), in bytes.
+/// The longest command either listener takes (a line on standard input, a request body
+/// over HTTP), in bytes.
 const MAX_COMMAND: usize = 64 * 1024;
