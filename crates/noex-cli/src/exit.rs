@@ -1,146 +1,82 @@
-//! Failures of the client commands and their exit statuses.
+//! How `noex` ends: a failed command's lines on stderr, and the exit status. Every status
+//! the program exits with is decided here.
 //!
-//! | status | class |
-//! |---|---|
-//! | 0 | success |
-//! | 1 | anything else (the server's answer could not be understood, internal errors) |
-//! | 2 | usage: bad arguments, bad JSON, unknown operation, missing password |
-//! | 3 | the server answered with an error (including a refused login) |
-//! | 4 | timeout: no connection or no answer within `--timeout` |
-//! | 5 | connection: refused, closed, lost, handshake failed |
+//! | status | client commands | `noex serve` |
+//! |---|---|---|
+//! | 0 | success | success, `--help`, `--version` |
+//! | 1 | anything else (an answer the client could not understand, ...) | every failure, as the real `noex-server` CLI |
+//! | 2 | usage: bad arguments, bad JSON, unknown operation, missing password | |
+//! | 3 | the server answered with an error (including a refused login) | |
+//! | 4 | timeout: no connection or no answer within `--timeout` | |
+//! | 5 | connection: refused, closed, lost, handshake failed | |
+//!
+//! A `noex` command line that names no command, or a client command with bad flags, is
+//! clap's: its message and status 2 (0 after `--help` and `--version`).
 
-use noex_tokio::{Delivery, Error, TransportErrorKind};
-use serde_json::Value;
+use std::io::Write;
+use std::process::ExitCode;
 
-/// Why a client command failed.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Failure {
-    /// Bad command line or input (status 2).
-    Usage(String),
-    /// An error answer from the server (status 3).
-    Server {
-        /// The server's code (`NOT_FOUND`, ...).
-        code: String,
-        /// The server's message.
-        message: String,
-        /// The server's details, when sent.
-        details: Option<Value>,
-    },
-    /// No connection or answer in time (status 4).
-    Timeout(String),
-    /// The connection failed (status 5).
-    Connection(String),
-    /// Anything else (status 1).
-    Other(String),
+use crate::client::Failure;
+use crate::serve::ServeError;
+
+/// The exit status of a failed client command.
+fn client_status(failure: &Failure) -> u8 {
+    match failure {
+        Failure::Other(_) => 1,
+        Failure::Usage(_) => 2,
+        Failure::Server { .. } => 3,
+        Failure::Timeout(_) => 4,
+        Failure::Connection(_) => 5,
+    }
 }
 
-impl Failure {
-    /// The process exit status.
-    pub(crate) fn exit_code(&self) -> i32 {
-        match self {
-            Failure::Usage(_) => 2,
-            Failure::Server { .. } => 3,
-            Failure::Timeout(_) => 4,
-            Failure::Connection(_) => 5,
-            Failure::Other(_) => 1,
-        }
-    }
+/// The exit status of a failed `noex serve`: 1 whatever the failure, as the real CLI.
+fn serve_status(_: &ServeError) -> u8 {
+    1
+}
 
-    /// The lines printed on stderr.
-    pub(crate) fn lines(&self) -> Vec<String> {
-        match self {
-            Failure::Usage(m) => m
-                .lines()
-                .enumerate()
-                .map(|(i, l)| {
-                    if i == 0 {
-                        format!("error: {l}")
-                    } else {
-                        l.to_string()
-                    }
-                })
-                .collect(),
-            Failure::Server {
-                code,
-                message,
-                details,
-            } => {
-                let mut lines = vec![format!("error: {code}: {message}")];
-                if let Some(d) = details {
-                    lines.push(format!("details: {d}"));
-                }
-                lines
-            }
-            Failure::Timeout(m) => vec![format!("error: timeout: {m}")],
-            Failure::Connection(m) => vec![format!("error: connection: {m}")],
-            Failure::Other(m) => vec![format!("error: {m}")],
-        }
+/// How a client command ends.
+pub(crate) fn client(result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => fail(&failure.lines(), client_status(&failure)),
     }
+}
 
-    /// Classifies an SDK error. `timeout` is the deadline that applied, for the message.
-    pub(crate) fn from_sdk(e: &Error, timeout: &str) -> Failure {
-        match e {
-            Error::Server {
-                code,
-                message,
-                details,
-            } => Failure::Server {
-                code: code.as_str().to_string(),
-                message: message.clone(),
-                details: details.clone(),
-            },
-            Error::Timeout { delivery } => Failure::Timeout(match delivery {
-                Delivery::OutcomeUnknown => {
-                    format!("no answer within {timeout} (the request was sent: it may have been applied)")
-                }
-                _ => format!("no answer within {timeout}"),
-            }),
-            Error::Transport(t) if t.kind() == TransportErrorKind::InvalidUrl => {
-                Failure::Usage(format!("invalid --url: {t}"))
-            }
-            Error::InvalidArgument(m) => Failure::Usage(m.clone()),
-            Error::Transport(_)
-            | Error::Disconnected { .. }
-            | Error::Closed { .. }
-            | Error::QueueFull => Failure::Connection(e.to_string()),
-            Error::GaveUp(_) => match e.code() {
-                Some(code) => Failure::Server {
-                    code: code.as_str().to_string(),
-                    message: e.to_string(),
-                    details: None,
-                },
-                None => Failure::Connection(e.to_string()),
-            },
-            _ => Failure::Other(e.to_string()),
-        }
+/// How `noex serve` ends.
+pub(crate) fn serve(result: Result<(), ServeError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error.lines(), serve_status(&error)),
     }
+}
+
+/// Print `lines` on stderr (a closed stderr is no reason to fail differently).
+fn fail(lines: &[String], status: u8) -> ExitCode {
+    let mut stderr = std::io::stderr().lock();
+    for line in lines {
+        let _ = writeln!(stderr, "{line}");
+    }
+    ExitCode::from(status)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use noex_tokio::ErrorCode;
 
     #[test]
-    fn classes_and_statuses() {
-        let server = Failure::from_sdk(
-            &Error::Server {
-                code: ErrorCode::NotFound,
-                message: "no".into(),
-                details: None,
-            },
-            "5s",
-        );
-        assert_eq!(server.exit_code(), 3);
-        assert_eq!(server.lines(), vec!["error: NOT_FOUND: no".to_string()]);
-        let timeout = Failure::from_sdk(
-            &Error::Timeout {
-                delivery: Delivery::OutcomeUnknown,
-            },
-            "5s",
-        );
-        assert_eq!(timeout.exit_code(), 4);
-        assert_eq!(Failure::Usage("x".into()).exit_code(), 2);
-        assert_eq!(Failure::Connection("x".into()).exit_code(), 5);
+    fn statuses() {
+        assert_eq!(client_status(&Failure::Other("x".into())), 1);
+        assert_eq!(client_status(&Failure::Usage("x".into())), 2);
+        let server = Failure::Server {
+            code: "NOT_FOUND".into(),
+            message: "no".into(),
+            details: None,
+        };
+        assert_eq!(client_status(&server), 3);
+        assert_eq!(client_status(&Failure::Timeout("x".into())), 4);
+        assert_eq!(client_status(&Failure::Connection("x".into())), 5);
+        assert_eq!(serve_status(&ServeError::Usage("x".into())), 1);
+        assert_eq!(serve_status(&ServeError::Start("x".into())), 1);
     }
 }

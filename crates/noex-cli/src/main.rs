@@ -1,38 +1,22 @@
 //! `noex`: command line tools for noex-server. The client commands (`noex call`, `noex get`,
-//! ...) talk to a server through the public SDK (`noex-tokio`); `noex serve` runs an
-//! in-memory server (the noex-testkit server) with the real `noex-server` command line, the
-//! Python client's test-launcher fixture format, and fault injection (see the README).
+//! ...; [`client`]) talk to a server through the public SDK (`noex-tokio`); `noex serve`
+//! ([`serve`]) runs an in-memory server (the noex-testkit server) with the real
+//! `noex-server` command line, the Python client's test-launcher fixture format, and fault
+//! injection (see the README).
 
-mod args;
-mod bench;
-mod builder;
-mod call;
-mod chaos;
-mod check;
-mod client_args;
+mod cli;
+mod client;
 mod completions;
-mod config_file;
-mod connect;
-mod control;
-mod error;
 mod exit;
-mod fixture;
-mod input;
-mod output;
 mod serve;
-mod settings;
-mod shortcuts;
 mod stdout;
 mod timefmt;
-mod tui;
-mod updates;
-mod watch;
 
-use clap::error::ErrorKind;
+use std::process::ExitCode;
+
 use clap::Parser;
 
-use crate::args::{Cli, Command};
-use crate::error::CliError;
+use crate::cli::{Cli, Command};
 
 fn init_tracing(default: &str) {
     let filter = std::env::var("NOEX_LOG")
@@ -48,59 +32,21 @@ fn init_tracing(default: &str) {
         .try_init();
 }
 
-fn main() {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => match e.kind() {
-            ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
-            // The client commands: clap's message, status 2 (usage).
-            _ if std::env::args().nth(1).as_deref() != Some("serve") => e.exit(),
-            _ => {
-                // The real CLI: `Error: <message>` and a pointer to --help, status 1.
-                let text = e.to_string();
-                let first = text.lines().next().unwrap_or_default();
-                let message = first.strip_prefix("error: ").unwrap_or(first);
-                let err = CliError::Usage(message.to_string());
-                for line in err.lines() {
-                    eprintln!("{line}");
-                }
-                std::process::exit(err.exit_code());
-            }
-        },
-    };
-    // A one-shot client command logs only errors unless asked (NOEX_LOG).
-    let serve = matches!(cli.command, Command::Serve(_));
-    init_tracing(if serve { "warn,noex=info" } else { "error" });
-    let client = match cli.command {
-        Command::Serve(args) => {
-            if let Err(e) = serve::run(args) {
-                fail(&e.lines(), e.exit_code());
-            }
-            return;
+fn main() -> ExitCode {
+    // A bad `noex` command line gets clap's message and status 2.
+    match Cli::parse().command {
+        Command::Serve(line) => {
+            init_tracing("warn,noex=info");
+            exit::serve(serve::run(line.args))
         }
-        Command::Call(a) => call::run(&a),
-        Command::Ops(a) => call::list(&a),
-        Command::Get(a) => shortcuts::get(&a),
-        Command::Insert(a) => shortcuts::insert(&a),
-        Command::Query(a) => shortcuts::query(&a),
-        Command::Emit(a) => shortcuts::emit(&a),
-        Command::Fact(a) => shortcuts::fact(&a),
-        Command::Stats(a) => shortcuts::stats(&a),
-        Command::Whoami(a) => shortcuts::whoami(&a),
-        Command::Completions(a) => completions::run(&a),
-        Command::Watch(a) => watch::run(&a),
-        Command::Bench(a) => bench::run(&a),
-    };
-    if let Err(e) = client {
-        fail(&e.lines(), e.exit_code());
+        Command::Client(command) => {
+            // A one-shot client command logs only errors unless asked (NOEX_LOG).
+            init_tracing("error");
+            exit::client(client::run(command))
+        }
+        Command::Completions(args) => {
+            completions::run(&args);
+            ExitCode::SUCCESS
+        }
     }
-}
-
-fn fail(lines: &[String], code: i32) -> ! {
-    for line in lines {
-        eprintln!("{line}");
-    }
-    std::process::exit(code)
 }

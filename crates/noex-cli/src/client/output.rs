@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 
 use anstyle::{AnsiColor, Style};
 
-use crate::client_args::OutputArgs;
+use crate::client::args::OutputArgs;
 
 /// How values are written on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

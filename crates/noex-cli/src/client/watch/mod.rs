@@ -1,7 +1,10 @@
 //! `noex watch query NAME` and `noex watch topic PATTERN`: a subscription followed until
 //! Ctrl-C. Piped (or `--json`): one JSON line per update on stdout (with `--changes`, one
 //! per record added, updated or removed), connection state changes on stderr. On a
-//! terminal: the live view of [`crate::tui`].
+//! terminal: the live view of [`tui`].
+
+mod tui;
+mod updates;
 
 use std::io::Write;
 use std::time::Duration;
@@ -14,13 +17,13 @@ use noex_tokio::{
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
-use crate::client_args::{ConnArgs, WatchArgs, WatchCommand};
-use crate::connect::{connect_client, resolve_login, show_duration};
-use crate::exit::Failure;
-use crate::input::object_arg;
-use crate::output::Format;
+use self::updates::{record_json, state_name, Target, Update};
+use crate::client::args::{ConnArgs, WatchArgs, WatchCommand};
+use crate::client::connect::{connect_client, resolve_login, show_duration};
+use crate::client::failure::Failure;
+use crate::client::input::object_arg;
+use crate::client::output::Format;
 use crate::timefmt;
-use crate::updates::{record_json, state_name, Target, Update};
 
 /// How a query is followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +91,7 @@ pub(crate) fn run(args: &WatchArgs) -> Result<(), Failure> {
         let client = connect_client(conn, &login, options).await?;
         let rx = subscribe(&client, &target, follow, conn).await?;
         let result = if human {
-            crate::tui::run(&target, rx).await
+            tui::run(&target, rx).await
         } else {
             piped(rx).await
         };

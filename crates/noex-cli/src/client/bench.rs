@@ -25,12 +25,12 @@ use noex_tokio::proto::ops::Operation;
 use noex_tokio::ClientOptions;
 use serde_json::json;
 
-use crate::call::lookup;
-use crate::client_args::BenchArgs;
-use crate::connect::{connect_client, resolve_login, show_duration};
-use crate::exit::Failure;
-use crate::input::call_fields;
-use crate::output::Format;
+use crate::client::args::BenchArgs;
+use crate::client::call::lookup;
+use crate::client::connect::{connect_client, resolve_login, show_duration};
+use crate::client::failure::Failure;
+use crate::client::input::call_fields;
+use crate::client::output::Format;
 use crate::stdout::print_line;
 
 /// Significant decimal digits of the latency histograms.

@@ -5,10 +5,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::args::{js_display, js_number, ServeArgs};
-use crate::check::Checker;
-use crate::error::CliError;
-use crate::settings::{Auth, Backpressure, ConnectionLimits, Heartbeat, RateLimit, ServerSettings};
+use super::command_line::{js_display, js_number, ServeArgs};
+use super::error::ServeError;
+use super::json_check::Checker;
+use super::settings::{Auth, Backpressure, ConnectionLimits, Heartbeat, RateLimit, ServerSettings};
 
 /// The keys of a config file, as the real CLI's `FileConfig`.
 pub(crate) const KEYS: &[&str] = &[
@@ -59,7 +59,7 @@ pub(crate) struct FileConfig {
 }
 
 /// Read and parse the file at `path` (relative to the current directory).
-pub(crate) fn load(path: &str) -> Result<FileConfig, CliError> {
+pub(crate) fn load(path: &str) -> Result<FileConfig, ServeError> {
     let abs = std::path::absolute(Path::new(path)).unwrap_or_else(|_| path.into());
     let shown = abs.display();
     let text = std::fs::read_to_string(&abs).map_err(|e| {
@@ -69,9 +69,9 @@ pub(crate) fn load(path: &str) -> Result<FileConfig, CliError> {
             std::io::ErrorKind::InvalidData => "file is not valid UTF-8".to_string(),
             _ => e.to_string(),
         };
-        CliError::ConfigFile(vec![format!("{what}, open '{shown}'")])
+        ServeError::ConfigFile(vec![format!("{what}, open '{shown}'")])
     })?;
-    parse(&text).map_err(CliError::ConfigFile)
+    parse(&text).map_err(ServeError::ConfigFile)
 }
 
 /// Parse a config file's text: JSON, an object, known keys, values of the right type.
@@ -81,7 +81,7 @@ pub(crate) fn parse(text: &str) -> Result<FileConfig, Vec<String>> {
     let Some(m) = c.object("", &v, KEYS) else {
         return Err(vec![format!(
             "the config file must contain a JSON object (got {})",
-            crate::check::describe(&v)
+            super::json_check::describe(&v)
         )]);
     };
     let mut f = FileConfig::default();
@@ -108,7 +108,7 @@ pub(crate) fn parse(text: &str) -> Result<FileConfig, Vec<String>> {
                 _ => c.error(format!(
                     "\"auth\" must be a boolean or an object such as {{\"sessionTtl\": \
                      3600000}} (got {})",
-                    crate::check::describe(v)
+                    super::json_check::describe(v)
                 )),
             },
             "adminSecret" => f.admin_secret = c.string(k, v),
@@ -207,7 +207,7 @@ pub(crate) struct Resolved {
 
 /// Merge flags over the file over the defaults, then validate as the real CLI does
 /// (every problem reported, each as `Error: <message>`).
-pub(crate) fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Resolved, CliError> {
+pub(crate) fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Resolved, ServeError> {
     let mut errors = Vec::new();
     let defaults = ServerSettings::default();
 
@@ -291,7 +291,7 @@ pub(crate) fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Resolved, C
         )),
     }
     if !errors.is_empty() {
-        return Err(CliError::Invalid(errors));
+        return Err(ServeError::Invalid(errors));
     }
 
     let auth = match (auth, admin_secret) {
@@ -487,13 +487,7 @@ mod tests {
     }
 
     fn args(list: &[&str]) -> ServeArgs {
-        use clap::Parser;
-        let mut v = vec!["noex", "serve"];
-        v.extend_from_slice(list);
-        match crate::args::Cli::try_parse_from(v).unwrap().command {
-            crate::args::Command::Serve(s) => s,
-            other => panic!("not serve: {other:?}"),
-        }
+        ServeArgs::parse_line(list.iter().map(std::ffi::OsString::from).collect()).unwrap()
     }
 
     #[test]
@@ -597,7 +591,7 @@ mod tests {
 
     fn invalid(list: &[&str], file: FileConfig) -> Vec<String> {
         match resolve(&args(list), &file) {
-            Err(CliError::Invalid(e)) => e,
+            Err(ServeError::Invalid(e)) => e,
             other => panic!("expected Invalid, got {other:?}"),
         }
     }
@@ -668,7 +662,7 @@ mod tests {
     #[test]
     fn missing_file_reads_like_node() {
         match load("/nonexistent/dir/cfg.json") {
-            Err(CliError::ConfigFile(e)) => assert_eq!(
+            Err(ServeError::ConfigFile(e)) => assert_eq!(
                 e,
                 vec!["ENOENT: no such file or directory, open '/nonexistent/dir/cfg.json'"]
             ),

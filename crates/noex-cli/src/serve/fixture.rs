@@ -19,22 +19,22 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::check::Checker;
-use crate::error::CliError;
-use crate::settings::{Audit, AuditTier, Auth, Bucket, Query, QueryKind, ServerSettings, Session};
+use super::error::ServeError;
+use super::json_check::Checker;
+use super::settings::{Audit, AuditTier, Auth, Bucket, Query, QueryKind, ServerSettings, Session};
 
 /// The admin secret the launcher uses when the fixture gives none.
 pub(crate) const DEFAULT_ADMIN_SECRET: &str = "test-secret";
 
 /// Read the `--fixture` argument: JSON text, or `@path` to read it from a file.
-pub(crate) fn load(arg: &str) -> Result<ServerSettings, CliError> {
+pub(crate) fn load(arg: &str) -> Result<ServerSettings, ServeError> {
     let text = match arg.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path).map_err(|e| {
-            CliError::Fixture(vec![format!("could not read fixture file '{path}': {e}")])
+            ServeError::Fixture(vec![format!("could not read fixture file '{path}': {e}")])
         })?,
         None => arg.to_string(),
     };
-    parse(&text).map_err(CliError::Fixture)
+    parse(&text).map_err(ServeError::Fixture)
 }
 
 /// An object's members in the order they were written.
@@ -138,7 +138,7 @@ fn array<'a>(c: &mut Checker, path: &str, v: &'a Value) -> &'a [Value] {
         _ => {
             c.error(format!(
                 "\"{path}\" must be an array (got {})",
-                crate::check::describe(v)
+                super::json_check::describe(v)
             ));
             &[]
         }
@@ -168,7 +168,7 @@ fn buckets(c: &mut Checker, v: &Value, orders: &[Option<Vec<String>>]) -> Vec<Bu
                         c.error(format!(
                             "\"{spath}.{k}\" must be an object (a field definition such as \
                              {{\"type\": \"string\"}}; got {})",
-                            crate::check::describe(def)
+                            super::json_check::describe(def)
                         ));
                         continue;
                     }
@@ -194,7 +194,7 @@ fn buckets(c: &mut Checker, v: &Value, orders: &[Option<Vec<String>>]) -> Vec<Bu
                 c.error(format!(
                     "\"{path}.ttl\" must be a positive number of milliseconds or a duration \
                      string such as \"1h\" (got {})",
-                    crate::check::describe(t)
+                    super::json_check::describe(t)
                 ));
                 None
             }
@@ -222,7 +222,7 @@ fn object_any<'a>(c: &mut Checker, path: &str, v: &'a Value) -> Option<&'a Map<S
         _ => {
             c.error(format!(
                 "\"{path}\" must be an object (got {})",
-                crate::check::describe(v)
+                super::json_check::describe(v)
             ));
             None
         }
@@ -361,7 +361,7 @@ fn auth(c: &mut Checker, v: &Value) -> Auth {
                 None => {
                     c.error(format!(
                         "\"{path}.expiresAt\" must be an integer (ms since the epoch; got {})",
-                        crate::check::describe(e)
+                        super::json_check::describe(e)
                     ));
                     None
                 }
@@ -645,8 +645,8 @@ mod tests {
         let _ = std::fs::remove_file(&dir);
         assert!(matches!(
             load("@/nonexistent/x.json"),
-            Err(CliError::Fixture(_))
+            Err(ServeError::Fixture(_))
         ));
-        assert!(matches!(load("not json"), Err(CliError::Fixture(_))));
+        assert!(matches!(load("not json"), Err(ServeError::Fixture(_))));
     }
 }

@@ -1,12 +1,12 @@
 //! What `noex watch` follows and what it sees: the target, and each update as the piped
-//! output ([`crate::watch`]) and the live view ([`crate::tui`]) both read it.
+//! output ([`super`]) and the live view ([`super::tui`]) both read it.
 
 use std::time::SystemTime;
 
 use noex_tokio::{Changes, ConnectionState, Record};
 use serde_json::{Map, Value};
 
-use crate::exit::Failure;
+use crate::client::failure::Failure;
 
 /// What is being watched.
 #[derive(Debug, Clone)]

@@ -9,8 +9,8 @@ use noex_tokio::proto::ops::{OpKind, Operation};
 use noex_tokio::{ClientOptions, Payload};
 use serde_json::{Map, Value};
 
-use crate::client_args::ConnArgs;
-use crate::exit::Failure;
+use crate::client::args::ConnArgs;
+use crate::client::failure::Failure;
 
 /// How the connection logs in.
 #[derive(Clone, PartialEq, Eq)]

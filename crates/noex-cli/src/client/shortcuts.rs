@@ -4,12 +4,12 @@
 use noex_tokio::proto::ops::OpKind;
 use serde_json::{Map, Value};
 
-use crate::call::request_and_print;
-use crate::client_args::{
+use crate::client::args::{
     EmitArgs, FactArgs, FactCommand, GetArgs, InsertArgs, PlainArgs, QueryArgs,
 };
-use crate::exit::Failure;
-use crate::input::{json_arg, lenient, object_arg};
+use crate::client::call::request_and_print;
+use crate::client::failure::Failure;
+use crate::client::input::{json_arg, lenient, object_arg};
 
 fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()

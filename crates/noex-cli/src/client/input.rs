@@ -5,7 +5,7 @@ use std::io::Read;
 
 use serde_json::{Map, Value};
 
-use crate::exit::Failure;
+use crate::client::failure::Failure;
 
 /// Where a JSON text came from, for messages.
 #[derive(Debug, Clone, Copy)]

@@ -5,11 +5,11 @@ use std::io::Write;
 use noex_tokio::proto::ops::{AnswerShape, OpField, OpKind};
 use serde_json::{Map, Value};
 
-use crate::client_args::{CallArgs, ConnArgs, OpsArgs, OutputArgs};
-use crate::connect::execute;
-use crate::exit::Failure;
-use crate::input::call_fields;
-use crate::output::{print_value, Format};
+use crate::client::args::{CallArgs, ConnArgs, OpsArgs, OutputArgs};
+use crate::client::connect::execute;
+use crate::client::failure::Failure;
+use crate::client::input::call_fields;
+use crate::client::output::{print_value, Format};
 
 /// Every operation's wire name, in catalogue order.
 pub(crate) fn op_names() -> Vec<&'static str> {

@@ -7,6 +7,45 @@ use clap::{Args, Subcommand};
 
 use crate::timefmt::parse_duration;
 
+/// The client commands (each a subcommand of `noex`).
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Send any operation by its wire name and print the answer.
+    #[command(after_help = CALL_HELP)]
+    Call(CallArgs),
+    /// List every operation: whether it reads or writes, its answer and its fields.
+    Ops(OpsArgs),
+    /// Read one record (store.get).
+    Get(GetArgs),
+    /// Insert a record (store.insert).
+    Insert(InsertArgs),
+    /// Records matching a filter (store.where), or all of them (store.all).
+    Query(QueryArgs),
+    /// Emit an event (rules.emit).
+    Emit(EmitArgs),
+    /// Facts of the rule engine: get, set, delete, query.
+    Fact(FactArgs),
+    /// Server statistics (server.stats).
+    Stats(PlainArgs),
+    /// Who the connection is logged in as (auth.whoami; identity.whoami with --user).
+    Whoami(PlainArgs),
+    /// Follow a query's result or a topic's events live, until Ctrl-C.
+    Watch(WatchArgs),
+    /// A quick load test: one operation over and over, then req/s and latencies.
+    Bench(BenchArgs),
+}
+
+/// `noex call --help` examples and exit statuses.
+const CALL_HELP: &str = "\
+Examples:
+  noex call store.insert '{\"bucket\":\"users\",\"data\":{\"name\":\"Alice\"}}'
+  noex call store.get bucket=users key=u1
+  noex call store.first bucket=users n=2
+  echo '{\"bucket\":\"users\"}' | noex call store.all -
+
+Exit status: 0 ok, 1 other failure, 2 usage (bad arguments, bad JSON, unknown operation),
+3 error answer from the server, 4 timeout, 5 connection failed.";
+
 /// Where to connect and how to log in.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ConnArgs {
@@ -191,13 +230,6 @@ pub(crate) struct PlainArgs {
     pub(crate) conn: ConnArgs,
     #[command(flatten)]
     pub(crate) out: OutputArgs,
-}
-
-/// `noex completions`.
-#[derive(Debug, Args)]
-pub(crate) struct CompletionsArgs {
-    /// The shell.
-    pub(crate) shell: clap_complete::Shell,
 }
 
 /// `noex watch`.

@@ -1,5 +1,5 @@
 //! The typed server configuration both inputs (`--config`/flags and `--fixture`) end up
-//! in, before it is mapped onto the testkit builder by [`crate::builder::apply`].
+//! in, before it is mapped onto the testkit builder by [`super::testkit_builder::apply`].
 
 use std::fmt;
 

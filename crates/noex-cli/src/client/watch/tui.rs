@@ -21,9 +21,9 @@ use ratatui::{Frame, Terminal};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::exit::Failure;
+use super::updates::{record_json, state_name, Target, Update};
+use crate::client::failure::Failure;
 use crate::timefmt;
-use crate::updates::{record_json, state_name, Target, Update};
 
 /// How many events a topic view keeps.
 const MAX_EVENTS: usize = 500;

@@ -9,7 +9,7 @@ use noex_testkit::{
 };
 use serde_json::{Map, Value};
 
-use crate::settings::{Audit, AuditTier, Auth, Bucket, QueryKind, ServerSettings};
+use super::settings::{Audit, AuditTier, Auth, Bucket, QueryKind, ServerSettings};
 
 /// A bucket definition: [`BucketDef`] keeps the schema's field order; TTL and `maxSize`
 /// need the JSON form.
@@ -142,7 +142,9 @@ pub(crate) fn apply(s: &ServerSettings, mut b: TestServerBuilder) -> TestServerB
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::{Backpressure, ConnectionLimits, Heartbeat, Query, RateLimit, Session};
+    use crate::serve::settings::{
+        Backpressure, ConnectionLimits, Heartbeat, Query, RateLimit, Session,
+    };
     use serde_json::json;
 
     fn starts(s: &ServerSettings) -> noex_testkit::TestServer {

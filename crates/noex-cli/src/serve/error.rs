@@ -1,13 +1,13 @@
-//! The CLI's errors: every failure is a typed value with the message the user sees.
+//! Why `noex serve` failed, and what it prints for it.
 
 use std::fmt;
 
 /// A failure that ends `noex serve` before (or instead of) serving.
 ///
 /// Each variant prints like the real `noex-server` CLI does for the same failure, one
-/// line per problem, and exits with status 1 (the real CLI's only failure status).
+/// line per problem (its exit status, 1 as the real CLI's, is decided in `crate::exit`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum CliError {
+pub(crate) enum ServeError {
     /// The command line could not be parsed (unknown flag, missing value, ...).
     Usage(String),
     /// The config file could not be read, is not JSON, or has unknown keys or bad values.
@@ -22,37 +22,32 @@ pub(crate) enum CliError {
     Start(String),
 }
 
-impl CliError {
+impl ServeError {
     /// The lines to print on stderr.
     pub(crate) fn lines(&self) -> Vec<String> {
         match self {
-            CliError::Usage(m) => vec![
+            ServeError::Usage(m) => vec![
                 format!("Error: {m}"),
                 "Run \"noex serve --help\" for usage information.".to_string(),
             ],
-            CliError::ConfigFile(ms) => ms
+            ServeError::ConfigFile(ms) => ms
                 .iter()
                 .map(|m| format!("Error loading config file: {m}"))
                 .collect(),
-            CliError::Invalid(ms) => ms.iter().map(|m| format!("Error: {m}")).collect(),
-            CliError::Fixture(ms) => ms
+            ServeError::Invalid(ms) => ms.iter().map(|m| format!("Error: {m}")).collect(),
+            ServeError::Fixture(ms) => ms
                 .iter()
                 .map(|m| format!("Error: invalid fixture: {m}"))
                 .collect(),
-            CliError::Start(m) => vec![format!("Fatal: {m}")],
+            ServeError::Start(m) => vec![format!("Fatal: {m}")],
         }
-    }
-
-    /// The process exit status (the real CLI exits with 1 on every failure).
-    pub(crate) fn exit_code(&self) -> i32 {
-        1
     }
 }
 
-impl fmt::Display for CliError {
+impl fmt::Display for ServeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.lines().join("\n"))
     }
 }
 
-impl std::error::Error for CliError {}
+impl std::error::Error for ServeError {}

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use noex_testkit::HandshakeFault;
 
-use crate::control::{execute, Command, Ctx};
+use super::control::command::Command;
+use super::control::execute::{execute, Ctx};
 
 /// The fault kinds chaos can pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,74 +1,27 @@
-//! The command line. The client commands' arguments are in `client_args`; `noex serve` takes the real `noex-server` flags (same names, same
-//! defaults, CLI over config file) plus the testing extras (`--fixture`, `--chaos`,
-//! `--control-port`, `--control-stdin`, `--shutdown-grace`).
+//! `noex serve`'s command line: the real `noex-server` flags (same names, same defaults,
+//! flags over config file) plus the testing extras (`--fixture`, `--chaos`,
+//! `--control-port`, `--control-stdin`, `--shutdown-grace`). It is parsed apart from the
+//! `noex` command line, with its own help, version and error messages, as the real CLI's.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 
+use super::error::ServeError;
 use crate::timefmt::parse_duration;
-
-use crate::client_args::{
-    BenchArgs, CallArgs, CompletionsArgs, EmitArgs, FactArgs, GetArgs, InsertArgs, OpsArgs,
-    PlainArgs, QueryArgs, WatchArgs,
-};
-
-/// The `noex` command.
-#[derive(Debug, Parser)]
-#[command(name = "noex", version, about = "Command line tools for noex-server", long_about = None)]
-pub(crate) struct Cli {
-    #[command(subcommand)]
-    pub(crate) command: Command,
-}
-
-/// The subcommands.
-#[derive(Debug, Subcommand)]
-pub(crate) enum Command {
-    /// Run an in-memory noex-server (accepts the `noex-server` command line).
-    #[command(disable_help_flag = true, disable_version_flag = true)]
-    Serve(ServeArgs),
-    /// Send any operation by its wire name and print the answer.
-    #[command(after_help = CALL_HELP)]
-    Call(CallArgs),
-    /// List every operation: whether it reads or writes, its answer and its fields.
-    Ops(OpsArgs),
-    /// Read one record (store.get).
-    Get(GetArgs),
-    /// Insert a record (store.insert).
-    Insert(InsertArgs),
-    /// Records matching a filter (store.where), or all of them (store.all).
-    Query(QueryArgs),
-    /// Emit an event (rules.emit).
-    Emit(EmitArgs),
-    /// Facts of the rule engine: get, set, delete, query.
-    Fact(FactArgs),
-    /// Server statistics (server.stats).
-    Stats(PlainArgs),
-    /// Who the connection is logged in as (auth.whoami; identity.whoami with --user).
-    Whoami(PlainArgs),
-    /// Follow a query's result or a topic's events live, until Ctrl-C.
-    Watch(WatchArgs),
-    /// A quick load test: one operation over and over, then req/s and latencies.
-    Bench(BenchArgs),
-    /// Print a shell completion script (bash, zsh, fish, ...).
-    Completions(CompletionsArgs),
-}
-
-/// `noex call --help` examples and exit statuses.
-const CALL_HELP: &str = "\
-Examples:
-  noex call store.insert '{\"bucket\":\"users\",\"data\":{\"name\":\"Alice\"}}'
-  noex call store.get bucket=users key=u1
-  noex call store.first bucket=users n=2
-  echo '{\"bucket\":\"users\"}' | noex call store.all -
-
-Exit status: 0 ok, 1 other failure, 2 usage (bad arguments, bad JSON, unknown operation),
-3 error answer from the server, 4 timeout, 5 connection failed.";
 
 /// `noex serve` flags. Values the real CLI reads as strings and converts itself (port,
 /// max connections per IP) are kept as strings here and converted as it does.
-#[derive(Debug, Default, Args)]
-#[command(args_override_self = true)]
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "serve",
+    bin_name = "noex serve",
+    about = "Run an in-memory noex-server (accepts the `noex-server` command line)",
+    disable_help_flag = true,
+    disable_version_flag = true,
+    args_override_self = true
+)]
 pub(crate) struct ServeArgs {
     /// Port (default: 8080).
     #[arg(short = 'p', long)]
@@ -144,6 +97,19 @@ pub(crate) struct ServeArgs {
     /// On SIGTERM/Ctrl-C, send `system`/`shutdown` with this grace period first.
     #[arg(long = "shutdown-grace", value_parser = parse_duration_arg)]
     pub(crate) shutdown_grace: Option<Duration>,
+}
+
+impl ServeArgs {
+    /// Parse the arguments that follow `noex serve`. A bad command line is refused as the
+    /// real CLI refuses it: `Error: <message>` and a pointer to `--help`.
+    pub(crate) fn parse_line(args: Vec<OsString>) -> Result<ServeArgs, ServeError> {
+        let line = std::iter::once(OsString::from("noex serve")).chain(args);
+        ServeArgs::try_parse_from(line).map_err(|e| {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            ServeError::Usage(first.strip_prefix("error: ").unwrap_or(first).to_string())
+        })
+    }
 }
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
@@ -264,13 +230,8 @@ EXAMPLES:
 mod tests {
     use super::*;
 
-    fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
-        let mut v = vec!["noex", "serve"];
-        v.extend_from_slice(args);
-        Cli::try_parse_from(v).map(|c| match c.command {
-            Command::Serve(s) => s,
-            other => panic!("not serve: {other:?}"),
-        })
+    fn serve(args: &[&str]) -> Result<ServeArgs, ServeError> {
+        ServeArgs::parse_line(args.iter().map(OsString::from).collect())
     }
 
     #[test]
@@ -333,7 +294,10 @@ mod tests {
 
     #[test]
     fn unknown_flags_and_missing_values_are_errors() {
-        assert!(serve(&["--bogus"]).is_err());
+        assert_eq!(
+            serve(&["--bogus"]).unwrap_err(),
+            ServeError::Usage("unexpected argument '--bogus' found".into())
+        );
         assert!(serve(&["--port"]).is_err());
         assert!(serve(&["--auth=true"]).is_err());
         assert!(serve(&["positional"]).is_err());
