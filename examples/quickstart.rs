@@ -86,7 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Clean up.
     live.unsubscribe().await;
-    client.rules().unsubscribe(orders).await;
+    client.rules().unsubscribe(orders.id()).await;
     client.store().undefine_query(&query).await?;
     client.store().drop_bucket(&bucket).await?;
     client.disconnect().await;

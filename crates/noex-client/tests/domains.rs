@@ -183,7 +183,7 @@ async fn callbacks_and_unsubscribing_from_rules() {
 
     let sub = client.rules().subscribe("tick.*").await.expect("subscribe");
     until(|| server.subscription_count() == 1, "subscribed").await;
-    client.rules().unsubscribe(sub).await;
+    client.rules().unsubscribe(sub.id()).await;
     until(|| server.subscription_count() == 0, "unsubscribed").await;
 }
 

@@ -5,7 +5,7 @@ use crate::client::Client;
 use crate::error::Result;
 use crate::subscription::RuleSubscription;
 use noex_proto::ops::{self, Operation};
-use noex_proto::{RequestOptions, SubscriptionSpec};
+use noex_proto::{RequestOptions, SubscriptionId, SubscriptionSpec};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -525,10 +525,14 @@ impl Rules {
         Ok(RuleSubscription::new(raw, self.client.clone(), pattern))
     }
 
-    /// Ends a rules subscription and waits until the client has processed it (as
-    /// [`RuleSubscription::unsubscribe`] does). Nothing is sent when disconnected.
-    pub async fn unsubscribe(&self, subscription: RuleSubscription) {
-        subscription.unsubscribe().await;
+    /// Ends a rules subscription by its client-side handle ([`RuleSubscription::id`]), as
+    /// dropping the [`RuleSubscription`] (or [`RuleSubscription::unsubscribe`]) does, and
+    /// waits until the client has processed it. Nothing is sent when disconnected, and an
+    /// id that is not live any more is nothing to end.
+    pub async fn unsubscribe(&self, id: SubscriptionId) {
+        if let Err(error) = self.client.unsubscribe_id(id).await {
+            tracing::debug!(%id, %error, "rules unsubscribe: nothing to end");
+        }
     }
 
     /// Sends `rules.unsubscribe` for a subscription id the server gave (`sub-N`), for

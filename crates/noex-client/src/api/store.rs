@@ -618,8 +618,9 @@ impl Store {
     /// let raw = client.request(ops::store::subscribe("all-users", None)).await?;
     /// let answer: Value = raw.deserialize()?;
     /// let server_id = answer["subscriptionId"].as_str().expect("a subscription id");
-    /// store.unsubscribe_server_id(server_id).await;
-    /// store.unsubscribe_server_id(server_id).await; // unknown now: nothing to do
+    /// store.unsubscribe_server_id(server_id).await?;
+    /// // Unknown now: the server says so.
+    /// assert!(store.unsubscribe_server_id(server_id).await.unwrap_err().is(&noex_client::ErrorCode::NotFound));
     /// let queries = store.list_queries().await?;
     /// let all_users = queries.iter().find(|q| q.name == "all-users").unwrap();
     /// assert_eq!(all_users.active_subscriptions, 0);
@@ -635,18 +636,16 @@ impl Store {
     }
 
     /// Sends `store.unsubscribe` for a subscription id the server gave (`sub-N`), for
-    /// subscriptions made with raw requests ([`Client::request`]), and waits for the answer.
-    /// Subscriptions made through [`Store::subscribe`] are ended through their handle
-    /// instead: the client restores them after a reconnect, under new server ids.
+    /// subscriptions made with raw requests ([`Client::request`]), and waits for the answer:
+    /// a request like any other (the server answers `NOT_FOUND` for an id it does not
+    /// know). Subscriptions made through [`Store::subscribe`] are ended through their
+    /// handle, or [`Store::unsubscribe`], instead: the client restores them after a
+    /// reconnect, under new server ids.
     ///
-    /// Never sent twice. Whatever the outcome, the subscription is gone: the server ends
-    /// it, or did not know it (`NOT_FOUND`, logged at debug level), or the connection that
-    /// held it is gone.
-    pub async fn unsubscribe_server_id(&self, server_id: &str) {
-        let answer: Result<IgnoredAny> = self.call(ops::store::unsubscribe(server_id)).await;
-        if let Err(error) = answer {
-            tracing::debug!(server_id, %error, "store.unsubscribe failed");
-        }
+    /// A write: never re-sent automatically.
+    pub async fn unsubscribe_server_id(&self, server_id: &str) -> Result<()> {
+        let _: IgnoredAny = self.call(ops::store::unsubscribe(server_id)).await?;
+        Ok(())
     }
 
     /// Runs the operations atomically; one result per operation, in order, with every

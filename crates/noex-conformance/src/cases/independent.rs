@@ -747,7 +747,7 @@ pub async fn unsubscribe_and_bare_emit(ctx: Ctx) {
         list.iter().map(|c| c.rules_subscription_count).sum::<u64>()
     };
     assert!(live(client.clone()).await >= 1);
-    rules.unsubscribe(sub).await;
+    rules.unsubscribe(sub.id()).await;
     ctx.eventually(Duration::from_secs(5), "rules subscription ended", || {
         let client = client.clone();
         async move { live(client).await == 0 }
@@ -797,11 +797,14 @@ pub async fn unsubscribe_and_bare_emit(ctx: Ctx) {
     client
         .store()
         .unsubscribe_server_id(&raw.subscription_id)
-        .await;
-    client
+        .await
+        .unwrap();
+    let again = client
         .store()
         .unsubscribe_server_id(&raw.subscription_id)
-        .await;
+        .await
+        .unwrap_err();
+    assert!(again.is(&ErrorCode::NotFound), "{again:?}");
     client.store().undefine_query(&query).await.unwrap();
     client.store().drop_bucket(&name).await.unwrap();
 }
