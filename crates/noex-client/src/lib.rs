@@ -48,6 +48,31 @@
 //! # }
 //! ```
 //!
+//! # API conventions
+//! One rule each, everywhere:
+//! - **Arguments** are owned `impl Serialize` (references work too), so futures over
+//!   temporaries compose with `join!`. A value that cannot be serialised fails the call with
+//!   [`Error::Serde`] before anything is sent.
+//! - **Optional arguments** go through a builder the method returns, awaited when ready:
+//!   `store().subscribe::<T>("q").params(..).await`, `bucket.paginate(10).after(cursor)`,
+//!   `identity().list_users().page(2)`, `procedures().call::<T>("x").input(..)`,
+//!   `store().live::<T>("q").key_field("sku")`. No method takes a positional `Option`.
+//! - **Filters** are `impl Into<`[`Filter`]`>`: the typed builder or raw JSON;
+//!   [`Filter::all`] means every record.
+//! - **Answers** are typed: records as [`Record<T>`], everything else as a struct of this
+//!   crate that keeps fields it does not know in its `extra` map; acknowledgements too
+//!   (`BucketDefined`, `RuleRegistered`, …). A field the server always sends is required: when
+//!   absent, decoding fails with [`Error::Serde`]; one it may leave out is an `Option`.
+//! - **Data the application defines** is read into its type: `subscribe::<T>`,
+//!   `get_fact::<T>`, `call::<T>`, `transaction::<T>`, `Bucket::typed::<T>` (no `_as` twins;
+//!   `serde_json::Value` when untyped).
+//! - **Unsubscribing** never fails in a way a caller can act on: every `unsubscribe` by a
+//!   handle returns nothing and waits until the client has processed it.
+//! - **In a stream, `Err` is a failure**: one value that could not be read (the stream
+//!   carries on) or the end (then `None`). Notices that end nothing are items
+//!   ([`RuleUpdate::Missed`], [`RuleUpdate::Lagged`]), so a callback that unwraps every item
+//!   never panics after a reconnect, and `?` in a read loop stops only on a real failure.
+//!
 //! # Behaviour under faults
 //! - Requests fail with a typed [`Error`]; connection failures say whether the request may
 //!   have reached the server ([`Error::may_have_been_applied`]).

@@ -137,7 +137,7 @@ fn operations_beyond_the_recordings() {
             json!({"type": "store.count", "bucket": "b"}),
         ),
         (
-            ops::store::where_("b", &Filter::field("age").between(1, 2).into()),
+            ops::store::find("b", &Filter::field("age").between(1, 2).into()),
             json!({"type": "store.where", "bucket": "b", "filter": {"age": {"$between": [1, 2]}}}),
         ),
         (

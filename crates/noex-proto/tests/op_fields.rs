@@ -163,7 +163,7 @@ fn constructors() -> Vec<Operation> {
         store::update("users", "u1", json!({"age": 1})),
         store::delete("users", 7),
         store::all("users"),
-        store::where_("users", &filter),
+        store::find("users", &filter),
         store::find_one("users", &filter),
         store::count("users", None),
         store::count("users", Some(&filter)),

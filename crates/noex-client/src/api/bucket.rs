@@ -215,7 +215,7 @@ impl<T: DeserializeOwned> Bucket<T> {
         &self,
         filter: impl Into<Filter>,
     ) -> impl Future<Output = Result<Vec<Record<T>>>> + Send + '_ {
-        self.records(ops::store::where_(&self.name, &filter.into()))
+        self.records(ops::store::find(&self.name, &filter.into()))
     }
 
     /// The first record matching `filter`, if any.

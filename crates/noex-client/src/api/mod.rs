@@ -1,21 +1,5 @@
-//! The typed API, one module per server domain.
-//!
-//! # Conventions
-//! - **Arguments** are owned `impl Serialize` (references work too, since `&T: Serialize`),
-//!   so futures over temporaries compose with `join!`. They are serialised straight into
-//!   the request; a value that cannot be serialised fails the call with
-//!   [`crate::Error::Serde`] before anything is sent.
-//! - **Filters** are `impl Into<`[`Filter`](crate::Filter)`>`: the typed builder, or raw
-//!   JSON (`serde_json::Value`). Where a filter is optional, pass [`Filter::all`](crate::Filter::all).
-//! - **Answers** are typed. Records come back as [`Record<T>`](crate::Record); everything
-//!   else as a struct of this crate that tolerates fields it does not know and keeps them
-//!   in its `extra` map. Acknowledgements such as `{deleted: true}` become `()` (the server
-//!   answers an error when it did not do it), except where the flag carries information
-//!   (`Bucket::delete`, `Rules::delete_fact`).
-//! - **Lists** come back as `Vec<T>`, the server's wrapper object (`{roles}`, `{entries}`,
-//!   `{procedures}`, …) removed. The one paged list, `identity.listUsers`, returns
-//!   [`UserList`](crate::UserList), which adds the total and page numbers to the `users`
-//!   and iterates like the `Vec` (store pages are [`Page`](crate::Page)).
+//! The typed API, one module per server domain. Its conventions are the crate's (see
+//! "API conventions" in the crate docs).
 
 pub(crate) mod audit;
 pub(crate) mod auth;

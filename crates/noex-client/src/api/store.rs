@@ -392,7 +392,7 @@ impl Transaction {
     }
     /// Reads the records matching a filter (`where`; [`Filter::all`]: every record).
     pub fn find(mut self, bucket: &str, filter: impl Into<Filter>) -> Self {
-        self.ops.push(TxOp::where_(bucket, filter.into()));
+        self.ops.push(TxOp::find(bucket, filter.into()));
         self
     }
     /// Reads the first record matching a filter.

@@ -787,7 +787,7 @@ fn epoch_ms(t: SystemTime) -> i64 {
 }
 
 /// A rules subscription on a link that goes silently dead: 20 events emitted during the
-/// silence are lost, and every one not delivered lies inside the `Error::Gap` reported
+/// silence are lost, and every one not delivered lies inside the `RuleUpdate::Missed` reported
 /// after the reconnect, also those emitted before the client noticed the loss.
 ///
 /// The stall silences every connection of the server (a second client could not emit),

@@ -267,8 +267,8 @@ pub mod store {
                 ..TxOp::new("delete", bucket)
             }
         }
-        /// `where`.
-        pub fn where_(bucket: &str, filter: Filter) -> TxOp {
+        /// `where`: the records matching `filter`.
+        pub fn find(bucket: &str, filter: Filter) -> TxOp {
             TxOp {
                 filter: Some(filter.into_value()),
                 ..TxOp::new("where", bucket)
@@ -322,7 +322,7 @@ pub mod store {
         on(OpKind::StoreAll, bucket)
     }
     /// `store.where` bucket, filter → records.
-    pub fn where_(bucket: &str, filter: &Filter) -> Operation {
+    pub fn find(bucket: &str, filter: &Filter) -> Operation {
         on(OpKind::StoreWhere, bucket).field("filter", filter)
     }
     /// `store.findOne` bucket, filter → record or null.
