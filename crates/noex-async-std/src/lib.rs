@@ -13,7 +13,7 @@
 //!
 //! ```
 //! # #![allow(deprecated)]
-//! use noex_async_std::ClientOptions;
+//! use noex_async_std::{ClientOptions, Filter};
 //! use serde_json::json;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
