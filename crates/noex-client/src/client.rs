@@ -79,7 +79,7 @@ fn decoded<R>(payload: &Payload, decode: impl FnOnce(&str) -> serde_json::Result
     decode(payload.json()).map_err(|e| {
         // The answer's `Debug` is bounded and has its secrets redacted.
         let message = format!("the answer does not match the expected type: {payload:?}");
-        Error::Serde(crate::SerdeError::new(message).with_source(e))
+        Error::Serde(crate::error::SerdeError::new(message).with_source(e))
     })
 }
 
@@ -657,12 +657,12 @@ mod tests {
         fn connect(
             &self,
             _: &str,
-            _: &crate::TlsOptions,
+            _: &crate::options::TlsOptions,
         ) -> futures::future::BoxFuture<
             'static,
             std::result::Result<
                 (crate::runtime::FrameSink, crate::runtime::FrameStream),
-                crate::TransportError,
+                crate::transport_error::TransportError,
             >,
         > {
             Box::pin(futures::future::pending())

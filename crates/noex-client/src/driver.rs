@@ -152,7 +152,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 pub(crate) struct Driver {
     core: ClientCore,
     backend: Backend,
-    tls: crate::TlsOptions,
+    tls: crate::options::TlsOptions,
     /// Asked for a token when the core says so ([`Output::FetchToken`]).
     token_provider: Option<TokenProvider>,
     /// The token asked for and not yet given.
@@ -190,7 +190,7 @@ impl Driver {
     pub(crate) fn new(
         core: ClientCore,
         backend: Backend,
-        tls: crate::TlsOptions,
+        tls: crate::options::TlsOptions,
         token_provider: Option<TokenProvider>,
         shared: Arc<Shared>,
         commands: mpsc::UnboundedReceiver<Command>,

@@ -1,7 +1,7 @@
 //! The client's one error type.
 
 use crate::transport_error::BoxedSource;
-use crate::TransportError;
+use crate::transport_error::TransportError;
 use noex_proto::live::LiveError;
 use noex_proto::{Delivery, DisconnectReason, ErrorCode, Payload, RequestError, ServerError};
 use std::fmt;
@@ -410,7 +410,7 @@ mod tests {
 
     #[test]
     fn sources_are_kept_through_the_chain() {
-        use crate::TransportErrorKind;
+        use crate::transport_error::TransportErrorKind;
         use std::error::Error as _;
         let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         let e = Error::from(

@@ -111,9 +111,9 @@ mod client;
 mod driver;
 mod error;
 mod kinded;
-mod live;
 mod options;
 mod reply;
+mod rule_events;
 pub mod runtime;
 mod shared;
 mod slot;
@@ -140,15 +140,15 @@ pub mod surface {
         PasswordReset, Permission, ResourceAccess, Role, RoleAssigned, RoleDeleted, RoleRemoved,
         SessionUser, User, UserDeleted, UserList,
     };
+    pub use crate::api::live::{Changes, LiveBuilder, LiveQuery};
     pub use crate::api::procedures::{
         Procedure, ProcedureCallBuilder, ProcedureInfo, ProcedureRegistered, ProcedureResult,
         ProcedureUnregistered, ProcedureUpdated, Procedures,
     };
     pub use crate::api::record::{Page, Record};
     pub use crate::api::rules::{
-        EmitOptions, Fact, Rule, RuleEnabled, RuleEvent, RuleInfo, RuleMessage, RuleRegistered,
-        RuleUnregistered, RuleUpdate, RuleUpdated, Rules, RulesStats, TracingStats, Validation,
-        ValidationIssue,
+        EmitOptions, Fact, Rule, RuleEnabled, RuleInfo, RuleRegistered, RuleUnregistered,
+        RuleUpdated, Rules, RulesStats, TracingStats, Validation, ValidationIssue,
     };
     pub use crate::api::server::{ConnectionInfo, ConnectionStats, ServerApi, ServerStats};
     pub use crate::api::store::{
@@ -158,8 +158,8 @@ pub mod surface {
     };
     pub use crate::client::{Client, EventStream};
     pub use crate::error::{Error, ProtocolError, ProtocolErrorKind, Result, SerdeError};
-    pub use crate::live::{Changes, LiveBuilder, LiveQuery};
     pub use crate::options::{ClientOptions, TlsOptions, TokenRequest};
+    pub use crate::rule_events::{RuleEvent, RuleMessage, RuleUpdate};
     pub use crate::shared::ListenerGuard;
     pub use crate::slot::BufferPolicy;
     pub use crate::subscription::{CallbackHandle, RuleSubscription, Subscription};

@@ -5,7 +5,8 @@
 //! `Sink` + `Stream`). Everything else — the driver loop, the typed API, subscriptions — is
 //! written once in this crate.
 
-use crate::{TlsOptions, TransportError};
+use crate::options::TlsOptions;
+use crate::transport_error::TransportError;
 use futures::future::BoxFuture;
 use futures::{Sink, Stream};
 use std::fmt;

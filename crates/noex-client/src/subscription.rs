@@ -1,9 +1,9 @@
 //! Subscriptions as streams (and callbacks) that survive reconnects.
 
-use crate::api::rules::{RuleMessage, RuleUpdate};
 use crate::client::{Client, RawSubscription};
 use crate::driver::SubItem;
 use crate::error::{Error, Result};
+use crate::rule_events::{RuleMessage, RuleUpdate};
 use crate::runtime::Runtime;
 use crate::shared::callback_panicked;
 use crate::slot::Taken;

@@ -1,7 +1,7 @@
 //! Pieces every WebSocket adapter needs: where to connect, TLS configuration, and the
 //! conversion between tungstenite messages and the client's frames.
 
-use crate::{TransportError, TransportErrorKind};
+use crate::transport_error::{TransportError, TransportErrorKind};
 
 /// An error that a transport helper can keep as the [`std::error::Error::source`] of a
 /// [`TransportError`]: any `std::error::Error + Send + Sync` (an `io::Error`, a rustls or

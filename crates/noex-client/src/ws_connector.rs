@@ -45,9 +45,10 @@
 //! ```
 #![cfg(feature = "async-tungstenite")]
 
+use crate::options::TlsOptions;
 use crate::runtime::{FrameSink, FrameStream};
 use crate::transport::{self, frame_sink, frame_stream, Target};
-use crate::{TlsOptions, TransportError};
+use crate::transport_error::TransportError;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use futures::future::{BoxFuture, Either};
 use futures::{AsyncRead, AsyncWrite, FutureExt};

@@ -5,6 +5,7 @@ pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod bucket;
 pub(crate) mod identity;
+pub(crate) mod live;
 pub(crate) mod procedures;
 pub(crate) mod record;
 pub(crate) mod rules;

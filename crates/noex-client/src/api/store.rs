@@ -3,9 +3,9 @@
 use super::bucket::Bucket;
 use super::record::Record;
 use super::{argument, checked};
+use crate::api::live::LiveBuilder;
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::live::LiveBuilder;
 use crate::slot::BufferPolicy;
 use crate::subscription::Subscription;
 use futures::future::BoxFuture;

@@ -1,7 +1,7 @@
 //! The client's two halves of a link: a sink that hands frames to the network, a stream
 //! that reads what reached the client.
 
-use super::network::{lock, SimNetwork};
+use super::links::{lock, NetHandle};
 use super::wire::Wire;
 use futures::{Sink, Stream};
 use noex_client::runtime::{Incoming, Outgoing};
@@ -11,12 +11,12 @@ use std::task::{Context, Poll};
 
 /// The client's sending half of a link. Writes never fail or wait: a frame for a dead
 /// link is lost, as on a socket whose peer is gone.
-pub(super) struct SimSink {
-    pub(super) network: SimNetwork,
+pub(super) struct SimSink<N: NetHandle> {
+    pub(super) network: N,
     pub(super) conn: u64,
 }
 
-impl Sink<Outgoing> for SimSink {
+impl<N: NetHandle> Sink<Outgoing> for SimSink<N> {
     type Error = TransportError;
 
     fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
@@ -51,7 +51,7 @@ impl Sink<Outgoing> for SimSink {
     }
 }
 
-impl Drop for SimSink {
+impl<N: NetHandle> Drop for SimSink<N> {
     fn drop(&mut self) {
         let conn = self.conn;
         self.network
@@ -60,17 +60,17 @@ impl Drop for SimSink {
 }
 
 /// The client's receiving half of a link.
-pub(super) struct SimStream {
-    pub(super) network: SimNetwork,
+pub(super) struct SimStream<N: NetHandle> {
+    pub(super) network: N,
     pub(super) conn: u64,
 }
 
-impl Stream for SimStream {
+impl<N: NetHandle> Stream for SimStream<N> {
     type Item = Incoming;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
-        let now = self.network.inner.rt.elapsed();
-        let mut net = lock(&self.network.inner.net);
+        let now = self.network.elapsed();
+        let mut net = lock(self.network.net());
         let Some(link) = net.links.get_mut(&self.conn) else {
             return Poll::Ready(None);
         };
@@ -89,7 +89,7 @@ impl Stream for SimStream {
     }
 }
 
-impl Drop for SimStream {
+impl<N: NetHandle> Drop for SimStream<N> {
     fn drop(&mut self) {
         let conn = self.conn;
         self.network

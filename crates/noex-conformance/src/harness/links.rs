@@ -7,6 +7,7 @@ use super::wire::{
 use noex_client::runtime::Incoming;
 use noex_testkit::memory::{MemoryOutput, MemoryServer};
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -464,4 +465,19 @@ fn pong(ping: &str) -> String {
         .map(|v| v["timestamp"].clone())
         .unwrap_or_default();
     serde_json::json!({"type": "pong", "timestamp": timestamp}).to_string()
+}
+
+/// A lock that a panic elsewhere does not poison for good (tests go on to report).
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a link's two halves need of the network they belong to.
+pub(super) trait NetHandle: Send + Sync + Unpin + 'static {
+    /// Runs `f` on the network at the current virtual time, then moves what became due.
+    fn with<R>(&self, f: impl FnOnce(&mut Net, Clock) -> R) -> R;
+    /// The network's state.
+    fn net(&self) -> &Mutex<Net>;
+    /// Virtual time since the start.
+    fn elapsed(&self) -> Duration;
 }

@@ -8,7 +8,7 @@
 //! TTL purge, rule timers) when the clock reaches them and delivers delayed frames.
 
 use super::halves::{SimSink, SimStream};
-use super::links::{from_millis, millis, Clock, Filter, Net};
+use super::links::{from_millis, lock, millis, Clock, Filter, Net, NetHandle};
 use super::wire::{ConnectFault, FrameEvent, LinkInfo, NetStats, Transfer, Verdict};
 use super::SimRuntime;
 use futures::future::BoxFuture;
@@ -19,7 +19,7 @@ use noex_testkit::{TestServerBuilder, TestkitError};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -66,8 +66,29 @@ pub(super) struct NetInner {
     pub(super) net: Mutex<Net>,
 }
 
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+impl NetHandle for SimNetwork {
+    /// Runs `f` on the network's state and routes what the server sent meanwhile.
+    fn with<R>(&self, f: impl FnOnce(&mut Net, Clock) -> R) -> R {
+        let clock = self.clock();
+        let (r, pump) = {
+            let mut net = lock(&self.inner.net);
+            let r = f(&mut net, clock);
+            net.route(clock);
+            (r, net.pump.take())
+        };
+        if let Some(pump) = pump {
+            pump.wake();
+        }
+        r
+    }
+
+    fn net(&self) -> &Mutex<Net> {
+        &self.inner.net
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.inner.rt.elapsed()
+    }
 }
 
 impl fmt::Debug for SimNetwork {
@@ -137,21 +158,6 @@ impl SimNetwork {
             now,
             now_ms: self.inner.start_ms.saturating_add(millis(now)),
         }
-    }
-
-    /// Runs `f` on the network's state and routes what the server sent meanwhile.
-    pub(super) fn with<R>(&self, f: impl FnOnce(&mut Net, Clock) -> R) -> R {
-        let clock = self.clock();
-        let (r, pump) = {
-            let mut net = lock(&self.inner.net);
-            let r = f(&mut net, clock);
-            net.route(clock);
-            (r, net.pump.take())
-        };
-        if let Some(pump) = pump {
-            pump.wake();
-        }
-        r
     }
 
     /// Runs `f` on the server (insert records, expire or revoke sessions, close
