@@ -3,9 +3,12 @@
 //!
 //! An adapter brings only what differs between runtimes, a TCP connect; [`connect`] does
 //! the rest once: it parses the URL, runs the TLS handshake for `wss://` (rustls through
-//! futures-rustls, trusting the public web roots plus [`TlsOptions::root_certificates`]) and
-//! the WebSocket handshake (async-tungstenite), and hands back the client's
-//! [`FrameSink`] and [`FrameStream`]. `noex-tokio`, `noex-async-std` and `noex-smol` are
+//! futures-rustls, trusting the public web roots plus [`TlsOptions::root_certificates`], with
+//! the crypto provider of `transport::crypto_provider`; feature `rustls`, which `ring` and
+//! `aws-lc-rs` turn on) and the WebSocket handshake (async-tungstenite), and hands back the
+//! client's [`FrameSink`] and [`FrameStream`]. Without the `rustls` feature it opens `ws://`
+//! URLs only, and a `wss://` URL is a [`TransportErrorKind::Tls`](crate::TransportErrorKind)
+//! error (before any connect). `noex-tokio`, `noex-async-std` and `noex-smol` are
 //! built on it; so can an adapter for any runtime whose TCP stream implements (or can be
 //! wrapped to implement) `futures`' [`AsyncRead`] and [`AsyncWrite`].
 //!
@@ -50,7 +53,9 @@ use crate::runtime::{FrameSink, FrameStream};
 use crate::transport::{self, frame_sink, frame_stream, Target};
 use crate::transport_error::TransportError;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
-use futures::future::{BoxFuture, Either};
+use futures::future::BoxFuture;
+#[cfg(feature = "rustls")]
+use futures::future::Either;
 use futures::{AsyncRead, AsyncWrite, FutureExt};
 use std::future::Future;
 use std::io;
@@ -82,12 +87,24 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let url = url.to_owned();
+    #[cfg(feature = "rustls")]
     let tls = tls.clone();
+    #[cfg(not(feature = "rustls"))]
+    let _ = tls;
     async move {
         let target = Target::parse(&url)?;
+        #[cfg(not(feature = "rustls"))]
+        if target.tls {
+            return Err(TransportError::new(
+                crate::TransportErrorKind::Tls,
+                "wss:// needs TLS, which this build leaves out: enable the `ring` or \
+                 `aws-lc-rs` feature (of the adapter, e.g. noex-tokio)",
+            ));
+        }
         let tcp = dial(target.host.clone(), target.port)
             .await
             .map_err(|e| target.connect_error(e))?;
+        #[cfg(feature = "rustls")]
         let io = if target.tls {
             let connector = futures_rustls::TlsConnector::from(transport::client_config(&tls)?);
             let stream = connector
@@ -98,6 +115,8 @@ where
         } else {
             Either::Right(tcp)
         };
+        #[cfg(not(feature = "rustls"))]
+        let io = tcp;
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
         let (ws, _) = async_tungstenite::client_async_with_config(url.as_str(), io, Some(config))
             .await
@@ -159,15 +178,27 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_that_is_not_a_websocket_server_is_a_transport_error() {
-        // The "socket" answers the upgrade request with plain HTTP.
-        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_vec();
-        let result = futures::executor::block_on(connect(
-            "ws://example.com/",
-            &TlsOptions::default(),
-            move |_, _| futures::future::ready(Ok(ScriptedPeer(Memory::new(reply)))),
-        ));
-        assert!(result.is_err());
+    fn a_peer_that_is_not_a_websocket_server_fails_the_handshake() {
+        for reply in [
+            // Plain HTTP: the upgrade is refused.
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"[..],
+            // A 101 that is not a WebSocket upgrade.
+            &b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\nconnection: upgrade\r\n\r\n"[..],
+        ] {
+            let reply = reply.to_vec();
+            let result = futures::executor::block_on(connect(
+                "ws://example.com/",
+                &TlsOptions::default(),
+                move |_, _| futures::future::ready(Ok(ScriptedPeer(Memory::new(reply)))),
+            ));
+            let error = result.err().expect("a handshake error");
+            assert_eq!(
+                error.kind(),
+                crate::TransportErrorKind::Handshake,
+                "{}",
+                error.chain_text()
+            );
+        }
     }
 
     /// Reads a scripted reply, swallows writes.

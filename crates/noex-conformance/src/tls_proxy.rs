@@ -26,7 +26,7 @@ impl TlsProxy {
             .expect("leaf params")
             .signed_by(&leaf_key, &issuer)
             .expect("leaf certificate");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("protocol versions")

@@ -5,6 +5,14 @@
 //! through rustls) and the WebSocket handshake are [`noex_client::ws_connector`], shared
 //! with the other adapters. The whole client API is re-exported.
 //!
+//! `wss://` is TLS through rustls, whose crypto provider is a feature: `aws-lc-rs` (the
+//! default: rustls' own default provider, post-quantum key exchange first), `ring` (a lighter
+//! build, classical key exchange only), or `rustls` (the provider the application installs
+//! with `rustls::crypto::CryptoProvider::install_default`). With `default-features = false`
+//! and none of them, the client speaks `ws://` only and a `wss://` URL is a
+//! [`TransportErrorKind::Tls`] error. A provider installed process-wide is used first in any
+//! case.
+//!
 //! smol is where async-std's users are pointed (async-std is deprecated in favour of it);
 //! moving from `noex-async-std` is renaming `AsyncStd` to [`Smol`].
 //!

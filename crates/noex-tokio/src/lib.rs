@@ -5,6 +5,14 @@
 //! the WebSocket handshake are [`noex_client::ws_connector`], shared with the other adapters.
 //! The whole client API is re-exported.
 //!
+//! `wss://` is TLS through rustls, whose crypto provider is a feature: `aws-lc-rs` (the
+//! default: rustls' own default provider, post-quantum key exchange first), `ring` (a lighter
+//! build, classical key exchange only), or `rustls` (the provider the application installs
+//! with `rustls::crypto::CryptoProvider::install_default`). With `default-features = false`
+//! and none of them, the client speaks `ws://` only and a `wss://` URL is a
+//! [`TransportErrorKind::Tls`] error. A provider installed process-wide is used first in any
+//! case.
+//!
 //! ```
 //! use noex_tokio::{ClientOptions, Record};
 //! use futures::StreamExt;
