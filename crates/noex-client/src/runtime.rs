@@ -137,8 +137,11 @@ pub trait Connector: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<(FrameSink, FrameStream), TransportError>>;
 }
 
-/// What a [`crate::Client`] runs on: a runtime and a connector.
+/// What a [`crate::Client`] runs on: a runtime and a connector. Made with
+/// [`Backend::new`] (one value that is both, as adapters provide) or
+/// [`Backend::from_parts`]; its parts are readable (`backend.runtime.sleep(..)`).
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Backend {
     /// Spawning and sleeping.
     pub runtime: Arc<dyn Runtime>,
@@ -153,6 +156,12 @@ impl Backend {
             runtime: Arc::new(both.clone()),
             connector: Arc::new(both),
         }
+    }
+
+    /// A backend from a runtime and a connector that are different values (a custom
+    /// transport on an adapter's runtime, a simulated network on a virtual clock).
+    pub fn from_parts(runtime: Arc<dyn Runtime>, connector: Arc<dyn Connector>) -> Backend {
+        Backend { runtime, connector }
     }
 }
 

@@ -1,5 +1,10 @@
 //! Pieces every WebSocket adapter needs: where to connect, TLS configuration, and the
 //! conversion between tungstenite messages and the client's frames.
+//!
+//! For adapters that bring their own WebSocket stack (the adapters of this project use
+//! [`crate::ws_connector`], which uses these). Its signatures name tungstenite 0.30 and
+//! rustls 0.23 types: moving to a new major version of either is a breaking change of this
+//! module, and of this module only.
 
 use crate::transport_error::{TransportError, TransportErrorKind};
 

@@ -126,10 +126,7 @@ impl SimNetwork {
 
     /// The client's backend: the runtime and this network.
     pub fn backend(&self) -> Backend {
-        Backend {
-            runtime: Arc::new(self.inner.rt.clone()),
-            connector: Arc::new(self.clone()),
-        }
+        Backend::from_parts(Arc::new(self.inner.rt.clone()), Arc::new(self.clone()))
     }
 
     /// The runtime the network runs on.
