@@ -510,6 +510,19 @@ impl Client {
     /// Makes a subscription. Dropped before its answer, the future withdraws the
     /// subscribe (never sent, or undone on the server when its answer comes) and it is
     /// never restored.
+    /// Subscribes to a store query with the parameters a builder was given (an argument
+    /// that could not be serialised fails here, unsent), keeping only the latest unread
+    /// result.
+    pub(crate) async fn subscribe_query(
+        &self,
+        query: &str,
+        params: Option<Result<serde_json::Value>>,
+    ) -> Result<RawSubscription> {
+        let params = params.transpose()?;
+        let spec = SubscriptionSpec::query(query, params);
+        self.subscribe_raw(spec, BufferPolicy::Latest).await
+    }
+
     pub(crate) fn subscribe_raw(
         &self,
         spec: SubscriptionSpec,

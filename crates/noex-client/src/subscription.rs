@@ -88,9 +88,15 @@ impl<T: DeserializeOwned + Send + 'static> Subscription<T> {
     /// callback that panics is reported (a `tracing` error and a lifecycle
     /// [`noex_proto::CoreError::CallbackPanicked`] event) and called again for the next
     /// item: the subscription carries on.
-    pub fn on_update(self, callback: impl FnMut(Result<T>) + Send + 'static) -> CallbackHandle {
+    pub fn on_update(self, mut callback: impl FnMut(Result<T>) + Send + 'static) -> CallbackHandle {
         let runtime = self.runtime.clone();
-        spawn_callback(self, runtime, |s| &s.raw, callback)
+        spawn_callback(
+            self,
+            runtime,
+            "on_update",
+            |s| &s.raw,
+            move |item, _| callback(item),
+        )
     }
 }
 
@@ -242,10 +248,16 @@ impl RuleSubscription {
     /// ```
     pub fn on_update(
         self,
-        callback: impl FnMut(Result<RuleUpdate>) + Send + 'static,
+        mut callback: impl FnMut(Result<RuleUpdate>) + Send + 'static,
     ) -> CallbackHandle {
         let runtime = self.runtime.clone();
-        spawn_callback(self, runtime, |s| &s.raw, callback)
+        spawn_callback(
+            self,
+            runtime,
+            "on_update",
+            |s| &s.raw,
+            move |item, _| callback(item),
+        )
     }
 }
 
@@ -282,13 +294,15 @@ impl Stream for RuleSubscription {
     }
 }
 
-/// Reads `stream` on a background task, handing each item to `callback`; a callback that
-/// panics is reported through the subscription (`raw`) and called again for the next item.
-fn spawn_callback<S>(
+/// Reads `stream` on a background task, handing each item to `callback` (with the stream,
+/// for a callback that wants more of it than the item); a callback that panics is reported
+/// through the subscription (`raw`) under `name` and called again for the next item.
+pub(crate) fn spawn_callback<S>(
     stream: S,
     runtime: Arc<dyn Runtime>,
+    name: &'static str,
     raw: fn(&S) -> &RawSubscription,
-    mut callback: impl FnMut(S::Item) + Send + 'static,
+    mut callback: impl FnMut(S::Item, &S) + Send + 'static,
 ) -> CallbackHandle
 where
     S: Stream + Unpin + Send + 'static,
@@ -297,11 +311,11 @@ where
     let mut stream = stream;
     let task = async move {
         while let Some(item) = stream.next().await {
-            let call = std::panic::catch_unwind(AssertUnwindSafe(|| callback(item)));
+            let call = std::panic::catch_unwind(AssertUnwindSafe(|| callback(item, &stream)));
             if let Err(panic) = call {
                 let raw = raw(&stream);
-                let name = format!("on_update of {}", raw.id);
-                raw.report(callback_panicked(name, &*panic));
+                let callback = format!("{name} of {}", raw.id);
+                raw.report(callback_panicked(callback, &*panic));
             }
         }
     };
@@ -317,10 +331,6 @@ pub struct CallbackHandle {
 }
 
 impl CallbackHandle {
-    pub(crate) fn new(abort: AbortHandle) -> CallbackHandle {
-        CallbackHandle { abort }
-    }
-
     /// Stops the callback now (same as dropping the handle).
     pub fn stop(self) {}
 }

@@ -395,15 +395,7 @@ fn answer_layout(text: &str, id: u64) -> Option<(&str, &str)> {
         return None;
     }
     let rest = rest.strip_prefix(r#","type":"result","data":{"subscriptionId":""#)?;
-    let (subscription_id, rest) = rest.split_at(rest.find('"')?);
-    if subscription_id.bytes().any(|b| b == b'\\' || b < 0x20) {
-        return None;
-    }
-    let data = rest
-        .strip_prefix(r#"","data":"#)?
-        .trim_end_matches(JSON_WHITESPACE)
-        .strip_suffix("}}")?;
-    (!data.trim_matches(JSON_WHITESPACE).is_empty()).then_some((subscription_id, data))
+    id_and_data(rest, "}}")
 }
 
 /// The subscription id `S` and the data `V` (unread) of a frame laid out exactly
@@ -417,6 +409,13 @@ fn push_layout(text: &str) -> Option<(&str, &str)> {
     let rest = rest
         .strip_prefix(r#"subscription","subscriptionId":""#)
         .or_else(|| rest.strip_prefix(r#"event","subscriptionId":""#))?;
+    id_and_data(rest, "}")
+}
+
+/// The end of both layouts: `S","data":V` then `closing` (and JSON whitespace), where `rest`
+/// begins just after the opening quote of `S`; `S` must be free of escapes and control
+/// characters and `V` not empty.
+fn id_and_data<'t>(rest: &'t str, closing: &str) -> Option<(&'t str, &'t str)> {
     let (subscription_id, rest) = rest.split_at(rest.find('"')?);
     if subscription_id.bytes().any(|b| b == b'\\' || b < 0x20) {
         return None;
@@ -424,7 +423,7 @@ fn push_layout(text: &str) -> Option<(&str, &str)> {
     let data = rest
         .strip_prefix(r#"","data":"#)?
         .trim_end_matches(JSON_WHITESPACE)
-        .strip_suffix('}')?;
+        .strip_suffix(closing)?;
     (!data.trim_matches(JSON_WHITESPACE).is_empty()).then_some((subscription_id, data))
 }
 

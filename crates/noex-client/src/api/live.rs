@@ -6,19 +6,17 @@ use crate::client::{Client, RawSubscription};
 use crate::driver::SubItem;
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
-use crate::shared::callback_panicked;
-use crate::slot::{BufferPolicy, Taken};
-use crate::subscription::CallbackHandle;
-use futures::future::{AbortHandle, Abortable, BoxFuture};
-use futures::{FutureExt, Stream, StreamExt};
+use crate::slot::Taken;
+use crate::subscription::{spawn_callback, CallbackHandle};
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream};
 use noex_proto::live::{LiveError, LiveKeys, Origin, RawChanges};
-use noex_proto::{SubscriptionId, SubscriptionSpec};
+use noex_proto::SubscriptionId;
 use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::Serialize;
 use serde_json::Value;
 use std::future::IntoFuture;
 use std::marker::PhantomData;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -158,21 +156,14 @@ impl<T: DeserializeOwned + Clone + Send + 'static> LiveQuery<T> {
         self,
         mut callback: impl FnMut(Result<Changes<T>>, &[Record<T>]) + Send + 'static,
     ) -> CallbackHandle {
-        let (abort, registration) = AbortHandle::new_pair();
         let runtime = self.runtime.clone();
-        let mut live = self;
-        let task = async move {
-            while let Some(item) = live.next().await {
-                let view = &live.view;
-                let call = std::panic::catch_unwind(AssertUnwindSafe(|| callback(item, view)));
-                if let Err(panic) = call {
-                    let name = format!("on_change of {}", live.raw.id);
-                    live.raw.report(callback_panicked(name, &*panic));
-                }
-            }
-        };
-        runtime.spawn(Abortable::new(task, registration).map(drop).boxed());
-        CallbackHandle::new(abort)
+        spawn_callback(
+            self,
+            runtime,
+            "on_change",
+            |l| &l.raw,
+            move |item, live| callback(item, &live.view),
+        )
     }
 
     fn live_error(&self, error: LiveError) -> Error {
@@ -334,11 +325,9 @@ impl<T: DeserializeOwned + Clone + Send + 'static> IntoFuture for LiveBuilder<T>
 
     fn into_future(self) -> Self::IntoFuture {
         async move {
-            let params = self.params.transpose()?;
-            let spec = SubscriptionSpec::query(&self.query, params);
             let raw = self
                 .client
-                .subscribe_raw(spec, BufferPolicy::Latest)
+                .subscribe_query(&self.query, self.params)
                 .await?;
             Ok(LiveQuery {
                 raw,

@@ -6,12 +6,11 @@ use super::{argument, checked};
 use crate::api::live::LiveBuilder;
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::slot::BufferPolicy;
 use crate::subscription::Subscription;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use noex_proto::ops::{self, store::TxOp, Filter};
-use noex_proto::{RequestOptions, SubscriptionId, SubscriptionSpec};
+use noex_proto::{RequestOptions, SubscriptionId};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -492,11 +491,9 @@ impl<T: DeserializeOwned + Send + 'static> IntoFuture for SubscribeBuilder<T> {
 
     fn into_future(self) -> Self::IntoFuture {
         async move {
-            let params = self.params.transpose()?;
-            let spec = SubscriptionSpec::query(&self.query, params);
             let raw = self
                 .client
-                .subscribe_raw(spec, BufferPolicy::Latest)
+                .subscribe_query(&self.query, self.params)
                 .await?;
             Ok(Subscription::new(raw, self.client))
         }
