@@ -157,24 +157,35 @@ impl Net {
         }
     }
 
-    /// A frame the client sent (or its leaving, as `Close`/`End`).
-    pub(super) fn client_sent(&mut self, conn: u64, wire: Wire, clock: Clock) {
-        if let Wire::Text(text) = &wire {
-            match self.judge(conn, Direction::ToServer, text, clock) {
+    /// Whether a frame goes on its way: the filter's verdict on a text frame, then the
+    /// link's silence. A frame that does not is recorded as swallowed (or its link dropped),
+    /// and a link both ends have let go is forgotten.
+    fn travels(&mut self, conn: u64, direction: Direction, wire: &Wire, clock: Clock) -> bool {
+        if let Wire::Text(text) = wire {
+            match self.judge(conn, direction, text, clock) {
                 Verdict::Pass => {}
                 Verdict::Swallow => {
-                    self.record(clock.now, conn, Direction::ToServer, &wire, Fate::Swallowed);
-                    return;
+                    self.record(clock.now, conn, direction, wire, Fate::Swallowed);
+                    return false;
                 }
                 Verdict::Silence => self.silence(conn, clock),
                 Verdict::Drop => {
                     self.network_drop(conn, clock);
-                    return;
+                    return false;
                 }
             }
         }
         if self.is_silent(conn) {
-            self.record(clock.now, conn, Direction::ToServer, &wire, Fate::Swallowed);
+            self.record(clock.now, conn, direction, wire, Fate::Swallowed);
+            self.finish_if_done(conn);
+            return false;
+        }
+        true
+    }
+
+    /// A frame the client sent (or its leaving, as `Close`/`End`).
+    pub(super) fn client_sent(&mut self, conn: u64, wire: Wire, clock: Clock) {
+        if !self.travels(conn, Direction::ToServer, &wire, clock) {
             return;
         }
         let Some(link) = self.links.get_mut(&conn) else {
@@ -265,23 +276,7 @@ impl Net {
             // The server forgets a connection it closes or drops.
             link.info.server_gone.get_or_insert(clock.now);
         }
-        if let Wire::Text(text) = &wire {
-            match self.judge(conn, Direction::ToClient, text, clock) {
-                Verdict::Pass => {}
-                Verdict::Swallow => {
-                    self.record(clock.now, conn, Direction::ToClient, &wire, Fate::Swallowed);
-                    return;
-                }
-                Verdict::Silence => self.silence(conn, clock),
-                Verdict::Drop => {
-                    self.network_drop(conn, clock);
-                    return;
-                }
-            }
-        }
-        if self.is_silent(conn) {
-            self.record(clock.now, conn, Direction::ToClient, &wire, Fate::Swallowed);
-            self.finish_if_done(conn);
+        if !self.travels(conn, Direction::ToClient, &wire, clock) {
             return;
         }
         let Some(link) = self.links.get_mut(&conn) else {
