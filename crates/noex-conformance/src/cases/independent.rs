@@ -26,7 +26,9 @@ struct User {
     age: Option<f64>,
 }
 
-async fn people_bucket(client: &noex_client::Client) -> String {
+/// A fresh bucket of people (generated `id` keys, `role` defaults to `user`), for the cases
+/// here and the live views'.
+pub(super) async fn people_bucket(client: &noex_client::Client) -> String {
     let name = unique("people");
     client
         .store()

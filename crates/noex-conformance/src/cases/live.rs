@@ -8,6 +8,7 @@
 //! embedded server's faults. The testkit writes directly (its `insert`, and `purge_expired`
 //! for a delete) while the client is away, since no client can reach a stalled server.
 
+use super::independent::people_bucket;
 use crate::{fast_options, unique, Ctx, EventLog};
 use futures::StreamExt;
 use noex_client::proto::CoreError;
@@ -49,25 +50,6 @@ struct Product {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 struct Item {
     n: i64,
-}
-
-/// A fresh bucket of people (generated `id` keys, `role` defaults to `user`).
-async fn people_bucket(client: &Client) -> String {
-    let name = unique("live-people");
-    client
-        .store()
-        .define_bucket(
-            &name,
-            json!({"key": "id", "schema": {
-                "id": {"type": "string", "generated": "uuid"},
-                "name": {"type": "string", "required": true},
-                "age": {"type": "number"},
-                "role": {"type": "string", "default": "user"}
-            }}),
-        )
-        .await
-        .expect("define bucket");
-    name
 }
 
 /// A fresh query named after `prefix` with the declarative `config`.
