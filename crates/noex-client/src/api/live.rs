@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// What changed in a live query's result since the last item: records added, updated (a
-/// new `_version`) and removed (as last seen), each keyed by the record's key. A record
-/// whose key and version did not change is in none of them.
+/// new `_version`, or replaced under their key) and removed (as last seen), each keyed by
+/// the record's key. A record whose key and content did not change is in none of them.
 ///
 /// The first item of a [`LiveQuery`] is the initial result, all in `added`.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +31,8 @@ use std::task::{Context, Poll};
 pub struct Changes<T = Value> {
     /// Records that are new in the result, in the result's order.
     pub added: Vec<Record<T>>,
-    /// Records with a new version, as they are now, in the result's order.
+    /// Records that changed (a new version, or replaced under their key), as they are now,
+    /// in the result's order.
     pub updated: Vec<Record<T>>,
     /// Records no longer in the result, as they were last seen, in their old order.
     pub removed: Vec<Record<T>>,
@@ -53,7 +54,7 @@ impl<T> Changes<T> {
 /// changed ([`Changes`]), and the current result ([`LiveQuery::view`]).
 ///
 /// Made with [`crate::Store::live`]. Every item says exactly what changed since the item
-/// before, by record key and `_version`:
+/// before, by record key and content:
 ///
 /// - the first item is the initial result, all `added`;
 /// - a slow reader never makes memory grow and never loses a change: whatever happened
@@ -65,7 +66,7 @@ impl<T> Changes<T> {
 /// - nothing is yielded when nothing changed (a reconnect with nothing missed).
 ///
 /// Only the records that changed are read into `T`, each once; the others are told apart
-/// by their key and version alone. [`LiveQuery::view`] is the current result in the
+/// by their key and a hash of their text alone. [`LiveQuery::view`] is the current result in the
 /// server's order, updated as the items are read (it is the records, not a copy: the
 /// records in [`Changes::added`] and [`Changes::updated`] are clones of those in it).
 ///
