@@ -13,14 +13,14 @@ use futures::future::Either;
 use futures::{FutureExt, Stream};
 use noex_proto::ops::Operation;
 use noex_proto::{
-    ConnectionState, Counters, Delivery, LifecycleEvent, Payload, RequestOptions, SubscriptionId,
-    SubscriptionSpec, WelcomeInfo,
+    ConnectionState, Counters, Delivery, LifecycleEvent, Payload, RequestOptions, SubscriptionData,
+    SubscriptionId, SubscriptionSpec, WelcomeInfo,
 };
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// A noex-server client. Cheap to clone (`Arc` inside), `Send + Sync`.
 ///
@@ -305,6 +305,7 @@ impl Future for SubscribeFuture<'_> {
                         id,
                         rx,
                         commands: Some(commands),
+                        ended: false,
                     }));
                 }
                 SubscribeState::Done => panic!("subscribe future polled after completion"),
@@ -569,7 +570,7 @@ impl Client {
 fn seed_from_address() -> u64 {
     let marker = Box::new(0u8);
     let address = &*marker as *const u8 as usize as u64;
-    let nanos = std::time::SystemTime::now()
+    let nanos = SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
@@ -606,9 +607,54 @@ pub(crate) struct RawSubscription {
     pub(crate) id: SubscriptionId,
     pub(crate) rx: SlotReceiver<SubItem>,
     commands: Option<mpsc::UnboundedSender<Command>>,
+    /// The stream ended (its failure or its end was yielded): every later poll is `None`.
+    ended: bool,
+}
+
+/// What a subscription's stream takes next, before the typed layer reads it.
+pub(crate) enum Next {
+    /// The data it was made with, or a push.
+    Data(SubscriptionData),
+    /// Events may have been missed between these times (rules subscriptions only).
+    Gap { from: SystemTime, to: SystemTime },
+    /// This many items were dropped because the reader was too slow (rules only).
+    Lagged(u64),
 }
 
 impl RawSubscription {
+    /// The next item of every subscription stream, by one rule: a failure is yielded once
+    /// and ends the stream, as its end does; after either, `None` for good.
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Next>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_take(cx) {
+            Poll::Ready(Taken::Item(SubItem::Data(data))) => {
+                Poll::Ready(Some(Ok(Next::Data(data))))
+            }
+            Poll::Ready(Taken::Item(SubItem::Gap { from, to })) => {
+                Poll::Ready(Some(Ok(Next::Gap { from, to })))
+            }
+            Poll::Ready(Taken::Lagged(missed)) => Poll::Ready(Some(Ok(Next::Lagged(missed)))),
+            Poll::Ready(Taken::Item(SubItem::Failed(error))) => {
+                self.ended = true;
+                Poll::Ready(Some(Err(*error)))
+            }
+            Poll::Ready(Taken::Ended) => {
+                self.ended = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Ends the stream from the typed layer's side (it yielded its last item), and
+    /// unsubscribes now.
+    pub(crate) fn finish(&mut self) {
+        self.ended = true;
+        self.end();
+    }
+
     pub(crate) async fn unsubscribe(mut self) {
         if let Some(commands) = self.commands.take() {
             let (ack, done) = oneshot::channel();

@@ -1,12 +1,10 @@
 //! Subscriptions as streams (and callbacks) that survive reconnects.
 
-use crate::client::{Client, RawSubscription};
-use crate::driver::SubItem;
+use crate::client::{Client, Next, RawSubscription};
 use crate::error::{Error, Result};
 use crate::rule_events::{RuleMessage, RuleUpdate};
 use crate::runtime::Runtime;
 use crate::shared::callback_panicked;
-use crate::slot::Taken;
 use futures::future::{AbortHandle, Abortable};
 use futures::{FutureExt, Stream, StreamExt};
 use noex_proto::SubscriptionId;
@@ -44,7 +42,6 @@ pub struct Subscription<T> {
     /// Only the runtime, never the client: a live subscription must not keep the client
     /// (and its connection) alive after the last client handle is dropped.
     runtime: Arc<dyn Runtime>,
-    ended: bool,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -61,7 +58,6 @@ impl<T: DeserializeOwned + Send + 'static> Subscription<T> {
         Subscription {
             raw,
             runtime: client.runtime(),
-            ended: false,
             _type: PhantomData,
         }
     }
@@ -105,24 +101,15 @@ impl<T: DeserializeOwned> Stream for Subscription<T> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
-            if self.ended {
-                return Poll::Ready(None);
-            }
-            return match self.raw.rx.poll_take(cx) {
-                Poll::Ready(Taken::Item(SubItem::Data(payload))) => {
-                    Poll::Ready(Some(payload.deserialize().map_err(Error::from)))
+            return match self.raw.poll_next(cx) {
+                Poll::Ready(Some(Ok(Next::Data(data)))) => {
+                    Poll::Ready(Some(data.deserialize().map_err(Error::from)))
                 }
                 // A store query has no gaps (its fresh data makes up for what it missed)
                 // and keeps only its latest result (never lags).
-                Poll::Ready(Taken::Item(SubItem::Gap { .. }) | Taken::Lagged(_)) => continue,
-                Poll::Ready(Taken::Item(SubItem::Failed(error))) => {
-                    self.ended = true;
-                    Poll::Ready(Some(Err(*error)))
-                }
-                Poll::Ready(Taken::Ended) => {
-                    self.ended = true;
-                    Poll::Ready(None)
-                }
+                Poll::Ready(Some(Ok(Next::Gap { .. } | Next::Lagged(_)))) => continue,
+                Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error))),
+                Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             };
         }
@@ -187,7 +174,6 @@ pub struct RuleSubscription {
     /// Only the runtime, never the client (see [`Subscription`]).
     runtime: Arc<dyn Runtime>,
     pattern: String,
-    ended: bool,
 }
 
 impl std::fmt::Debug for RuleSubscription {
@@ -205,7 +191,6 @@ impl RuleSubscription {
             raw,
             runtime: client.runtime(),
             pattern: pattern.to_owned(),
-            ended: false,
         }
     }
 
@@ -265,32 +250,16 @@ impl Stream for RuleSubscription {
     type Item = Result<RuleUpdate>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.ended {
-            return Poll::Ready(None);
-        }
-        match self.raw.rx.poll_take(cx) {
-            Poll::Ready(Taken::Item(SubItem::Data(payload))) => Poll::Ready(Some(
-                payload
+        self.raw.poll_next(cx).map(|item| {
+            item.map(|next| match next? {
+                Next::Data(data) => data
                     .deserialize::<RuleMessage>()
                     .map(RuleUpdate::Event)
                     .map_err(Error::from),
-            )),
-            Poll::Ready(Taken::Item(SubItem::Gap { from, to })) => {
-                Poll::Ready(Some(Ok(RuleUpdate::Missed { from, to })))
-            }
-            Poll::Ready(Taken::Lagged(missed)) => {
-                Poll::Ready(Some(Ok(RuleUpdate::Lagged { missed })))
-            }
-            Poll::Ready(Taken::Item(SubItem::Failed(error))) => {
-                self.ended = true;
-                Poll::Ready(Some(Err(*error)))
-            }
-            Poll::Ready(Taken::Ended) => {
-                self.ended = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
-        }
+                Next::Gap { from, to } => Ok(RuleUpdate::Missed { from, to }),
+                Next::Lagged(missed) => Ok(RuleUpdate::Lagged { missed }),
+            })
+        })
     }
 }
 

@@ -2,11 +2,9 @@
 
 use crate::api::argument;
 use crate::api::record::{Record, RecordSeed};
-use crate::client::{Client, RawSubscription};
-use crate::driver::SubItem;
+use crate::client::{Client, Next, RawSubscription};
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
-use crate::slot::Taken;
 use crate::subscription::{spawn_callback, CallbackHandle};
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream};
@@ -109,7 +107,6 @@ pub struct LiveQuery<T = Value> {
     view: Vec<Record<T>>,
     /// Whether an item has been yielded (the first is yielded even when empty).
     started: bool,
-    ended: bool,
 }
 
 /// Nothing in it is pinned: the records are moved freely between items.
@@ -233,30 +230,20 @@ impl<T: DeserializeOwned + Clone + Send + 'static> Stream for LiveQuery<T> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
-            if self.ended {
-                return Poll::Ready(None);
-            }
-            let data = match self.raw.rx.poll_take(cx) {
-                Poll::Ready(Taken::Item(SubItem::Data(data))) => data,
-                Poll::Ready(Taken::Item(SubItem::Failed(error))) => {
-                    self.ended = true;
-                    return Poll::Ready(Some(Err(*error)));
-                }
-                Poll::Ready(Taken::Ended) => {
-                    self.ended = true;
-                    return Poll::Ready(None);
-                }
+            let data = match self.raw.poll_next(cx) {
+                Poll::Ready(Some(Ok(Next::Data(data)))) => data,
                 // A store query has no gaps (its fresh data makes up for what it missed)
                 // and keeps only its latest result (never lags).
-                Poll::Ready(Taken::Item(SubItem::Gap { .. }) | Taken::Lagged(_)) => continue,
+                Poll::Ready(Some(Ok(Next::Gap { .. } | Next::Lagged(_)))) => continue,
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
+                Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             };
             let this = &mut *self;
             let raw = match this.keys.diff(&data) {
                 Ok(raw) => raw,
                 Err(LiveError::NotAList) if !this.started => {
-                    this.ended = true;
-                    this.raw.end();
+                    this.raw.finish();
                     return Poll::Ready(Some(Err(this.live_error(LiveError::NotAList))));
                 }
                 Err(error) => return Poll::Ready(Some(Err(this.live_error(error)))),
@@ -337,7 +324,6 @@ impl<T: DeserializeOwned + Clone + Send + 'static> IntoFuture for LiveBuilder<T>
                 keys: LiveKeys::new(&self.key_field),
                 view: Vec::new(),
                 started: false,
-                ended: false,
             })
         }
         .boxed()
